@@ -1,0 +1,24 @@
+# eenet-pipeline: budgeted early-exit inference (EENet, WACV 2024), one rule per stage.
+#   download_dataset -> train_multiexit -> cache_logits -> profile_latency
+#   -> fit_scheduler (per method x budget) -> evaluate_test -> plot_curve
+# See README.md; configuration keys are documented in workflow/schemas/config.schema.yaml.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/schedule.smk"
+include: "rules/plot.smk"
+
+
+rule all:
+    input:
+        all_curves(),
+    default_target: True

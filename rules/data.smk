@@ -1,0 +1,13 @@
+rule download_dataset:
+    output:
+        "data/{dataset}/manifest.json",
+    input:
+        code("download_dataset.py", "data", "io"),
+    params:
+        mirror=lambda w: config["datasets"][w.dataset].get("mirror"),
+    log:
+        "logs/download_dataset/{dataset}.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/download_dataset.py"

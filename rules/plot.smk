@@ -1,0 +1,20 @@
+rule plot_curve:
+    input:
+        evals=eval_files,
+        test="results/{bench}/logits/test.safetensors",
+        cost="results/{bench}/cost.csv",
+        code=code("plot_curve.py", "costs", "io", "plotting", "schedulers", "scores", "workflow"),
+    output:
+        pdf=report(
+            "results/{bench}/curve.pdf",
+            caption="../workflow/report/curve.rst",
+            category="Accuracy vs cost",
+        ),
+        png="results/{bench}/curve.png",
+        summary="results/{bench}/summary.csv",
+    log:
+        "logs/{bench}/plot_curve.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/plot_curve.py"

@@ -1,0 +1,67 @@
+rule train_multiexit:
+    input:
+        data=dataset_manifest,
+        code=code("train_multiexit.py", "data", "io", "models", "training", "workflow"),
+    output:
+        model="results/{bench}/model.pt",
+        metrics="results/{bench}/train_metrics.csv",
+    params:
+        dataset=lambda w: bench(w)["dataset"],
+        arch=lambda w: bench(w)["arch"],
+        arch_kwargs=lambda w: bench(w)["arch_kwargs"],
+        split=lambda w: bench(w)["split"],
+        train=lambda w: bench(w)["train"],
+        device=lambda w: bench(w)["device"],
+        checkpoint=lambda w: f"results/{w.bench}/checkpoint/last.pt",
+    threads: 2
+    resources:
+        gpu=lambda w: 0 if bench(w)["device"] == "cpu" else 1,
+    log:
+        "logs/{bench}/train_multiexit.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/train_multiexit.py"
+
+
+rule cache_logits:
+    input:
+        model="results/{bench}/model.pt",
+        data=dataset_manifest,
+        code=code("cache_logits.py", "data", "io", "models", "training", "workflow"),
+    output:
+        val="results/{bench}/logits/val.safetensors",
+        test="results/{bench}/logits/test.safetensors",
+    params:
+        dataset=lambda w: bench(w)["dataset"],
+        split=lambda w: bench(w)["split"],
+        device=lambda w: bench(w)["device"],
+        batch_size=lambda w: bench(w)["train"]["eval_batch_size"],
+    threads: 2
+    log:
+        "logs/{bench}/cache_logits.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/cache_logits.py"
+
+
+rule profile_latency:
+    input:
+        model="results/{bench}/model.pt",
+        data=dataset_manifest,
+        code=code("profile_latency.py", "costs", "data", "io", "models", "training", "workflow"),
+    output:
+        "results/{bench}/cost.csv",
+    params:
+        dataset=lambda w: bench(w)["dataset"],
+        profile=lambda w: bench(w)["profile"],
+        device=lambda w: bench(w)["device"],
+    # all the cores: nothing else runs while latency is measured
+    threads: workflow.cores
+    log:
+        "logs/{bench}/profile_latency.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/profile_latency.py"

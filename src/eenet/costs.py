@@ -1,0 +1,95 @@
+"""Costs of reaching each exit: measured wall-clock latency and counted FLOPs, and budget resolution.
+
+The cost of exit ``k`` is cumulative: the backbone up to stage ``k`` plus the heads of exits ``0..k``
+(early-exit inference evaluates every earlier head to decide whether to stop there).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .models import MultiExitNetwork
+
+__all__ = ["measure_latency", "count_flops", "cost_table", "resolve_budget", "read_costs"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def measure_latency(model: MultiExitNetwork, batch: torch.Tensor, warmup: int = 10, repeats: int = 50) -> list[dict[str, float]]:
+    """Median wall-clock time per sample to reach each exit, in ms.
+
+    ``batch`` ``[B, ...]`` (already on the model's device) is run through ``forward_until(k)``;
+    repeats are interleaved across exits so that drift on a shared machine hits every exit alike.
+    Returns one dict per exit: ``ms`` (median per sample), ``ms_q1``, ``ms_q3`` (quartiles).
+    """
+    model.eval()
+    device = batch.device
+    k_exits = model.num_exits
+    for _ in range(warmup):
+        for k in range(k_exits):
+            model.forward_until(batch, k)
+    _sync(device)
+    times: list[list[float]] = [[] for _ in range(k_exits)]
+    for _ in range(repeats):
+        for k in range(k_exits):
+            _sync(device)
+            t0 = time.perf_counter()
+            model.forward_until(batch, k)
+            _sync(device)
+            times[k].append((time.perf_counter() - t0) * 1000.0 / batch.shape[0])
+    out = []
+    for ts in times:
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+        out.append({"ms": statistics.median(ts), "ms_q1": q[0], "ms_q3": q[2]})
+    return out
+
+
+@torch.inference_mode()
+def count_flops(model: MultiExitNetwork, sample: torch.Tensor) -> list[int]:
+    """FLOPs per sample to reach each exit (``torch.utils.flop_counter``; a multiply-add counts 2)."""
+    model.eval()
+    flops = []
+    for k in range(model.num_exits):
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model.forward_until(sample, k)
+        flops.append(int(counter.get_total_flops() // sample.shape[0]))
+    return flops
+
+
+def cost_table(latency: list[dict[str, float]], flops: list[int], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of cost.csv: one per exit, with the cost made monotone (``ms`` = running max of ``ms_raw``).
+
+    A deeper exit runs a superset of the work of a shallower one, so a measured median below the
+    previous exit's is timing noise; ``ms_raw`` keeps what was measured.
+    """
+    rows, running = [], 0.0
+    for k, (lat, fl) in enumerate(zip(latency, flops, strict=True)):
+        running = max(running, lat["ms"])
+        rows.append({"exit": k, "ms": running, "ms_raw": lat["ms"], "ms_q1": lat["ms_q1"], "ms_q3": lat["ms_q3"], "flops": fl, **meta})
+    return rows
+
+
+def read_costs(rows: list[dict[str, str]]) -> tuple[list[float], list[int], dict[str, str]]:
+    """``(ms [K], flops [K], meta)`` from the rows of a cost.csv (as read by :func:`eenet.io.read_csv`)."""
+    rows = sorted(rows, key=lambda r: int(r["exit"]))
+    meta = {k: v for k, v in rows[0].items() if k not in {"exit", "ms", "ms_raw", "ms_q1", "ms_q3", "flops"}}
+    return [float(r["ms"]) for r in rows], [int(r["flops"]) for r in rows], meta
+
+
+def resolve_budget(value: float, unit: str, costs_ms: list[float]) -> float:
+    """A budget in ms per sample: ``unit`` is ``ms`` or ``fraction`` (of the full model's cost, the last exit)."""
+    if unit == "ms":
+        return float(value)
+    if unit == "fraction":
+        return float(value) * costs_ms[-1]
+    raise ValueError(f"unknown budget unit {unit!r}; use 'ms' or 'fraction'")

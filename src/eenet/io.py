@@ -1,0 +1,111 @@
+"""Atomic artifact I/O: every file is written to a temporary sibling, flushed, then renamed into place.
+
+A killed job or a full disk therefore never leaves a half-written artifact where a finished one is expected.
+Tensors are stored as safetensors, tables as CSV, fitted schedulers as JSON. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+__all__ = [
+    "atomic_path",
+    "write_json",
+    "read_json",
+    "write_csv",
+    "read_csv",
+    "save_tensors",
+    "load_tensors",
+    "file_sha256",
+    "save_checkpoint",
+    "load_checkpoint",
+]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it is renamed onto ``path``, else removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str] | None = None) -> None:
+    """Write a list of dicts as CSV (header = ``fieldnames`` or the union of keys in order), atomically."""
+    if fieldnames is None:
+        fieldnames = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fieldnames))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None) -> None:
+    """Save tensors as safetensors with string metadata (values are JSON-encoded), atomically."""
+    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+
+
+def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a safetensors file written by :func:`save_tensors`: ``(tensors, metadata)``."""
+    with safe_open(str(path), framework="pt") as fh:
+        raw = fh.metadata() or {}
+    return load_file(str(path)), {k: json.loads(v) for k, v in raw.items()}
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
+    """``torch.save`` a dict of tensors and plain values, atomically (loadable with ``weights_only=True``)."""
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``: a file that carries arbitrary pickled code is refused."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError (or RuntimeError) for unsafe payloads
+        raise ValueError(f"refusing to load checkpoint {path}: not a plain weights file ({exc})") from exc

@@ -1,0 +1,80 @@
+"""The accuracy-vs-cost figure and the summary table of a benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .schedulers import accuracy
+
+__all__ = ["static_rows", "plot_curve", "SUMMARY_FIELDS"]
+
+SUMMARY_FIELDS = [
+    "bench", "method", "budget_value", "budget_unit", "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops",
+    "cost_ratio", "within_tolerance", "val_accuracy", "val_cost_ms", "exit_histogram", "infeasible", "note", "device",
+]  # fmt: skip
+
+STYLE = {
+    "eenet": {"color": "tab:red", "marker": "o", "label": "EENet"},
+    "maxpred": {"color": "tab:blue", "marker": "s", "label": "MaxPred (MSDNet)"},
+    "entropy": {"color": "tab:green", "marker": "^", "label": "Entropy (BranchyNet)"},
+    "oracle": {"color": "black", "marker": "", "linestyle": "--", "label": "Oracle (upper bound)"},
+}
+
+
+def static_rows(
+    bench: str, probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[float], flops: list[int], device: str
+) -> list[dict[str, Any]]:
+    """One summary row per single exit: every test sample leaves at exit ``k``. ``probs [K, N, C]``."""
+    rows = []
+    for k in range(probs.shape[0]):
+        exits = torch.full((probs.shape[1],), k, dtype=torch.long)
+        rows.append({
+            "bench": bench, "method": f"static_exit{k}", "test_accuracy": accuracy(probs, labels, exits),
+            "test_cost_ms": costs_ms[k], "test_cost_flops": flops[k], "infeasible": False, "device": device,
+            "exit_histogram": [int(k == j) * probs.shape[1] for j in range(probs.shape[0])],
+        })  # fmt: skip
+    return rows
+
+
+def plot_curve(rows: list[dict[str, Any]], title: str, caption: str, paths: list[str]) -> None:
+    """Accuracy (%) against realised cost (ms/sample): one line per method, oracle dashed, static exits as points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    methods = list(dict.fromkeys(r["method"] for r in rows if not str(r["method"]).startswith("static")))
+    for m in methods:
+        pts = sorted((r["test_cost_ms"], 100 * r["test_accuracy"]) for r in rows if r["method"] == m and not r.get("infeasible"))
+        if not pts:
+            continue
+        style = {"linestyle": "-", **STYLE.get(m, {"label": m})}
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], **style)
+    statics = [r for r in rows if str(r["method"]).startswith("static")]
+    ax.scatter(
+        [r["test_cost_ms"] for r in statics], [100 * r["test_accuracy"] for r in statics], color="gray", zorder=3, label="single exits"
+    )
+    for r in statics:
+        ax.annotate(
+            str(r["method"]).replace("static_", ""),
+            (r["test_cost_ms"], 100 * r["test_accuracy"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=8,
+        )
+    ax.set_xlabel("realised average cost per sample (ms)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    for path in paths:
+        from .io import atomic_path
+
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.rsplit(".", 1)[-1])
+    plt.close(fig)

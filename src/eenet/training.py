@@ -1,0 +1,210 @@
+"""Training a multi-exit network with the paper's recipe, resumable from a per-epoch checkpoint.
+
+Loss: ``sum_j w_j * CE(logits_j, y)`` with ``w_j = j / (K (K + 1))`` (j = 1..K); from ``distill_start``
+of training on, every earlier exit also distils from the last one (KL at temperature T, weight
+``distill_weight * T^2``, teacher detached).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .data import augment_batch, iterate_batches, normalize
+from .io import load_checkpoint, save_checkpoint
+from .models import MultiExitNetwork
+
+__all__ = ["TrainConfig", "exit_weights", "multiexit_loss", "train_multiexit", "predict_probs", "pick_device"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe (every field is a config key under ``train``)."""
+
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: list[int] = field(default_factory=lambda: [50, 100])
+    gamma: float = 0.1
+    distill_start: float = 0.75
+    distill_temperature: float = 3.0
+    distill_weight: float = 0.01
+    augment_pad: int = 4
+    augment_flip: bool = True
+    seed: int = 0
+    eval_batch_size: int = 1000
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def exit_weights(num_exits: int) -> list[float]:
+    """The paper's exit weights ``j / (K (K + 1))`` for ``j = 1..K``."""
+    k = num_exits
+    return [j / (k * (k + 1)) for j in range(1, k + 1)]
+
+
+def multiexit_loss(
+    logits: list[torch.Tensor],
+    labels: torch.Tensor,
+    weights: list[float],
+    distill: bool,
+    temperature: float = 3.0,
+    distill_weight: float = 0.01,
+) -> torch.Tensor:
+    """Weighted cross-entropy over exits (each logits ``[B, C]``), plus distillation from the last exit."""
+    loss = sum(w * F.cross_entropy(z, labels) for w, z in zip(weights, logits, strict=True))
+    if distill and len(logits) > 1:
+        teacher = F.softmax(logits[-1].detach() / temperature, dim=1)
+        for z in logits[:-1]:
+            student = F.log_softmax(z / temperature, dim=1)
+            loss = loss + distill_weight * temperature**2 * F.kl_div(student, teacher, reduction="batchmean")
+    return loss
+
+
+@torch.inference_mode()
+def predict_probs(
+    model: MultiExitNetwork,
+    images: torch.Tensor,
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    batch_size: int = 1000,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """Softmax of every exit on ``uint8`` images ``[N, C, H, W]`` (no augmentation): ``float32 [K, N, C]``."""
+    model.eval()
+    outs = []
+    for idx in iterate_batches(images.shape[0], batch_size, shuffle=False):
+        x = normalize(images[idx].to(device), mean, std)
+        outs.append(torch.stack([F.softmax(z.float(), dim=1) for z in model(x)]).cpu())
+    return torch.cat(outs, dim=1)
+
+
+def _evaluate(model, images, labels, mean, std, batch_size, device) -> tuple[float, list[float]]:
+    probs = predict_probs(model, images, mean, std, batch_size, device)
+    nll = -torch.log(probs[-1].gather(1, labels.view(-1, 1)).clamp_min(1e-12)).mean().item()
+    acc = (probs.argmax(dim=2) == labels.view(1, -1)).float().mean(dim=1).tolist()
+    return nll, acc
+
+
+def train_multiexit(
+    model: MultiExitNetwork,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    mean: tuple[float, ...],
+    std: tuple[float, ...],
+    cfg: TrainConfig,
+    checkpoint: str | Path,
+    fingerprint: str,
+    device: torch.device,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` in place; return the per-epoch metrics.
+
+    Args:
+        train, val: ``(uint8 images [N, C, H, W], int64 labels [N])``.
+        checkpoint: written atomically after every epoch; if it exists and its ``fingerprint`` matches
+            (same recipe, data and architecture), training resumes after its last complete epoch.
+        on_epoch: called with each epoch's metrics (for progress lines and CSV writing).
+
+    Raises:
+        FloatingPointError: a non-finite loss (the message names the epoch and batch); the last good
+            checkpoint is left untouched.
+    """
+    torch.manual_seed(cfg.seed)
+    model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=False)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    ckpt = Path(checkpoint)
+    if ckpt.exists():
+        state = load_checkpoint(ckpt)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["lr_scheduler"])
+            gen.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"])
+            log.info("resuming from %s after epoch %d of %d", ckpt, start_epoch, cfg.epochs)
+        else:
+            log.info("ignoring checkpoint %s: it belongs to a different recipe, data or architecture", ckpt)
+    weights = exit_weights(model.num_exits)
+    distill_from = math.ceil(cfg.distill_start * cfg.epochs)
+    train_x, train_y = train
+    val_x, val_y = val
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        distill = epoch >= distill_from
+        total, count = 0.0, 0
+        for b, idx in enumerate(iterate_batches(train_x.shape[0], cfg.batch_size, shuffle=True, generator=gen)):
+            xb = augment_batch(train_x[idx], cfg.augment_pad, cfg.augment_flip, gen)
+            x = normalize(xb.to(device, non_blocking=True), mean, std)
+            y = train_y[idx].to(device, non_blocking=True)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(x)
+            loss = multiexit_loss([z.float() for z in logits], y, weights, distill, cfg.distill_temperature, cfg.distill_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss ({loss.item()}) at epoch {epoch + 1}, batch {b + 1}; "
+                    f"checkpoint {ckpt} still holds epoch {len(history)}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * y.shape[0]
+            count += y.shape[0]
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        val_nll, val_acc = _evaluate(model, val_x, val_y, mean, std, cfg.eval_batch_size, device)
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": total / max(count, 1),
+            "val_nll_last_exit": val_nll,
+            **{f"val_acc_exit{k}": a for k, a in enumerate(val_acc)},
+            "distill": int(distill),
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        save_checkpoint(
+            ckpt,
+            {
+                "fingerprint": fingerprint,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "lr_scheduler": sched.state_dict(),
+                "generator": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+            },
+        )
+        if on_epoch is not None:
+            on_epoch(row)
+    return history

@@ -1,0 +1,26 @@
+"""Rule fit_scheduler: fit one exit policy at one budget, on validation only -> JSON."""
+
+from eenet.costs import read_costs, resolve_budget
+from eenet.io import load_tensors, read_csv, write_json
+from eenet.schedulers import InfeasibleBudgetError, make_scheduler
+from eenet.workflow import setup_logging
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+w, p = snakemake.wildcards, snakemake.params
+log = setup_logging(snakemake.log[0])
+tensors, meta = load_tensors(snakemake.input.val)
+if meta.get("split") != "val":
+    raise ValueError(f"{snakemake.input.val} holds the {meta.get('split')!r} split; schedulers are fitted on validation only")
+costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
+budget_ms = resolve_budget(float(w.budget), p.unit, costs_ms)
+log.info("fitting %s at budget %s %s = %.4f ms/sample (exit costs %s ms)", w.method, w.budget, p.unit, budget_ms, costs_ms)
+record = {"bench": w.bench, "budget_value": float(w.budget), "budget_unit": p.unit, "budget_ms": budget_ms,
+          "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256")}  # fmt: skip
+try:
+    sched = make_scheduler(w.method, **p.hyper).fit(tensors["probs"], tensors["labels"], costs_ms, budget_ms)
+except InfeasibleBudgetError as exc:
+    log.warning("infeasible: %s", exc)
+    write_json(snakemake.output[0], {**record, "method": w.method, "infeasible": True, "reason": str(exc)})
+else:
+    log.info("validation accuracy %.4f at realised cost %.4f ms (budget %.4f)", sched.val_accuracy, sched.val_cost, budget_ms)
+    write_json(snakemake.output[0], {**record, **sched.to_json()})
