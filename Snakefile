@@ -12,6 +12,15 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    bench="|".join(BENCHMARKS),
+    dataset="|".join(config["datasets"]),
+    method="[a-z]+",
+    budget=r"[0-9]+(\.[0-9]+)?",
+
+
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/schedule.smk"

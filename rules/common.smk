@@ -1,4 +1,4 @@
-# Helpers shared by the rules: config validation, paths, the package files each rule depends on.
+# Helpers shared by the rules (config validation, paths, the code each step depends on).
 
 import os
 import sys
@@ -14,24 +14,16 @@ REPO = Path(workflow.basedir)
 PACKAGE = REPO / "src" / "eenet"
 ENV = "../envs/pipeline.yaml"
 
-# The scripts import the package; make it importable without an install (e.g. under --sdm conda).
+# The workflow imports the package (dataset registry); make it importable without an install.
 sys.path.insert(0, str(REPO / "src"))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
-
-
-wildcard_constraints:
-    bench="|".join(BENCHMARKS),
-    dataset="|".join(config["datasets"]),
-    method="[a-z]+",
-    budget=r"[0-9]+(\.[0-9]+)?",
 
 
 def code(script, *modules):
-    """The script and the package modules a rule runs, as inputs: editing one re-runs that rule.
+    """Inputs naming the code of a step (script + package modules), so that editing one re-runs it.
 
     Paths are relative to the working directory when the repository is below it, absolute otherwise.
     """
-    files = [REPO / "workflow" / "scripts" / script] + [PACKAGE / f"{m}.py" for m in ("__init__",) + modules]
+    files = [REPO / "workflow" / "scripts" / s for s in (script, "_eenet_path.py")] + [PACKAGE / f"{m}.py" for m in ("__init__",) + modules]
     return [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in files]
 
 

@@ -163,7 +163,8 @@ class ExitScheduler:
         costs_t = _as_tensor(costs)
         if probs.dim() != 3 or costs_t.numel() != probs.shape[0] or labels.shape[0] != probs.shape[1]:
             raise ValueError(
-                f"shapes do not agree: probs {tuple(probs.shape)} (want [K, N, C]), labels {tuple(labels.shape)}, costs {tuple(costs_t.shape)}"
+                f"shapes do not agree: probs {tuple(probs.shape)} (want [K, N, C]), "
+                f"labels {tuple(labels.shape)}, costs {tuple(costs_t.shape)}"
             )
         _check_budget(costs_t, float(budget))
         self.num_exits, self.num_classes = int(probs.shape[0]), int(probs.shape[2])

@@ -20,7 +20,13 @@ def setup_logging(log_file: str | None) -> logging.Logger:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-    return logging.getLogger("eenet")
+    logger = logging.getLogger("eenet")
+
+    def log_uncaught(exc_type, exc, tb):  # the error lands in the rule's log file, not only on stderr
+        logger.error("failed: %s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
+
+    sys.excepthook = log_uncaught
+    return logger
 
 
 def device_name(device: torch.device) -> str:
@@ -44,7 +50,7 @@ def run_metadata(device: torch.device) -> dict[str, Any]:
 
     return {
         "device": device_name(device),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python_version": platform.python_version(),
         "eenet_version": __version__,
     }

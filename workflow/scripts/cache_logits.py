@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
 from eenet.data import DATASETS, load_images, split_indices

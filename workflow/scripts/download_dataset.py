@@ -5,6 +5,8 @@ The output is a manifest (file -> sha256) written last, once every file is verif
 
 from pathlib import Path
 
+import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
+
 from eenet.data import DATASETS, fetch_dataset
 from eenet.io import write_json
 from eenet.workflow import setup_logging

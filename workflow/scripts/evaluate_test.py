@@ -1,5 +1,6 @@
 """Rule evaluate_test: apply a fitted policy to the test logits -> accuracy, realised cost, exit histogram."""
 
+import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
 from eenet.costs import read_costs
@@ -10,6 +11,7 @@ from eenet.workflow import setup_logging
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w = snakemake.wildcards
 log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
 fitted = read_json(snakemake.input.scheduler)
 tensors, meta = load_tensors(snakemake.input.test)
 if meta.get("model_sha256") != fitted.get("logits_model_sha256"):

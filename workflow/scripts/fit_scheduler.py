@@ -1,5 +1,8 @@
 """Rule fit_scheduler: fit one exit policy at one budget, on validation only -> JSON."""
 
+import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
+import torch
+
 from eenet.costs import read_costs, resolve_budget
 from eenet.io import load_tensors, read_csv, write_json
 from eenet.schedulers import InfeasibleBudgetError, make_scheduler
@@ -8,6 +11,7 @@ from eenet.workflow import setup_logging
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w, p = snakemake.wildcards, snakemake.params
 log = setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
 tensors, meta = load_tensors(snakemake.input.val)
 if meta.get("split") != "val":
     raise ValueError(f"{snakemake.input.val} holds the {meta.get('split')!r} split; schedulers are fitted on validation only")

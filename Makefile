@@ -1,0 +1,49 @@
+# eenet-pipeline. `make demo` and `make test` each set up everything they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+FMNIST := /usr/share/datasets/fashion-mnist
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test lint bench data clean help
+
+help:
+	@echo "make demo   - install, then run the default benchmark -> results/fashion_mnist/curve.pdf"
+	@echo "make test   - install, then run the test suite"
+	@echo "make lint   - snakemake --lint and ruff check"
+	@echo "make bench  - time the demo pipeline and a dry run -> benchmarks/out/"
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+# The packaged Fashion-MNIST (Debian's dataset-fashion-mnist) when it is missing and apt-get can be used;
+# otherwise the pipeline falls back to torchvision's download.
+data:
+	@if [ ! -d $(FMNIST) ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+	      || echo "apt-get could not install dataset-fashion-mnist; torchvision will download it"; \
+	  else echo "$(FMNIST) missing and apt-get unusable; torchvision will download Fashion-MNIST"; fi; \
+	fi
+
+demo: $(BIN)/.installed data
+	$(BIN)/snakemake --cores $(CORES) results/fashion_mnist/curve.pdf
+	@echo "-> results/fashion_mnist/curve.pdf, curve.png, summary.csv"
+
+test: $(BIN)/.installed data
+	$(BIN)/pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/snakemake --lint
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed data
+	$(BIN)/python benchmarks/time_pipeline.py --cores $(CORES)
+
+clean:
+	rm -rf results logs .snakemake

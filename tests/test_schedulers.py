@@ -1,0 +1,136 @@
+import itertools
+import json
+
+import pytest
+import torch
+from conftest import COSTS, make_probs
+
+from eenet.schedulers import (
+    InfeasibleBudgetError,
+    OracleScheduler,
+    accuracy,
+    assign_by_thresholds,
+    make_scheduler,
+    realised_cost,
+    scheduler_from_json,
+    thresholds_for_distribution,
+)
+
+FAST_EENET = {"lr": 0.01, "epochs": 40, "patience": 20, "restarts": 3}
+BUDGETS = [0.45, 0.6, 0.8]
+
+
+def fit(method, val, budget):
+    params = FAST_EENET if method == "eenet" else {}
+    return make_scheduler(method, **params).fit(val[0], val[1], COSTS, budget)
+
+
+def apply(sched, probs, labels):
+    return sched.assign(probs, labels) if isinstance(sched, OracleScheduler) else sched.assign(probs)
+
+
+def test_thresholds_send_the_requested_counts():
+    scores = torch.rand(3, 1000, generator=torch.Generator().manual_seed(0))
+    q = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    exits = assign_by_thresholds(scores, thresholds_for_distribution(scores, q))
+    assert torch.bincount(exits, minlength=3).tolist() == [500, 300, 200]
+
+
+@pytest.mark.parametrize("method", ["maxpred", "entropy", "eenet", "oracle"])
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_validation_cost_meets_budget(method, budget, val_data):
+    sched = fit(method, val_data, budget)
+    exits = apply(sched, *val_data)
+    cost = realised_cost(exits, torch.tensor(COSTS))
+    assert cost <= budget + 1e-9
+    assert sched.val_cost == pytest.approx(cost)
+    if method != "oracle":  # threshold policies spend (almost) all of the budget
+        assert cost >= 0.98 * budget
+
+
+@pytest.mark.parametrize("method", ["maxpred", "entropy", "eenet", "oracle", "static"])
+def test_json_round_trip_gives_the_same_policy(method, val_data, test_data):
+    sched = make_scheduler("static", exit_index=1) if method == "static" else None
+    sched = sched.fit(*val_data, COSTS, 0.6) if sched else fit(method, val_data, 0.6)
+    again = scheduler_from_json(json.loads(json.dumps(sched.to_json())))
+    assert type(again) is type(sched)
+    assert torch.equal(apply(again, *test_data), apply(sched, *test_data))
+    assert again.val_accuracy == sched.val_accuracy
+
+
+@pytest.mark.parametrize("budget", BUDGETS)
+def test_oracle_bounds_every_method(budget, val_data, test_data):
+    oracle = fit("oracle", val_data, budget)
+    best = accuracy(test_data[0], test_data[1], oracle.assign(*test_data))
+    for method in ["maxpred", "entropy", "eenet"]:
+        sched = fit(method, val_data, budget)
+        assert accuracy(test_data[0], test_data[1], sched.assign(test_data[0])) <= best
+
+
+def test_oracle_is_exact_on_a_small_case():
+    probs, labels = make_probs(n=7, k=3, c=3, seed=5)
+    costs = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    for budget in [1.0, 1.5, 2.0, 2.7, 4.0]:
+        oracle = OracleScheduler().fit(probs, labels, costs, budget)
+        got = accuracy(probs, labels, oracle.assign(probs, labels))
+        best = max(
+            accuracy(probs, labels, torch.tensor(a))
+            for a in itertools.product(range(3), repeat=7)
+            if realised_cost(torch.tensor(a), costs) <= budget + 1e-12
+        )
+        assert got == pytest.approx(best)
+
+
+def test_more_budget_never_hurts_the_oracle(val_data):
+    accs = [fit("oracle", val_data, b).val_accuracy for b in [0.3, 0.4, 0.5, 0.7, 1.0]]
+    assert accs == sorted(accs)
+
+
+def test_static_exit_accuracy_matches_that_exit(val_data):
+    probs, labels = val_data
+    for k in range(3):
+        sched = make_scheduler("static", exit_index=k).fit(probs, labels, COSTS, 1.0)
+        assert sched.val_accuracy == pytest.approx(float((probs[k].argmax(1) == labels).float().mean()))
+        assert sched.val_cost == pytest.approx(COSTS[k])
+
+
+@pytest.mark.parametrize("method", ["maxpred", "eenet", "oracle"])
+def test_budget_below_cheapest_exit_is_refused(method, val_data):
+    with pytest.raises(InfeasibleBudgetError, match="below the cost of the cheapest exit"):
+        fit(method, val_data, 0.2)
+
+
+def test_geometric_uses_a_full_budget_on_the_last_exit(val_data):
+    sched = fit("maxpred", val_data, 1.0)
+    assert torch.all(sched.assign(val_data[0]) == 2)
+
+
+def test_wrong_number_of_exits_or_classes_is_named(val_data):
+    sched = fit("maxpred", val_data, 0.6)
+    with pytest.raises(ValueError, match="3 exits x 10 classes"):
+        sched.assign(val_data[0][:2])
+    with pytest.raises(ValueError, match="3 exits x 10 classes"):
+        sched.assign(val_data[0][..., :5])
+    doc = sched.to_json()
+    doc["costs"] = doc["costs"][:2]
+    with pytest.raises(ValueError, match="2 costs for 3 exits"):
+        scheduler_from_json(doc)
+
+
+def test_eenet_weights_mismatch_is_named(val_data):
+    doc = fit("eenet", val_data, 0.6).to_json()
+    doc["num_classes"] = 12
+    with pytest.raises(ValueError, match="feature sizes"):
+        scheduler_from_json(doc)
+
+
+def test_eenet_learns_utilities_that_rank_correctness(val_data):
+    """The learned utility of each exit separates right from wrong predictions (AUC well above 0.5)."""
+    probs, labels = val_data
+    sched = fit("eenet", val_data, 0.6)
+    u = sched.utilities(probs)
+    correct = probs.argmax(2) == labels
+    for k in range(3):
+        pos, neg = u[k][correct[k]], u[k][~correct[k]]
+        auc = (pos.view(-1, 1) > neg.view(1, -1)).float().mean().item()
+        assert auc > 0.7, f"exit {k}: AUC {auc:.3f}"

@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from eenet.data import augment_batch, split_indices
+from eenet.models import build_model
+from eenet.training import TrainConfig, exit_weights, multiexit_loss, predict_probs, train_multiexit
+
+MEAN, STD = (0.5,), (0.25,)
+
+
+def test_exit_weights_follow_the_paper():
+    assert exit_weights(3) == pytest.approx([1 / 12, 2 / 12, 3 / 12])
+    assert sum(exit_weights(4)) == pytest.approx(0.5)
+
+
+def test_distillation_adds_a_term_only_when_asked():
+    torch.manual_seed(0)
+    logits = [torch.randn(8, 5) for _ in range(3)]
+    y = torch.randint(0, 5, (8,))
+    w = exit_weights(3)
+    plain = multiexit_loss(logits, y, w, distill=False)
+    assert plain == pytest.approx(sum(wi * torch.nn.functional.cross_entropy(z, y) for wi, z in zip(w, logits, strict=True)))
+    assert multiexit_loss(logits, y, w, distill=True) > plain
+
+
+def test_split_is_seeded_and_disjoint():
+    tr, va = split_indices(100, 20, seed=3)
+    tr2, va2 = split_indices(100, 20, seed=3)
+    assert torch.equal(va, va2) and len(va) == 20 and len(tr) == 80
+    assert not set(tr.tolist()) & set(va.tolist())
+    assert not torch.equal(va, split_indices(100, 20, seed=4)[1])
+
+
+def test_augmentation_crops_and_flips_within_bounds():
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.uint8).view(2, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(augment_batch(x, 0, False, g), x)
+    flipped = augment_batch(x, 0, True, torch.Generator().manual_seed(1))
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(2))
+    cropped = augment_batch(x, 1, False, g)
+    assert cropped.shape == x.shape and set(cropped.unique().tolist()) <= set(x.unique().tolist()) | {0}
+
+
+def _data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    images = (torch.rand(n, 1, 28, 28, generator=g) * 60).to(torch.uint8)
+    images[torch.arange(n), 0, labels * 9 : labels * 9 + 9] = 255  # a learnable band per class
+    for i, y in enumerate(labels.tolist()):
+        images[i, 0, y * 9 : y * 9 + 9] = 255
+    return images, labels
+
+
+def test_training_learns_and_resumes_exactly(tmp_path):
+    torch.set_num_threads(1)
+    train, val = _data(96, 0), _data(48, 1)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, milestones=[2], augment_pad=1, augment_flip=False, distill_start=0.5)
+
+    def run(ckpt, epochs):
+        model = build_model("small_cnn_3", 3, 1, width=4)
+        c = TrainConfig(**{**cfg.__dict__, "epochs": epochs})
+        hist = train_multiexit(model, train, val, MEAN, STD, c, ckpt, "fp", torch.device("cpu"))
+        return model, hist
+
+    full, hist = run(tmp_path / "a.pt", 3)
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert hist[-1]["val_acc_exit2"] > 0.6
+    # two epochs, stop, then resume the same checkpoint for the third: the same weights as one run
+    run(tmp_path / "b.pt", 2)
+    resumed, hist_b = run(tmp_path / "b.pt", 3)
+    assert [h["epoch"] for h in hist_b] == [1, 2, 3]
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+    probs = predict_probs(full, val[0], MEAN, STD)
+    assert probs.shape == (3, 48, 3) and torch.allclose(probs.sum(2), torch.ones(3, 48))
+
+
+def test_checkpoint_of_another_recipe_is_not_resumed(tmp_path, caplog):
+    train = _data(32, 0)
+    cfg = TrainConfig(epochs=1, batch_size=16, milestones=[], augment_pad=0)
+    model = build_model("small_cnn_3", 3, 1, width=4)
+    train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "c.pt", "recipe-A", torch.device("cpu"))
+    with caplog.at_level("INFO"):
+        hist = train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "c.pt", "recipe-B", torch.device("cpu"))
+    assert "different recipe" in caplog.text and len(hist) == 1
+
+
+def test_non_finite_loss_names_epoch_and_batch(tmp_path):
+    train = _data(32, 0)
+    model = build_model("small_cnn_3", 3, 1, width=4)
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e30, momentum=0.0, milestones=[], augment_pad=0)
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"):
+        train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "d.pt", "x", torch.device("cpu"))

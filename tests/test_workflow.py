@@ -1,0 +1,169 @@
+"""The whole pipeline on a tiny config, in a temporary copy of the workflow, and what re-runs when.
+
+The copy (Snakefile, rules, scripts, package, profile) lets the tests edit package modules and the
+config without touching the repository.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TARGET = "results/tiny/curve.pdf"
+COPIED = ["Snakefile", "rules", "workflow", "src", "profiles", "envs"]
+
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="the packaged Fashion-MNIST (dataset-fashion-mnist) is not installed"
+)
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path) -> dict[str, int]:
+    """Rule -> number of jobs a dry run of the target would execute ({} when up to date)."""
+    proc = snakemake(workdir, "-n", TARGET)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1]
+    jobs = {}
+    for line in table.splitlines():
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if m and m.group(1) != "total":
+            jobs[m.group(1)] = int(m.group(2))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    wd = tmp_path_factory.mktemp("pipeline")
+    for name in COPIED:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, wd / name)
+    (wd / "config").mkdir()
+    shutil.copy2(REPO / "tests" / "config" / "tiny.yaml", wd / "config" / "config.yaml")
+    snakemake(wd, TARGET)
+    return wd
+
+
+def edit_config(workdir: Path, change) -> str:
+    path = workdir / "config" / "config.yaml"
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    change(cfg["benchmarks"]["tiny"])
+    path.write_text(yaml.safe_dump(cfg))
+    return original
+
+
+def test_pipeline_produces_curve_summary_and_artifacts(workdir):
+    res = workdir / "results" / "tiny"
+    assert (res / "curve.pdf").read_bytes()[:4] == b"%PDF"
+    assert (res / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from eenet.io import load_tensors, read_csv
+
+    val, meta = load_tensors(res / "logits" / "val.safetensors")
+    assert val["probs"].shape == (3, 300, 10) and meta["split"] == "val"
+    test, _ = load_tensors(res / "logits" / "test.safetensors")
+    assert test["probs"].shape == (3, 300, 10)
+    costs = read_csv(res / "cost.csv")
+    assert [int(r["exit"]) for r in costs] == [0, 1, 2]
+    flops = [int(r["flops"]) for r in costs]
+    assert flops[0] < flops[1] < flops[2]
+    assert all(r["device"].startswith("cpu") and r["batch_size"] == "8" for r in costs)
+    rows = list(csv.DictReader(open(res / "summary.csv")))
+    methods = {(r["method"], r["budget_value"]) for r in rows}
+    for m in ["eenet", "maxpred", "entropy", "oracle"]:
+        assert {(m, "0.75"), (m, "0.9")} <= methods
+    assert {r["method"] for r in rows if r["method"].startswith("static")} == {"static_exit0", "static_exit1", "static_exit2"}
+    for budget in ["0.75", "0.9"]:
+        at = {r["method"]: r for r in rows if r["budget_value"] == budget and r["infeasible"] == "False"}
+        assert "oracle" in at
+        for m, r in at.items():
+            assert float(r["test_accuracy"]) <= float(at["oracle"]["test_accuracy"]), m
+            assert float(r["val_cost_ms"]) <= float(r["budget_ms"]) + 1e-9, m
+    fitted = json.loads((res / "schedulers" / "eenet" / "0.9.json").read_text())
+    assert fitted["method"] == "eenet" and fitted["num_exits"] == 3
+    metrics = read_csv(res / "train_metrics.csv")
+    assert len(metrics) == 1 and "val_acc_exit2" in metrics[0]
+    assert "epoch 1/1" in (workdir / "logs" / "tiny" / "train_multiexit.log").read_text()
+
+
+def test_up_to_date_tree_has_nothing_to_do(workdir):
+    assert planned_jobs(workdir) == {}
+
+
+def test_touching_a_script_or_config_without_change_reruns_nothing(workdir):
+    for rel in ["workflow/scripts/fit_scheduler.py", "src/eenet/schedulers.py", "config/config.yaml"]:
+        os.utime(workdir / rel)
+    assert planned_jobs(workdir) == {}
+
+
+def test_changing_a_budget_reruns_only_fit_evaluate_plot(workdir):
+    original = edit_config(workdir, lambda b: b["budgets"]["values"].append(0.8))
+    try:
+        jobs = planned_jobs(workdir)
+    finally:
+        (workdir / "config" / "config.yaml").write_text(original)
+    assert set(jobs) == {"fit_scheduler", "evaluate_test", "plot_curve"}
+    assert jobs["fit_scheduler"] == 4 and jobs["evaluate_test"] == 4  # one new budget x four methods
+
+
+def test_changing_the_training_recipe_reruns_training_and_after(workdir):
+    original = edit_config(workdir, lambda b: b["train"].update(lr=0.02))
+    try:
+        jobs = planned_jobs(workdir)
+    finally:
+        (workdir / "config" / "config.yaml").write_text(original)
+    assert set(jobs) == {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}
+    assert jobs["fit_scheduler"] == 8
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("schedulers.py", {"fit_scheduler", "evaluate_test", "plot_curve"}),
+        ("plotting.py", {"plot_curve"}),
+        ("models.py", {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}),
+    ],
+)
+def test_editing_a_package_module_reruns_the_rules_that_import_it(workdir, module, expected):
+    path = workdir / "src" / "eenet" / module
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
+    try:
+        jobs = planned_jobs(workdir)
+    finally:
+        path.write_text(original)
+    assert set(jobs) == expected
+
+
+def test_wrong_config_key_stops_before_any_job(workdir):
+    original = edit_config(workdir, lambda b: b["train"].update(epochz=3))
+    try:
+        proc = snakemake(workdir, "-n", TARGET, check=False)
+    finally:
+        (workdir / "config" / "config.yaml").write_text(original)
+    assert proc.returncode != 0
+    assert "'epochz' was unexpected" in proc.stdout + proc.stderr
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
