@@ -1,0 +1,79 @@
+"""Time the demo pipeline from scratch and a dry run on the up-to-date tree; write a CSV and Markdown report.
+
+    python benchmarks/time_pipeline.py [--cores 2] [--target results/fashion_mnist/curve.pdf] [--dry-runs 5]
+
+The pipeline runs in a fresh copy of the workflow (a temporary directory), so nothing in the repository's
+results/ is reused or touched. Targets on 2 cores: the demo under 10 minutes, the dry run under 5 s.
+Output: benchmarks/out/timings.csv and benchmarks/out/timings.md (+ the demo's summary.csv beside them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COPIED = ["Snakefile", "rules", "workflow", "src", "profiles", "envs", "config"]
+
+
+def run(cmd: list[str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--target", default="results/fashion_mnist/curve.pdf")
+    ap.add_argument("--dry-runs", type=int, default=5)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
+    args = ap.parse_args()
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", str(args.cores)]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="eenet-bench-") as tmp:
+        wd = Path(tmp)
+        for name in COPIED:
+            src = REPO / name
+            (shutil.copytree if src.is_dir() else shutil.copy2)(src, wd / name)
+        print(f"running the demo pipeline from scratch in {wd} ...", flush=True)
+        full = run([*snakemake, args.target], wd)
+        print(f"demo pipeline: {full:.1f} s", flush=True)
+        dry = [run([*snakemake, "-n", args.target], wd) for _ in range(args.dry_runs)]
+        print(f"dry run on the up-to-date tree: median {statistics.median(dry):.2f} s over {len(dry)} ({', '.join(f'{d:.2f}' for d in dry)})")
+        summary = wd / Path(args.target).parent / "summary.csv"
+        if summary.exists():
+            shutil.copy2(summary, out / "demo_summary.csv")
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(), "cores": args.cores,
+            "cpu_count": os.cpu_count(), "python": platform.python_version()}  # fmt: skip
+    rows = [
+        {"measure": "demo_pipeline_s", "value": round(full, 2), "target": 600, "met": full < 600, **meta},
+        {"measure": "dry_run_median_s", "value": round(statistics.median(dry), 3), "target": 5, "met": statistics.median(dry) < 5, **meta},
+    ]
+    with open(out / "timings.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    md = ["| measure | value (s) | target (s) | met |", "|---|---|---|---|"]
+    md += [f"| {r['measure']} | {r['value']} | {r['target']} | {'yes' if r['met'] else 'NO'} |" for r in rows]
+    md.append(f"\n{meta['date']}, {args.cores} cores requested, {meta['cpu_count']} CPUs, Python {meta['python']}.")
+    (out / "timings.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
