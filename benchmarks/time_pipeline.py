@@ -54,7 +54,8 @@ def main() -> None:
         full = run([*snakemake, args.target], wd)
         print(f"demo pipeline: {full:.1f} s", flush=True)
         dry = [run([*snakemake, "-n", args.target], wd) for _ in range(args.dry_runs)]
-        print(f"dry run on the up-to-date tree: median {statistics.median(dry):.2f} s over {len(dry)} ({', '.join(f'{d:.2f}' for d in dry)})")
+        runs = ", ".join(f"{d:.2f}" for d in dry)
+        print(f"dry run on the up-to-date tree: median {statistics.median(dry):.2f} s over {len(dry)} ({runs})")
         summary = wd / Path(args.target).parent / "summary.csv"
         if summary.exists():
             shutil.copy2(summary, out / "demo_summary.csv")

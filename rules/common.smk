@@ -9,7 +9,18 @@ from snakemake.utils import validate
 
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 
-BENCHMARKS = config["benchmarks"]
+
+
+def canonical(value):
+    """The same value with every mapping's keys sorted, so that params compare equal whatever the key order in the YAML."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+BENCHMARKS = canonical(config["benchmarks"])
 REPO = Path(workflow.basedir)
 PACKAGE = REPO / "src" / "eenet"
 ENV = "../envs/pipeline.yaml"

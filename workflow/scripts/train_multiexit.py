@@ -25,6 +25,7 @@ if p.split.get("max_train"):
     train_idx = train_idx[: p.split["max_train"]]
 cfg = TrainConfig.from_dict(p.train)
 device = pick_device(p.device)
+torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
 model = build_model(p.arch, spec.num_classes, spec.in_channels, **p.arch_kwargs)
 recipe = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "split": p.split, "train": p.train, "data": file_sha256(snakemake.input.data)}
 fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
