@@ -9,6 +9,7 @@ from eenet.schedulers import (
     InfeasibleBudgetError,
     OracleScheduler,
     accuracy,
+    apply_policy,
     assign_by_thresholds,
     make_scheduler,
     realised_cost,
@@ -25,10 +26,6 @@ def fit(method, val, budget):
     return make_scheduler(method, **params).fit(val[0], val[1], COSTS, budget)
 
 
-def apply(sched, probs, labels):
-    return sched.assign(probs, labels) if isinstance(sched, OracleScheduler) else sched.assign(probs)
-
-
 def test_thresholds_send_the_requested_counts():
     scores = torch.rand(3, 1000, generator=torch.Generator().manual_seed(0))
     q = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
@@ -40,7 +37,7 @@ def test_thresholds_send_the_requested_counts():
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_validation_cost_meets_budget(method, budget, val_data):
     sched = fit(method, val_data, budget)
-    exits = apply(sched, *val_data)
+    exits = apply_policy(sched, *val_data)
     cost = realised_cost(exits, torch.tensor(COSTS))
     assert cost <= budget + 1e-9
     assert sched.val_cost == pytest.approx(cost)
@@ -54,7 +51,7 @@ def test_json_round_trip_gives_the_same_policy(method, val_data, test_data):
     sched = sched.fit(*val_data, COSTS, 0.6) if sched else fit(method, val_data, 0.6)
     again = scheduler_from_json(json.loads(json.dumps(sched.to_json())))
     assert type(again) is type(sched)
-    assert torch.equal(apply(again, *test_data), apply(sched, *test_data))
+    assert torch.equal(apply_policy(again, *test_data), apply_policy(sched, *test_data))
     assert again.val_accuracy == sched.val_accuracy
 
 
@@ -134,3 +131,13 @@ def test_eenet_learns_utilities_that_rank_correctness(val_data):
         pos, neg = u[k][correct[k]], u[k][~correct[k]]
         auc = (pos.view(-1, 1) > neg.view(1, -1)).float().mean().item()
         assert auc > 0.7, f"exit {k}: AUC {auc:.3f}"
+
+
+def test_oracle_frontier_rises_from_the_cheapest_exit(test_data):
+    from eenet.plotting import oracle_frontier
+
+    curve = oracle_frontier(*test_data, COSTS, points=15)
+    assert curve[0][0] == pytest.approx(min(COSTS))
+    accs = [a for _, a in curve]
+    assert accs == sorted(accs) and accs[-1] > accs[0]
+    assert all(c <= min(COSTS) + (max(COSTS) - min(COSTS)) * i / 14 + 1e-9 for i, (c, _) in enumerate(curve))

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from .schedulers import accuracy
+from .schedulers import OracleScheduler, accuracy
 
-__all__ = ["static_rows", "plot_curve", "SUMMARY_FIELDS"]
+__all__ = ["static_rows", "oracle_frontier", "plot_curve", "SUMMARY_FIELDS"]
 
 SUMMARY_FIELDS = [
     "bench", "method", "budget_value", "budget_unit", "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops",
@@ -19,7 +19,7 @@ STYLE = {
     "eenet": {"color": "tab:red", "marker": "o", "label": "EENet"},
     "maxpred": {"color": "tab:blue", "marker": "s", "label": "MaxPred (MSDNet)"},
     "entropy": {"color": "tab:green", "marker": "^", "label": "Entropy (BranchyNet)"},
-    "oracle": {"color": "black", "marker": "", "linestyle": "--", "label": "Oracle (upper bound)"},
+    "oracle": {"color": "black", "marker": "x", "linestyle": "none", "label": "Oracle at the budgets"},
 }
 
 
@@ -38,8 +38,26 @@ def static_rows(
     return rows
 
 
-def plot_curve(rows: list[dict[str, Any]], title: str, caption: str, paths: list[str]) -> None:
-    """Accuracy (%) against realised cost (ms/sample): one line per method, oracle dashed, static exits as points."""
+def oracle_frontier(probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[float], points: int = 60) -> list[tuple[float, float]]:
+    """Best accuracy reachable at an average cost up to x: ``points`` oracle fits from the cheapest to the
+    costliest exit's cost, as ``(cost, accuracy)``; once saturated, the curve stays flat up to the costliest exit."""
+    lo, hi = min(costs_ms), max(costs_ms)
+    out = []
+    for i in range(points):
+        sched = OracleScheduler().fit(probs, labels, costs_ms, lo + (hi - lo) * i / (points - 1))
+        out.append((sched.val_cost, sched.val_accuracy))
+    out.append((hi, out[-1][1]))
+    return out
+
+
+def plot_curve(
+    rows: list[dict[str, Any]], title: str, caption: str, paths: list[str], frontier: list[tuple[float, float]] | None = None
+) -> None:
+    """Accuracy (%) against realised cost (ms/sample): one line per method, static exits as points.
+
+    ``frontier``, the oracle's curve on the same test logits (:func:`oracle_frontier`), is drawn dashed;
+    the oracle's rows at the configured budgets are drawn as markers on it.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,6 +71,8 @@ def plot_curve(rows: list[dict[str, Any]], title: str, caption: str, paths: list
             continue
         style = {"linestyle": "-", **STYLE.get(m, {"label": m})}
         ax.plot([p[0] for p in pts], [p[1] for p in pts], **style)
+    if frontier:
+        ax.plot([c for c, _ in frontier], [100 * a for _, a in frontier], color="black", linestyle="--", label="Oracle (upper bound)")
     statics = [r for r in rows if str(r["method"]).startswith("static")]
     ax.scatter(
         [r["test_cost_ms"] for r in statics], [100 * r["test_accuracy"] for r in statics], color="gray", zorder=3, label="single exits"

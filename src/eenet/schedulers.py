@@ -39,6 +39,7 @@ __all__ = [
     "assign_by_thresholds",
     "realised_cost",
     "accuracy",
+    "apply_policy",
     "make_scheduler",
     "scheduler_from_json",
     "METHODS",
@@ -95,6 +96,11 @@ def accuracy(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor) -> 
     """Accuracy when sample ``n`` is classified by exit ``exits[n]``: ``[K, N, C], [N], [N]``."""
     preds = probs.argmax(dim=2).gather(0, exits.view(1, -1)).squeeze(0)
     return float((preds == labels).double().mean())
+
+
+def apply_policy(sched: ExitScheduler, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Exit of every sample under a fitted policy; only the oracle looks at ``labels``. ``[K, N, C], [N] -> [N]``."""
+    return sched.assign(probs, labels) if isinstance(sched, OracleScheduler) else sched.assign(probs)
 
 
 def _as_tensor(x: Any, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -171,7 +177,7 @@ class ExitScheduler:
         self.costs = [float(c) for c in costs_t]
         self.budget = float(budget)
         self._fit(probs.float(), labels.long(), costs_t)
-        exits = self.assign(probs, labels) if isinstance(self, OracleScheduler) else self.assign(probs)
+        exits = apply_policy(self, probs, labels)
         self.val_cost = realised_cost(exits, costs_t)
         self.val_accuracy = accuracy(probs, labels, exits)
         return self

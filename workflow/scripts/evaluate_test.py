@@ -5,7 +5,7 @@ import torch
 
 from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_json
-from eenet.schedulers import OracleScheduler, accuracy, realised_cost, scheduler_from_json
+from eenet.schedulers import accuracy, apply_policy, realised_cost, scheduler_from_json
 from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -25,7 +25,7 @@ if fitted.get("infeasible"):
 else:
     sched = scheduler_from_json(fitted)
     probs, labels = tensors["probs"], tensors["labels"]
-    exits = sched.assign(probs, labels) if isinstance(sched, OracleScheduler) else sched.assign(probs)
+    exits = apply_policy(sched, probs, labels)
     cost = realised_cost(exits, torch.tensor(costs_ms))
     ratio = cost / fitted["budget_ms"]
     within = abs(ratio - 1) <= snakemake.params.tolerance

@@ -7,7 +7,7 @@ import torch
 
 from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_csv
-from eenet.plotting import SUMMARY_FIELDS, plot_curve, static_rows
+from eenet.plotting import SUMMARY_FIELDS, oracle_frontier, plot_curve, static_rows
 from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -25,7 +25,8 @@ caption = (
     f"Costs measured on {meta.get('device')} (batch {meta.get('batch_size')}, {meta.get('threads')} thread(s), "
     f"torch {meta.get('torch_version')}); policies fitted on validation, evaluated on {tensors['labels'].numel()} test samples."
 )
-plot_curve(rows, f"{bench}: accuracy vs. average latency", caption, [snakemake.output.pdf, snakemake.output.png])
+frontier = oracle_frontier(tensors["probs"], tensors["labels"], costs_ms)
+plot_curve(rows, f"{bench}: accuracy vs. average latency", caption, [snakemake.output.pdf, snakemake.output.png], frontier)
 for r in rows:
     if r.get("infeasible"):
         log.info("%-14s budget %-6s infeasible", r["method"], r.get("budget_value"))
