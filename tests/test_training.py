@@ -57,8 +57,8 @@ def test_training_learns_and_resumes_exactly(tmp_path):
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, milestones=[2], augment_pad=1, augment_flip=False, distill_start=0.5)
 
     def run(ckpt, stop_after=None):
-        def on_epoch(row):
-            if row["epoch"] == stop_after:
+        def on_epoch(history):
+            if history[-1]["epoch"] == stop_after:
                 raise KeyboardInterrupt  # a run killed right after this epoch's checkpoint
 
         torch.manual_seed(0)

@@ -118,7 +118,7 @@ def train_multiexit(
     checkpoint: str | Path,
     fingerprint: str,
     device: torch.device,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place; return the per-epoch metrics.
 
@@ -126,7 +126,8 @@ def train_multiexit(
         train, val: ``(uint8 images [N, C, H, W], int64 labels [N])``.
         checkpoint: written atomically after every epoch; if it exists and its ``fingerprint`` matches
             (same recipe, data and architecture), training resumes after its last complete epoch.
-        on_epoch: called with each epoch's metrics (for progress lines and CSV writing).
+        on_epoch: called after each epoch's checkpoint with the metrics of every epoch so far, resumed
+            ones included (for progress lines and the metrics CSV).
 
     Raises:
         FloatingPointError: a non-finite loss (the message names the epoch and batch); the last good
@@ -206,5 +207,5 @@ def train_multiexit(
             },
         )
         if on_epoch is not None:
-            on_epoch(row)
+            on_epoch(history)
     return history

@@ -34,11 +34,10 @@ log.info(
     p.arch, p.dataset, len(train_idx), len(val_idx), model.num_exits, sum(q.numel() for q in model.parameters()), device,
 )  # fmt: skip
 
-history = []
 
-
-def progress(row: dict) -> None:
-    history.append(row)
+def progress(history: list[dict]) -> None:
+    """A progress line per epoch, and the metrics CSV rewritten so that it can be followed during training."""
+    row = history[-1]
     accs = " ".join(f"exit{k}={row[f'val_acc_exit{k}']:.4f}" for k in range(model.num_exits))
     log.info(
         "epoch %d/%d  loss %.4f  lr %.3g  val acc %s  (%.1f s)",
@@ -49,6 +48,7 @@ def progress(row: dict) -> None:
         accs,
         row["seconds"],
     )
+    write_csv(snakemake.output.metrics, history)
 
 
 history = train_multiexit(
