@@ -7,13 +7,19 @@ CORES ?= 2
 FMNIST := /usr/share/datasets/fashion-mnist
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint bench data clean help
+.PHONY: demo test lint bench data clean help dvc-yaml record push pull checkout lineage
+TARGETS ?= all
+FILE ?= results/fashion_mnist/curve.pdf
 
 help:
 	@echo "make demo   - install, then run the default benchmark -> results/fashion_mnist/curve.pdf"
 	@echo "make test   - install, then run the test suite"
 	@echo "make lint   - snakemake --lint and ruff check"
 	@echo "make bench  - time the demo pipeline and a dry run -> benchmarks/out/"
+	@echo "make record - after a run: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=all)"
+	@echo "make push / make pull - move artifacts to / from the DVC remote (pull: nothing re-runs afterwards)"
+	@echo "make checkout - restore tracked artifacts from the DVC cache"
+	@echo "make lineage FILE=results/fashion_mnist/curve.pdf - the artifacts behind a file, stale ones flagged"
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +50,25 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed data
 	$(BIN)/python benchmarks/time_pipeline.py --cores $(CORES)
+
+# DVC: Snakemake runs the jobs, DVC records content hashes, lineage and moves artifacts between machines.
+dvc-yaml: $(BIN)/.installed
+	$(BIN)/python -m eenet.dvcstages write $(TARGETS)
+
+record: $(BIN)/.installed
+	$(BIN)/python -m eenet.dvcstages record $(TARGETS)
+
+push: $(BIN)/.installed
+	$(BIN)/python -m eenet.dvcstages push
+
+pull: $(BIN)/.installed
+	$(BIN)/python -m eenet.dvcstages pull $(TARGETS)
+
+checkout: $(BIN)/.installed
+	$(BIN)/python -m eenet.dvcstages checkout $(TARGETS)
+
+lineage: $(BIN)/.installed
+	$(BIN)/python -m eenet.lineage $(FILE)
 
 clean:
 	rm -rf results logs .snakemake

@@ -1,0 +1,171 @@
+"""DVC records what Snakemake made: dvc.yaml from the Snakemake job graph, then commit, push, pull.
+
+    python -m eenet.dvcstages write    [TARGET ...]   # dvc.yaml + dvc-params.yaml (default target: all)
+    python -m eenet.dvcstages record   [TARGET ...]   # write, dvc commit, re-sync Snakemake, dvc-record.json
+    python -m eenet.dvcstages pull     [TARGET ...]   # dvc pull, then re-sync Snakemake: nothing re-runs
+    python -m eenet.dvcstages checkout [TARGET ...]   # restore tracked artifacts from the DVC cache, re-sync
+    python -m eenet.dvcstages push                    # dvc push to the default remote
+
+One DVC stage per Snakemake job.
+Each stage lists the job's inputs (data, upstream artifacts, its script and package modules) as ``deps``,
+its resolved parameters (config values after the schema's defaults) as ``params`` kept in
+dvc-params.yaml, and its outputs as ``outs``. ``dvc commit -f`` after a Snakemake run then records the
+md5 of everything in dvc.lock without re-running anything (see ``make record``); ``dvc status``
+tells stale from fresh by content, and ``python -m eenet.lineage`` reads the record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["workflow_jobs", "stages_from_jobs", "write_dvc_files", "main"]
+
+PARAMS_FILE = "dvc-params.yaml"
+
+
+def workflow_jobs(targets: list[str], workdir: str | Path = ".", snakefile: str | Path = "Snakefile") -> list[dict[str, Any]]:
+    """Every job Snakemake would run to make ``targets`` from nothing: rule, wildcards, input, output, params."""
+    cwd = os.getcwd()  # the API changes into workdir
+    try:
+        return _jobs(targets, workdir, snakefile)
+    finally:
+        os.chdir(cwd)
+
+
+def _jobs(targets: list[str], workdir: str | Path, snakefile: str | Path) -> list[dict[str, Any]]:
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import DAGSettings, OutputSettings, Quietness, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        wf = api.workflow(ResourceSettings(cores=1), snakefile=Path(snakefile).resolve(), workdir=Path(workdir).resolve())
+        wf.dag(DAGSettings(targets=set(targets), forceall=True))
+        workflow = wf._workflow  # the job graph is not in the public API
+        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
+        workflow._build_dag()
+        jobs = []
+        for job in workflow.dag.jobs:
+            if not job.output:  # target-only rules such as `all`
+                continue
+            jobs.append(
+                {
+                    "rule": job.rule.name,
+                    "wildcards": dict(job.wildcards.items()),
+                    "input": [str(f) for f in job.input],
+                    "output": [str(f) for f in job.output],
+                    "params": {k: v for k, v in job.params.items()},
+                }
+            )
+    return sorted(jobs, key=lambda j: (j["rule"], j["output"]))
+
+
+def _dataset_outs(job: dict[str, Any]) -> list[str]:
+    """download_dataset's output is a manifest; DVC also tracks the raw files the manifest vouches for."""
+    if job["rule"] != "download_dataset":
+        return []
+    from .data import DATASETS, raw_paths
+
+    root = Path(job["output"][0]).parent
+    return [str(p) for p in raw_paths(DATASETS[job["wildcards"]["dataset"]], root)]
+
+
+def stage_name(job: dict[str, Any]) -> str:
+    """``rule-value1-value2``: unique per job, stable across runs (DVC reserves ``@``)."""
+    return "-".join([job["rule"], *[str(v) for v in job["wildcards"].values()]])
+
+
+def stages_from_jobs(jobs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(dvc.yaml content, dvc-params.yaml content) for ``jobs`` as returned by :func:`workflow_jobs`."""
+    stages, params = {}, {}
+    for job in jobs:
+        name = stage_name(job)
+        stage: dict[str, Any] = {
+            "cmd": f"snakemake --cores 1 --allowed-rules {job['rule']} " + " ".join(job["output"]),
+            "deps": sorted(set(job["input"])),
+        }
+        if job["params"]:
+            key = name.replace(".", "_")  # DVC reads dots in parameter names as nesting
+            params[key] = json.loads(json.dumps(job["params"]))  # plain YAML types
+            stage["params"] = [{PARAMS_FILE: [key]}]
+        stage["outs"] = job["output"] + _dataset_outs(job)
+        stages[name] = stage
+    return {"stages": stages}, params
+
+
+def write_dvc_files(targets: list[str], workdir: str | Path = ".") -> tuple[Path, Path]:
+    """Write dvc.yaml and dvc-params.yaml in ``workdir`` for ``targets``; return their paths."""
+    from .io import atomic_path
+
+    dvc_yaml, params = stages_from_jobs(workflow_jobs(targets, workdir, Path(workdir) / "Snakefile"))
+    header = "# Generated by `python -m eenet.dvcstages` from the Snakemake job graph. Do not edit.\n"
+    paths = (Path(workdir) / "dvc.yaml", Path(workdir) / PARAMS_FILE)
+    for path, content in zip(paths, (dvc_yaml, params), strict=True):
+        with atomic_path(path) as tmp:
+            tmp.write_text(header + yaml.safe_dump(content, sort_keys=False, width=200))
+    return paths
+
+
+def _run(cmd: list[str], workdir: str | Path) -> str:
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return proc.stdout + proc.stderr
+
+
+def _dvc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def sync_snakemake(targets: list[str], workdir: str | Path = ".") -> None:
+    """After DVC rewrote files (commit, pull, checkout): if ``dvc status`` is clean, mark every job up to date.
+
+    DVC writes files with new timestamps; ``snakemake --touch`` makes Snakemake's view consistent again,
+    but only once DVC has confirmed by content that every artifact is what was recorded.
+    """
+    status = subprocess.run(_dvc("status"), cwd=workdir, capture_output=True, text=True)
+    if status.returncode != 0 or "up to date" not in status.stdout:
+        raise SystemExit(f"dvc status is not clean; not touching anything:\n{status.stdout}{status.stderr}")
+    # dvc status cannot see a config edit that dvc-params.yaml does not carry yet: compare the job graph too
+    expected = stages_from_jobs(workflow_jobs(targets, workdir, Path(workdir) / "Snakefile"))
+    on_disk = tuple(yaml.safe_load((Path(workdir) / name).read_text()) or {} for name in ("dvc.yaml", PARAMS_FILE))
+    if expected != on_disk:
+        raise SystemExit("the workflow or its config changed since the artifacts were recorded: run it, then `make record`")
+    # --forceall: every job is marked done with its current parameters and code (the record Snakemake
+    # compares against later), also in a fresh clone where Snakemake has no record yet
+    _run([sys.executable, "-m", "snakemake", "--cores", "1", "--touch", "--forceall", *targets], workdir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["write", "record", "pull", "checkout", "push"])
+    ap.add_argument("targets", nargs="*", default=["all"])
+    ap.add_argument("--workdir", default=".")
+    args = ap.parse_args(argv)
+    wd = args.workdir
+    if args.action in ("write", "record"):
+        for path in write_dvc_files(args.targets, wd):
+            print(f"wrote {path}")
+    if args.action == "record":
+        _run(_dvc("commit", "--force", "--quiet"), wd)
+        sync_snakemake(args.targets, wd)
+        from .lineage import write_record
+
+        print(f"recorded every artifact in dvc.lock; wrote {write_record(wd)}")
+    elif args.action in ("pull", "checkout"):
+        # checkout --force: a file that differs from the record (corrupt, tampered) is replaced by the recorded one
+        _run(_dvc(args.action, "--quiet", *(["--force"] if args.action == "checkout" else [])), wd)
+        sync_snakemake(args.targets, wd)
+        print(f"dvc {args.action}: artifacts in place and up to date for Snakemake")
+    elif args.action == "push":
+        print(_run(_dvc("push"), wd).strip())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Where did this number come from? The tree of artifacts behind a file, from dvc.yaml + dvc.lock.
+
+    python -m eenet.lineage results/fashion_mnist/curve.pdf          # a readable tree
+    python -m eenet.lineage results/fashion_mnist/curve.pdf --json   # the same for machines
+    python -m eenet.lineage --record                                 # write dvc-record.json (make record does)
+
+For every artifact: the rule (DVC stage) that made it, its md5 as recorded and whether the file on disk
+still matches, the parameters, the md5 of the code files, the device named in the artifact, and the
+record (git commit, time, package versions) written by ``make record``. An artifact is *stale* when the
+file, or any input or code file of its stage, changed since it was recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["lineage", "write_record", "main"]
+
+RECORD_FILE = "dvc-record.json"
+CODE_PREFIXES = ("src/", "workflow/")
+PACKAGES = ["torch", "torchvision", "snakemake", "dvc", "safetensors", "numpy", "eenet"]
+
+
+def _md5(path: Path, cache: dict[Path, str | None]) -> str | None:
+    if path not in cache:
+        if not path.is_file():
+            cache[path] = None
+        else:
+            h = hashlib.md5()
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    h.update(block)
+            cache[path] = h.hexdigest()
+    return cache[path]
+
+
+def _device(path: Path) -> str | None:
+    """The device an artifact says it was made on (JSON key, CSV column or checkpoint field), if any."""
+    try:
+        if path.suffix == ".json":
+            return json.loads(path.read_text()).get("device")
+        if path.suffix == ".csv":
+            with open(path, newline="") as fh:
+                return next(csv.DictReader(fh), {}).get("device")
+        if path.suffix == ".pt":
+            from .io import load_checkpoint
+
+            return load_checkpoint(path).get("device")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def write_record(workdir: str | Path = ".") -> Path:
+    """Write dvc-record.json: when the artifacts were recorded, from which commit, with which packages."""
+    from .io import write_json
+
+    wd = Path(workdir)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=wd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=wd, capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = None, None
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    record = {
+        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "python": sys.version.split()[0],
+        "packages": versions,
+    }
+    path = wd / RECORD_FILE
+    write_json(path, record)
+    return path
+
+
+def lineage(target: str, workdir: str | Path = ".") -> dict[str, Any]:
+    """The artifacts behind ``target`` (a path relative to ``workdir``), as a graph.
+
+    Returns ``{"target", "record", "stale", "artifacts": {path: node}}``; a node made by the workflow has
+    ``stage``, ``rule``, ``md5`` (recorded), ``md5_on_disk``, ``stale``, ``why``, ``params``, ``code`` and
+    ``made_with`` (``[{path, md5, changed}]``: code files; other outputs of the same job), ``device``
+    and ``inputs`` (paths of other nodes); an input the
+    workflow did not make (a file outside results/ and data/) has ``md5`` and ``changed``.
+
+    Raises:
+        FileNotFoundError: no dvc.yaml / dvc.lock, or ``target`` is not an output of any stage.
+    """
+    wd = Path(workdir)
+    for name in ("dvc.yaml", "dvc.lock"):
+        if not (wd / name).is_file():
+            raise FileNotFoundError(f"{wd / name} is missing: run `make record` after the pipeline")
+    stages = yaml.safe_load((wd / "dvc.yaml").read_text())["stages"]
+    locked = yaml.safe_load((wd / "dvc.lock").read_text()).get("stages", {})
+    record = json.loads((wd / RECORD_FILE).read_text()) if (wd / RECORD_FILE).is_file() else {}
+    producer = {out: name for name, st in stages.items() for out in st.get("outs", [])}
+    if target not in producer:
+        raise FileNotFoundError(f"{target} is not an output of any stage in {wd / 'dvc.yaml'}")
+    hashes: dict[Path, str | None] = {}
+    artifacts: dict[str, dict[str, Any]] = {}
+
+    def visit(path: str) -> dict[str, Any]:
+        if path in artifacts:
+            return artifacts[path]
+        name = producer[path]
+        lock = locked.get(name)
+        current = _md5(wd / path, hashes)
+        node: dict[str, Any] = {"path": path, "stage": name, "rule": name.split("-", 1)[0], "md5_on_disk": current}
+        artifacts[path] = node
+        if lock is None:
+            node.update(md5=None, stale=True, why=["never recorded (run `make record`)"], params={}, code=[], made_with=[], inputs=[])
+            return node
+        recorded = {o["path"]: o.get("md5") for o in lock.get("outs", [])}
+        why = []
+        if current != recorded.get(path):
+            why.append(f"{path} changed since it was recorded" if current else f"{path} is missing")
+        siblings = []  # the other outputs of the same job (e.g. a dataset's raw files beside its manifest)
+        for other, md5 in recorded.items():
+            if other != path:
+                changed = _md5(wd / other, hashes) != md5
+                siblings.append({"path": other, "md5": md5, "changed": changed})
+                if changed:
+                    why.append(f"{other} (made with it) changed since it was recorded")
+        code, inputs = [], []
+        for dep in lock.get("deps", []):
+            now = _md5(wd / dep["path"], hashes)
+            changed = now != dep.get("md5")
+            if changed:
+                why.append(f"input {dep['path']} changed since it was recorded")
+            if dep["path"] in producer:
+                inputs.append(dep["path"])
+                if visit(dep["path"])["stale"]:
+                    why.append(f"upstream {dep['path']} is stale")
+            elif dep["path"].startswith(CODE_PREFIXES):
+                code.append({"path": dep["path"], "md5": dep.get("md5"), "changed": changed})
+            else:
+                artifacts.setdefault(dep["path"], {"path": dep["path"], "md5": dep.get("md5"), "changed": changed})
+                inputs.append(dep["path"])
+        params: dict[str, Any] = {}
+        for file_params in (lock.get("params") or {}).values():
+            for values in file_params.values():
+                params.update(values if isinstance(values, dict) else {})
+        node.update(md5=recorded.get(path), stale=bool(why), why=why, params=params, code=code, device=_device(wd / path),
+                    made_with=siblings, inputs=inputs)  # fmt: skip
+        return node
+
+    root = visit(target)
+    return {"target": target, "stale": root["stale"], "record": record, "artifacts": artifacts}
+
+
+def _print(graph: dict[str, Any], out=sys.stdout) -> None:
+    rec = graph.get("record") or {}
+    if rec:
+        pk = ", ".join(f"{k} {v}" for k, v in rec.get("packages", {}).items() if v)
+        dirty = " (uncommitted changes)" if rec.get("git_dirty") else ""
+        print(f"recorded {rec.get('recorded_at')} at git commit {rec.get('git_commit')}{dirty}; python {rec.get('python')}; {pk}", file=out)
+    else:
+        print(f"no {RECORD_FILE}: run `make record`", file=out)
+    arts, shown = graph["artifacts"], set()
+
+    def show(path: str, indent: str) -> None:
+        node = arts[path]
+        if "stage" not in node:
+            print(f"{indent}{path}  md5 {node['md5']}{'  CHANGED' if node['changed'] else ''}", file=out)
+            return
+        if path in shown:
+            print(f"{indent}{path}  (see above)", file=out)
+            return
+        shown.add(path)
+        state = "STALE: " + "; ".join(node["why"]) if node["stale"] else "up to date"
+        print(f"{indent}{path}  [{state}]", file=out)
+        pad = indent + "    "
+        print(f"{pad}rule {node['rule']} (stage {node['stage']}), md5 {node['md5']}", file=out)
+        if node.get("device"):
+            print(f"{pad}device: {node['device']}", file=out)
+        if node["params"]:
+            print(f"{pad}params: {json.dumps(node['params'], sort_keys=True)}", file=out)
+        for kind in ("made_with", "code"):
+            for c in node[kind]:
+                label = "made with" if kind == "made_with" else "code"
+                print(f"{pad}{label} {c['path']}  md5 {c['md5']}{'  CHANGED' if c['changed'] else ''}", file=out)
+        for child in node["inputs"]:
+            show(child, pad)
+
+    show(graph["target"], "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("target", nargs="?")
+    ap.add_argument("--json", action="store_true", help="print the tree as JSON")
+    ap.add_argument("--record", action="store_true", help=f"write {RECORD_FILE} (git commit, time, package versions)")
+    ap.add_argument("--workdir", default=".")
+    args = ap.parse_args(argv)
+    if args.record:
+        print(f"wrote {write_record(args.workdir)}")
+        return 0
+    if not args.target:
+        ap.error("give a file, e.g. results/fashion_mnist/curve.pdf")
+    try:
+        graph = lineage(args.target, args.workdir)
+    except FileNotFoundError as exc:
+        print(f"lineage: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(graph, indent=2))
+    else:
+        _print(graph)
+    stale = [p for p, n in graph["artifacts"].items() if n.get("stale")]
+    if stale:
+        print(f"\n{len(stale)} stale artifact(s) behind {args.target}: {', '.join(stale)}", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""DVC records what Snakemake made: run -> record -> push; fresh clone -> pull -> nothing to do; lineage.
+
+Runs in a temporary git + DVC repository with a local remote and the tiny config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_workflow import COPIED, REPO, TARGET, edit_config, planned_jobs, snakemake
+
+pytestmark = pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir() or shutil.which("git") is None,
+    reason="needs the packaged Fashion-MNIST and git",
+)
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def eenet_dvc(action: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "eenet.dvcstages", action, TARGET], cwd)
+
+
+def lineage(cwd: Path, check: bool = True) -> tuple[int, dict]:
+    proc = run([sys.executable, "-m", "eenet.lineage", "--json", "results/tiny/curve.pdf"], cwd, check=check)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> tuple[Path, Path]:
+    """(repository with a recorded, pushed tiny run, its DVC remote)."""
+    repo, remote = tmp_path_factory.mktemp("repo"), tmp_path_factory.mktemp("remote")
+    for name in [*COPIED, ".gitignore"]:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
+    (repo / "config").mkdir()
+    shutil.copy2(REPO / "tests" / "config" / "tiny.yaml", repo / "config" / "config.yaml")
+    run(["git", "init", "-q"], repo)
+    run(["git", "config", "user.email", "test@example.invalid"], repo)
+    run(["git", "config", "user.name", "test"], repo)
+    run([sys.executable, "-m", "dvc", "init", "-q"], repo)
+    run([sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "the workflow"], repo)
+    snakemake(repo, TARGET)
+    eenet_dvc("record", repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "recorded run"], repo)
+    eenet_dvc("push", repo)
+    return repo, remote
+
+
+def test_git_holds_only_dvc_files_not_artifacts(recorded):
+    repo, _ = recorded
+    tracked = run(["git", "ls-files"], repo).stdout.split()
+    assert {"dvc.yaml", "dvc.lock", "dvc-params.yaml", "dvc-record.json", ".dvc/config"} <= set(tracked)
+    assert not [f for f in tracked if f.startswith(("results/", "data/"))]
+    assert run([sys.executable, "-m", "dvc", "status"], repo).stdout.strip().endswith("up to date.")
+    assert planned_jobs(repo) == {}  # recording re-runs nothing
+
+
+def test_fresh_clone_pull_does_no_computation(recorded, tmp_path):
+    repo, _ = recorded
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    eenet_dvc("pull", clone)
+    assert (clone / "results" / "tiny" / "curve.pdf").read_bytes() == (repo / "results" / "tiny" / "curve.pdf").read_bytes()
+    assert planned_jobs(clone) == {}
+    # and in the pulled clone, only what a change touches would re-run
+    original = edit_config(clone, lambda b: b["budgets"]["values"].append(0.8))
+    assert set(planned_jobs(clone)) == {"fit_scheduler", "evaluate_test", "plot_curve"}
+    (clone / "config" / "config.yaml").write_text(original)
+    original = edit_config(clone, lambda b: b["train"].update(lr=0.02))
+    assert set(planned_jobs(clone)) == {
+        "train_multiexit",
+        "cache_logits",
+        "profile_latency",
+        "fit_scheduler",
+        "evaluate_test",
+        "plot_curve",
+    }
+    (clone / "config" / "config.yaml").write_text(original)
+    module = clone / "src" / "eenet" / "scores.py"
+    text = module.read_text()
+    module.write_text(text + "\n# an edit\n")
+    assert set(planned_jobs(clone)) == {"fit_scheduler", "evaluate_test", "plot_curve"}
+    module.write_text(text)
+    assert planned_jobs(clone) == {}
+
+
+def test_lineage_lists_every_artifact_with_hashes_that_match(recorded):
+    repo, _ = recorded
+    code, graph = lineage(repo)
+    assert code == 0 and graph["stale"] is False
+    arts = graph["artifacts"]
+    expected = {"data/fashion_mnist/manifest.json", "results/tiny/model.pt", "results/tiny/logits/val.safetensors",
+                "results/tiny/logits/test.safetensors", "results/tiny/cost.csv"}  # fmt: skip
+    for method in ["eenet", "maxpred", "entropy", "oracle"]:
+        for budget in ["0.75", "0.9"]:
+            expected |= {f"results/tiny/schedulers/{method}/{budget}.json", f"results/tiny/eval/{method}/{budget}.json"}
+    assert expected <= set(arts)
+    for path in expected | {"results/tiny/curve.pdf"}:
+        assert arts[path]["md5"] == md5(repo / path), path
+    raw = {m["path"] for m in arts["data/fashion_mnist/manifest.json"]["made_with"]}
+    assert "data/fashion_mnist/FashionMNIST/raw/train-images-idx3-ubyte" in raw
+    assert arts["results/tiny/model.pt"]["params"]["train"]["epochs"] == 1
+    assert arts["results/tiny/cost.csv"]["device"].startswith("cpu")
+    assert any(c["path"] == "src/eenet/schedulers.py" for c in arts["results/tiny/schedulers/eenet/0.9.json"]["code"])
+    assert graph["record"]["git_commit"] and graph["record"]["packages"]["torch"]
+    text = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo).stdout
+    assert "rule train_multiexit" in text and "up to date" in text
+
+
+def test_committed_dvc_yaml_is_current_for_the_default_workflow(tmp_path):
+    for name in [*COPIED, "config"]:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
+    run([sys.executable, "-m", "eenet.dvcstages", "write", "all"], tmp_path)
+    for name in ["dvc.yaml", "dvc-params.yaml"]:
+        fresh, committed = yaml.safe_load((tmp_path / name).read_text()), yaml.safe_load((REPO / name).read_text())
+        assert fresh == committed, f"{name} is out of date with the workflow: run `make dvc-yaml` (or `make record`)"
+
+
+def test_corrupt_artifact_is_reported_and_repaired(recorded):
+    repo, _ = recorded
+    cost = repo / "results" / "tiny" / "cost.csv"
+    good = cost.read_bytes()
+    cost.write_bytes(good + b"tampered\n")
+    status = run([sys.executable, "-m", "dvc", "status"], repo).stdout
+    assert "results/tiny/cost.csv" in status and "modified" in status
+    code, graph = lineage(repo, check=False)
+    assert code == 1 and graph["stale"] is True
+    assert any("results/tiny/cost.csv changed" in w for w in graph["artifacts"]["results/tiny/cost.csv"]["why"])
+    assert graph["artifacts"]["results/tiny/eval/maxpred/0.9.json"]["stale"] is True  # downstream flagged too
+    eenet_dvc("checkout", repo)
+    assert cost.read_bytes() == good
+    assert lineage(repo)[0] == 0
+    assert planned_jobs(repo) == {}
