@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 CORES ?= 2
 FMNIST := /usr/share/datasets/fashion-mnist
 export HF_HUB_OFFLINE := 1
+# no usage reports or update checks from DVC (no internet here)
+export DVC_NO_ANALYTICS := 1
 
 .PHONY: demo test lint bench data clean help dvc-yaml record push pull checkout lineage
 TARGETS ?= all

@@ -62,7 +62,7 @@ def main() -> None:
             run(cmd, wd)
         record = run([sys.executable, "-m", "eenet.dvcstages", "record", args.target], wd)
         status = statistics.median(run([sys.executable, "-m", "dvc", "status"], wd) for _ in range(3))
-        size = sum(f.stat().st_size for f in (wd / "results").rglob("*") if f.is_file()) / 2**20
+        size = sum(f.stat().st_size for d in ("results", "data") for f in (wd / d).rglob("*") if f.is_file()) / 2**20
         print(f"record (dvc.yaml + dvc commit + touch) of {size:.1f} MiB of artifacts: {record:.1f} s; dvc status: {status:.2f} s")
         summary = wd / Path(args.target).parent / "summary.csv"
         if summary.exists():

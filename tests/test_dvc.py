@@ -56,6 +56,7 @@ def recorded(tmp_path_factory) -> tuple[Path, Path]:
     run(["git", "config", "user.name", "test"], repo)
     run([sys.executable, "-m", "dvc", "init", "-q"], repo)
     run([sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "the workflow"], repo)
     snakemake(repo, TARGET)
