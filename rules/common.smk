@@ -69,3 +69,8 @@ def method_params(wildcards):
 
 def all_curves():
     return expand("results/{bench}/curve.pdf", bench=BENCHMARKS)
+
+
+def unknown_benchmark(wildcards):
+    """Input of the catch-all rule: a target names a benchmark the config does not have."""
+    raise ValueError(f"unknown benchmark {wildcards.name!r} in the target; benchmarks in the config: {', '.join(sorted(BENCHMARKS))}")

@@ -167,3 +167,29 @@ def test_wrong_config_key_stops_before_any_job(workdir):
 def test_lint_is_clean():
     proc = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b["train"].update(epochs="many"), "'many' is not of type 'integer'"),
+        (lambda b: b["budgets"].update(values=[]), "[] should be non-empty"),
+        (lambda b: b["budgets"].update(values=[0.5, 1.5]), "1.5 is greater than the maximum of 1"),
+        (lambda b: b["budgets"].update(values=[-0.1]), "-0.1 is less than or equal to the minimum of 0"),
+        (lambda b: b.update(methods=["eenet", "magic"]), "'magic' is not one of"),
+    ],
+)
+def test_bad_config_values_stop_before_any_job(workdir, change, message):
+    original = edit_config(workdir, change)
+    try:
+        proc = snakemake(workdir, "-n", TARGET, check=False)
+    finally:
+        (workdir / "config" / "config.yaml").write_text(original)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_unknown_benchmark_target_lists_the_benchmarks(workdir):
+    proc = snakemake(workdir, "-n", "results/nosuchbench/curve.pdf", check=False)
+    assert proc.returncode != 0
+    assert "unknown benchmark 'nosuchbench' in the target; benchmarks in the config: tiny" in proc.stdout + proc.stderr
