@@ -193,3 +193,31 @@ def test_unknown_benchmark_target_lists_the_benchmarks(workdir):
     proc = snakemake(workdir, "-n", "results/nosuchbench/curve.pdf", check=False)
     assert proc.returncode != 0
     assert "unknown benchmark 'nosuchbench' in the target; benchmarks in the config: tiny" in proc.stdout + proc.stderr
+
+
+def test_logits_from_another_model_are_refused(workdir):
+    """Test logits whose model differs from the one the scheduler was fitted on: evaluate_test stops."""
+    from eenet.io import load_tensors, save_tensors
+
+    path = workdir / "results" / "tiny" / "logits" / "test.safetensors"
+    original = path.read_bytes()
+    tensors, meta = load_tensors(path)
+    save_tensors(path, tensors, {**meta, "model_sha256": "0" * 64})
+    try:
+        proc = snakemake(
+            workdir,
+            "--forcerun",
+            "evaluate_test",
+            "--allowed-rules",
+            "evaluate_test",
+            "--",
+            "results/tiny/eval/maxpred/0.9.json",
+            check=False,
+        )
+        log = (workdir / "logs" / "tiny" / "evaluate_test" / "maxpred" / "0.9.log").read_text()
+    finally:
+        path.write_bytes(original)
+        snakemake(workdir, TARGET)  # put the tree back
+    assert proc.returncode != 0
+    assert "comes from another model than the one results/tiny/schedulers/maxpred/0.9.json was fitted on" in log
+    assert planned_jobs(workdir) == {}
