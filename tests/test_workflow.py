@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -220,4 +221,22 @@ def test_logits_from_another_model_are_refused(workdir):
         snakemake(workdir, TARGET)  # put the tree back
     assert proc.returncode != 0
     assert "comes from another model than the one results/tiny/schedulers/maxpred/0.9.json was fitted on" in log
+    assert planned_jobs(workdir) == {}
+
+
+def test_a_second_run_in_the_same_directory_is_refused(workdir):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.Popen([*SNAKEMAKE, "--cores", "2", "--forcerun", "train_multiexit", TARGET], cwd=workdir, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        locks = workdir / ".snakemake" / "locks"
+        deadline = time.time() + 60
+        while not (locks.is_dir() and any(locks.iterdir())) and time.time() < deadline:
+            time.sleep(0.05)
+        second = snakemake(workdir, TARGET, check=False)
+    finally:
+        assert first.wait(timeout=600) == 0
+    assert second.returncode != 0
+    out = second.stdout + second.stderr
+    assert "Directory cannot be locked" in out and "--unlock" in out
     assert planned_jobs(workdir) == {}
