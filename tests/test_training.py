@@ -94,5 +94,24 @@ def test_non_finite_loss_names_epoch_and_batch(tmp_path):
     train = _data(32, 0)
     model = build_model("small_cnn_3", 3, 1, width=4)
     cfg = TrainConfig(epochs=2, batch_size=16, lr=1e30, momentum=0.0, milestones=[], augment_pad=0)
-    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"):
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch \d+; checkpoint .* still holds epoch 0"):
         train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "d.pt", "x", torch.device("cpu"))
+    assert not (tmp_path / "d.pt").exists()  # nothing written with NaNs in it
+
+
+def test_nan_in_a_later_epoch_leaves_the_last_good_checkpoint(tmp_path):
+    from eenet.io import load_checkpoint
+
+    train = _data(32, 0)
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 3, 1, width=4)
+    cfg = TrainConfig(epochs=3, batch_size=16, milestones=[], augment_pad=0)
+
+    def poison(history):  # after epoch 1's checkpoint, the weights go bad
+        model.heads[2].fc.weight.data.fill_(float("nan"))
+
+    with pytest.raises(FloatingPointError, match="at epoch 2, batch 1; checkpoint .* still holds epoch 1"):
+        train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "e.pt", "x", torch.device("cpu"), on_epoch=poison)
+    state = load_checkpoint(tmp_path / "e.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
