@@ -2,7 +2,7 @@ rule download_dataset:
     output:
         "data/{dataset}/manifest.json",
     input:
-        code("download_dataset.py", "data", "io"),
+        code("download_dataset.py", "data", "download", "io"),
     params:
         mirror=lambda w: config["datasets"][w.dataset].get("mirror"),
     log:

@@ -1,7 +1,7 @@
 rule train_multiexit:
     input:
         data=dataset_manifest,
-        code=code("train_multiexit.py", "data", "io", "models", "training", "workflow"),
+        code=code("train_multiexit.py", "data", "download", "io", "models", "training", "workflow"),
     output:
         model="results/{bench}/model.pt",
         metrics="results/{bench}/train_metrics.csv",
@@ -28,7 +28,7 @@ rule cache_logits:
     input:
         model="results/{bench}/model.pt",
         data=dataset_manifest,
-        code=code("cache_logits.py", "data", "io", "models", "training", "workflow"),
+        code=code("cache_logits.py", "data", "download", "io", "models", "training", "workflow"),
     output:
         val="results/{bench}/logits/val.safetensors",
         test="results/{bench}/logits/test.safetensors",
@@ -50,7 +50,7 @@ rule profile_latency:
     input:
         model="results/{bench}/model.pt",
         data=dataset_manifest,
-        code=code("profile_latency.py", "costs", "data", "io", "models", "training", "workflow"),
+        code=code("profile_latency.py", "costs", "data", "download", "io", "models", "training", "workflow"),
     output:
         "results/{bench}/cost.csv",
     params:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import shutil
 import socket
 import tarfile
 import threading
@@ -98,3 +100,114 @@ def test_safe_extract_refuses_escaping_members(tmp_path, name, link):
     with pytest.raises(ValueError, match="refusing archive member"):
         safe_extract(_tar(tmp_path, name, link), tmp_path / "out")
     assert not (tmp_path / "evil").exists() and not any((tmp_path / "out").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------------
+# the dataset fetch through a URL mirror, and the download rule itself
+
+from functools import partial  # noqa: E402
+from http.server import SimpleHTTPRequestHandler  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from test_data import tiny_dataset  # noqa: E402, F401  (fixture)
+from test_workflow import COPIED, REPO, snakemake  # noqa: E402
+
+from eenet.data import fetch_dataset, load_images  # noqa: E402
+
+
+class MirrorHandler(SimpleHTTPRequestHandler):
+    """Serves a directory; a file named in ``cut`` is announced whole and sent half."""
+
+    cut: set[str] = set()
+
+    def copyfile(self, source, outputfile):
+        data = source.read()
+        if Path(self.path).name in self.cut:
+            outputfile.write(data[: len(data) // 2])
+            outputfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        outputfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(directory, cut=()):
+    handler = type("H", (MirrorHandler,), {"cut": set(cut)})
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def test_fetch_from_a_url_mirror_verifies_and_loads(tiny_dataset, tmp_path):  # noqa: F811
+    mirror, arrays = tiny_dataset
+    srv, url = serve(mirror)
+    try:
+        fetch_dataset("tiny", tmp_path / "data", url)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    images, _ = load_images("tiny", tmp_path / "data", train=False)
+    assert images.shape == (5, 1, 28, 28)
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["Tiny"]  # no download leftovers
+
+
+def test_truncated_mirror_download_keeps_nothing_and_the_next_run_retries(tiny_dataset, tmp_path):  # noqa: F811
+    mirror, _ = tiny_dataset
+    dest = tmp_path / "data"
+    srv, url = serve(mirror, cut={"t10k-images-idx3-ubyte.gz"})
+    try:
+        with pytest.raises(DownloadError, match="truncated"):
+            fetch_dataset("tiny", dest, url)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert not (dest / "Tiny" / "raw" / "t10k-images-idx3-ubyte").exists()
+    assert not [p for p in dest.rglob("*") if p.name.startswith(".")]
+    srv, url = serve(mirror)
+    try:
+        fetch_dataset("tiny", dest, url)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert (dest / "Tiny" / "raw" / "t10k-images-idx3-ubyte").is_file()
+
+
+def test_truncated_archive_in_a_local_mirror_is_named(tiny_dataset, tmp_path):  # noqa: F811
+    mirror, _ = tiny_dataset
+    gz = mirror / "train-images-idx3-ubyte.gz"
+    gz.write_bytes(gz.read_bytes()[:200])
+    with pytest.raises(ChecksumError, match="truncated or corrupt archive"):
+        fetch_dataset("tiny", tmp_path / "data", str(mirror))
+    assert not (tmp_path / "data" / "Tiny" / "raw" / "train-images-idx3-ubyte").exists()
+
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FMNIST.is_dir(), reason="the packaged Fashion-MNIST is not installed")
+def test_download_rule_through_a_url_mirror_and_a_refused_connection(tmp_path):
+    for name in COPIED:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
+    (tmp_path / "config").mkdir()
+    tiny = (REPO / "tests" / "config" / "tiny.yaml").read_text()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    (tmp_path / "config" / "config.yaml").write_text(tiny.replace(str(FMNIST), f"http://127.0.0.1:{closed_port}"))
+    proc = snakemake(tmp_path, "data/fashion_mnist/manifest.json", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs" / "download_dataset" / "fashion_mnist.log").read_text()
+    assert "DownloadError: could not download" in log and "refused" in log
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    srv, url = serve(FMNIST)
+    try:
+        (tmp_path / "config" / "config.yaml").write_text(tiny.replace(str(FMNIST), url))
+        snakemake(tmp_path, "data/fashion_mnist/manifest.json")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    manifest = json.loads((tmp_path / "data" / "fashion_mnist" / "manifest.json").read_text())
+    assert manifest["source"] == url and len(manifest["files"]) == 4

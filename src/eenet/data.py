@@ -10,12 +10,15 @@ import gzip
 import logging
 import os
 import shutil
+import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .download import ChecksumError, DownloadError, download
 from .io import atomic_path, file_sha256
 
 __all__ = [
@@ -29,13 +32,10 @@ __all__ = [
     "normalize",
     "iterate_batches",
     "ChecksumError",
+    "DownloadError",
 ]
 
 log = logging.getLogger(__name__)
-
-
-class ChecksumError(RuntimeError):
-    """A downloaded or mirrored file does not have the expected content."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,11 @@ def _gunzip_verified(src: Path, dest: Path, sha256: str) -> None:
     """Decompress ``src`` (``.gz`` or plain) into ``dest`` atomically, checking the sha256 of the content."""
     opener = gzip.open if src.suffix == ".gz" else open
     with atomic_path(dest) as tmp:
-        with opener(src, "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, length=1 << 20)
+        try:
+            with opener(src, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, length=1 << 20)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise ChecksumError(f"{src}: truncated or corrupt archive ({exc}); nothing was kept") from exc
         got = file_sha256(tmp)
         if got != sha256:
             raise ChecksumError(f"{src}: sha256 of content is {got}, expected {sha256}; file is corrupt or not {dest.name}")
@@ -93,14 +96,28 @@ def _gunzip_verified(src: Path, dest: Path, sha256: str) -> None:
 def fetch_dataset(name: str, root: str | os.PathLike[str], mirror: str | None = None) -> list[Path]:
     """Put the verified raw files of dataset ``name`` under ``root`` and return their paths.
 
-    Looks first in ``mirror`` (a directory holding ``<file>.gz`` or ``<file>``); when it is unset or
-    missing, downloads with torchvision (its own md5 check on the archives). Every file is checked
-    against the sha256 of its uncompressed content; a mismatch raises :class:`ChecksumError` and
-    leaves nothing behind.
+    ``mirror`` is a local directory, or the URL (``http://``, ``https://``, ``file://``) of one, holding
+    the original ``<file>.gz`` (or ``<file>``); when it is unset or a missing directory, torchvision
+    downloads from the dataset's own servers. Every file is checked against the sha256 of its
+    uncompressed content.
+
+    Raises:
+        ChecksumError: a file with the wrong content, or a truncated or corrupt archive.
+        DownloadError: the connection was refused or lost, or the server sent less than it announced.
+        FileNotFoundError: a mirror directory without one of the files.
+    In every failure no partial file is left under ``root``, so the next run retries from scratch.
     """
     spec = DATASETS[name]
     dest_dir = Path(root) / spec.raw_subdir
-    if mirror and Path(mirror).is_dir():
+    if mirror and "://" in mirror:
+        log.info("downloading %s from %s", name, mirror)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+            for fname, sha in spec.files.items():
+                archive = download(f"{mirror.rstrip('/')}/{fname}.gz", Path(tmp) / f"{fname}.gz")
+                _gunzip_verified(archive, dest_dir / fname, sha)
+                log.info("verified %s (sha256 %s)", fname, sha[:12])
+    elif mirror and Path(mirror).is_dir():
         log.info("fetching %s from local mirror %s", name, mirror)
         for fname, sha in spec.files.items():
             candidates = [Path(mirror) / f"{fname}.gz", Path(mirror) / fname]
@@ -112,14 +129,19 @@ def fetch_dataset(name: str, root: str | os.PathLike[str], mirror: str | None = 
     else:
         if mirror:
             log.warning("mirror %s does not exist; downloading with torchvision", mirror)
-        import tempfile
-
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, spec.torchvision_class)
-        with tempfile.TemporaryDirectory(dir=Path(root).parent if Path(root).parent.exists() else None) as tmp:
-            cls(tmp, train=True, download=True)
-            cls(tmp, train=False, download=True)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+            try:
+                cls(tmp, train=True, download=True)
+                cls(tmp, train=False, download=True)
+            except Exception as exc:  # torchvision raises RuntimeError / URLError for every failed mirror
+                raise DownloadError(
+                    f"could not download {name} with torchvision ({exc}); without internet, set "
+                    f"datasets.{name}.mirror to a directory or URL holding the original files"
+                ) from exc
             for fname, sha in spec.files.items():
                 _gunzip_verified(Path(tmp) / spec.raw_subdir / fname, dest_dir / fname, sha)
     return raw_paths(spec, root)

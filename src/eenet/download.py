@@ -13,10 +13,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
 
-from .data import ChecksumError
 from .io import atomic_path
 
-__all__ = ["DownloadError", "download", "safe_extract"]
+__all__ = ["ChecksumError", "DownloadError", "download", "safe_extract"]
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or mirrored file does not have the expected content."""
 
 
 class DownloadError(RuntimeError):
