@@ -211,3 +211,15 @@ def test_download_rule_through_a_url_mirror_and_a_refused_connection(tmp_path):
         srv.server_close()
     manifest = json.loads((tmp_path / "data" / "fashion_mnist" / "manifest.json").read_text())
     assert manifest["source"] == url and len(manifest["files"]) == 4
+
+
+def test_torchvision_download_failure_says_how_to_work_offline(tiny_dataset, tmp_path, monkeypatch):  # noqa: F811
+    import torchvision.datasets
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "mirrors", [f"http://127.0.0.1:{closed_port}/"])
+    with pytest.raises(DownloadError, match="(?s)could not download tiny with torchvision .*Connection refused.*set datasets.tiny.mirror"):
+        fetch_dataset("tiny", tmp_path / "data", None)
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
