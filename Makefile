@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 
 .PHONY: demo test lint bench data clean help dvc-yaml record push pull checkout lineage
-TARGETS ?= all
+TARGETS ?= results/fashion_mnist/curve.pdf
 FILE ?= results/fashion_mnist/curve.pdf
 
 help:
@@ -18,14 +18,15 @@ help:
 	@echo "make test   - install, then run the test suite"
 	@echo "make lint   - snakemake --lint and ruff check"
 	@echo "make bench  - time the demo pipeline and a dry run -> benchmarks/out/"
-	@echo "make record - after a run: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=all)"
+	@echo "make record - after a run: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=results/fashion_mnist/curve.pdf)"
 	@echo "make push / make pull - move artifacts to / from the DVC remote (pull: nothing re-runs afterwards)"
 	@echo "make checkout - restore tracked artifacts from the DVC cache"
 	@echo "make lineage FILE=results/fashion_mnist/curve.pdf - the artifacts behind a file, stale ones flagged"
 
-$(BIN)/.installed: requirements.txt pyproject.toml
+$(BIN)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 

@@ -16,9 +16,15 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     bench="|".join(BENCHMARKS),
-    dataset="|".join(config["datasets"]),
+    dataset="|".join(sorted({b["dataset"] for b in BENCHMARKS.values()})),
     method="[a-z]+",
     budget=r"[0-9]+(\.[0-9]+)?",
+
+
+# On a cluster these run on the submit node: compute nodes often have no internet, and a plot is seconds.
+localrules:
+    download_dataset,
+    plot_curve,
 
 
 include: "rules/data.smk"

@@ -38,6 +38,21 @@ def code(script, *modules):
     return [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in files]
 
 
+# the package modules every model step (train, cache, profile) imports
+STEP_MODULES = ("benchmark", "data", "download", "io", "models", "textdata", "training", "workflow")
+
+
+def machine_cores():
+    """All the cores of a local run (latency is timed with the machine to itself); 1 when jobs go to a
+    cluster, where the profile's set-threads decides."""
+    return workflow.resource_settings.cores or 1
+
+
+def uses_gpu(wildcards):
+    """1 GPU for a benchmark's model steps unless its device is the CPU."""
+    return 0 if bench(wildcards)["device"] == "cpu" else 1
+
+
 def bench(wildcards):
     return BENCHMARKS[wildcards.bench]
 

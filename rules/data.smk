@@ -2,9 +2,9 @@ rule download_dataset:
     output:
         "data/{dataset}/manifest.json",
     input:
-        code("download_dataset.py", "data", "download", "io"),
+        code("download_dataset.py", "data", "download", "io", "textdata", "workflow"),
     params:
-        mirror=lambda w: config["datasets"][w.dataset].get("mirror"),
+        mirror=lambda w: config["datasets"].get(w.dataset, {}).get("mirror"),
     log:
         "logs/download_dataset/{dataset}.log",
     conda:

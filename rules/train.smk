@@ -1,7 +1,7 @@
 rule train_multiexit:
     input:
         data=dataset_manifest,
-        code=code("train_multiexit.py", "data", "download", "io", "models", "training", "workflow"),
+        code=code("train_multiexit.py", *STEP_MODULES),
     output:
         model="results/{bench}/model.pt",
         metrics="results/{bench}/train_metrics.csv",
@@ -12,10 +12,11 @@ rule train_multiexit:
         split=lambda w: bench(w)["split"],
         train=lambda w: bench(w)["train"],
         device=lambda w: bench(w)["device"],
+        max_length=lambda w: bench(w)["max_length"],
         checkpoint=lambda w: f"results/{w.bench}/checkpoint/last.pt",
     threads: 2
     resources:
-        gpu=lambda w: 0 if bench(w)["device"] == "cpu" else 1,
+        gpu=uses_gpu,
     log:
         "logs/{bench}/train_multiexit.log",
     conda:
@@ -28,7 +29,7 @@ rule cache_logits:
     input:
         model="results/{bench}/model.pt",
         data=dataset_manifest,
-        code=code("cache_logits.py", "data", "download", "io", "models", "training", "workflow"),
+        code=code("cache_logits.py", *STEP_MODULES),
     output:
         val="results/{bench}/logits/val.safetensors",
         test="results/{bench}/logits/test.safetensors",
@@ -37,7 +38,10 @@ rule cache_logits:
         split=lambda w: bench(w)["split"],
         device=lambda w: bench(w)["device"],
         batch_size=lambda w: bench(w)["train"]["eval_batch_size"],
+        max_length=lambda w: bench(w)["max_length"],
     threads: 2
+    resources:
+        gpu=uses_gpu,
     log:
         "logs/{bench}/cache_logits.log",
     conda:
@@ -50,15 +54,18 @@ rule profile_latency:
     input:
         model="results/{bench}/model.pt",
         data=dataset_manifest,
-        code=code("profile_latency.py", "costs", "data", "download", "io", "models", "training", "workflow"),
+        code=code("profile_latency.py", "costs", *STEP_MODULES),
     output:
         "results/{bench}/cost.csv",
     params:
         dataset=lambda w: bench(w)["dataset"],
         profile=lambda w: bench(w)["profile"],
         device=lambda w: bench(w)["device"],
+        max_length=lambda w: bench(w)["max_length"],
     # all the cores: nothing else runs while latency is measured
-    threads: workflow.cores
+    threads: machine_cores()
+    resources:
+        gpu=uses_gpu,
     log:
         "logs/{bench}/profile_latency.log",
     conda:

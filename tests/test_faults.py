@@ -28,7 +28,7 @@ DRIVER = textwrap.dedent(
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, milestones=[2], augment_pad=1, distill_start=0.5)
     torch.manual_seed(0)
     model = build_model("small_cnn_3", 3, 1, width=4)
-    train_multiexit(model, train, val, MEAN, STD, cfg, sys.argv[1], "fp", torch.device("cpu"),
+    train_multiexit(model, train, val, cfg, sys.argv[1], "fp", torch.device("cpu"),
                     on_epoch=lambda h: print("EPOCH", h[-1]["epoch"], flush=True))
     torch.save(model.state_dict(), sys.argv[2])
     """

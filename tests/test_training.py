@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from eenet.data import augment_batch, split_indices
+from eenet.data import ImageSplit, augment_batch, split_indices
 from eenet.models import build_model
 from eenet.training import TrainConfig, exit_weights, multiexit_loss, predict_probs, train_multiexit
 
@@ -42,13 +42,14 @@ def test_augmentation_crops_and_flips_within_bounds():
     assert cropped.shape == x.shape and set(cropped.unique().tolist()) <= set(x.unique().tolist()) | {0}
 
 
-def _data(n=96, seed=0):
+def _data(n=96, seed=0, pad=1, flip=True):
+    """A learnable 3-class image split: class y has a bright band at rows 9y..9y+8."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, 3, (n,), generator=g)
     images = (torch.rand(n, 1, 28, 28, generator=g) * 60).to(torch.uint8)
     for i, y in enumerate(labels.tolist()):
         images[i, 0, y * 9 : y * 9 + 9] = 255
-    return images, labels
+    return ImageSplit(images, labels, MEAN, STD, pad, flip)
 
 
 def test_training_learns_and_resumes_exactly(tmp_path):
@@ -63,7 +64,7 @@ def test_training_learns_and_resumes_exactly(tmp_path):
 
         torch.manual_seed(0)
         model = build_model("small_cnn_3", 3, 1, width=4)
-        hist = train_multiexit(model, train, val, MEAN, STD, cfg, ckpt, "fp", torch.device("cpu"), on_epoch=on_epoch)
+        hist = train_multiexit(model, train, val, cfg, ckpt, "fp", torch.device("cpu"), on_epoch=on_epoch)
         return model, hist
 
     full, hist = run(tmp_path / "a.pt")
@@ -76,7 +77,7 @@ def test_training_learns_and_resumes_exactly(tmp_path):
     assert [h["train_loss"] for h in hist_b] == pytest.approx([h["train_loss"] for h in hist])
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
-    probs = predict_probs(full, val[0], MEAN, STD)
+    probs = predict_probs(full, val)
     assert probs.shape == (3, 48, 3) and torch.allclose(probs.sum(2), torch.ones(3, 48))
 
 
@@ -84,9 +85,9 @@ def test_checkpoint_of_another_recipe_is_not_resumed(tmp_path, caplog):
     train = _data(32, 0)
     cfg = TrainConfig(epochs=1, batch_size=16, milestones=[], augment_pad=0)
     model = build_model("small_cnn_3", 3, 1, width=4)
-    train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "c.pt", "recipe-A", torch.device("cpu"))
+    train_multiexit(model, train, train, cfg, tmp_path / "c.pt", "recipe-A", torch.device("cpu"))
     with caplog.at_level("INFO"):
-        hist = train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "c.pt", "recipe-B", torch.device("cpu"))
+        hist = train_multiexit(model, train, train, cfg, tmp_path / "c.pt", "recipe-B", torch.device("cpu"))
     assert "different recipe" in caplog.text and len(hist) == 1
 
 
@@ -95,7 +96,7 @@ def test_non_finite_loss_names_epoch_and_batch(tmp_path):
     model = build_model("small_cnn_3", 3, 1, width=4)
     cfg = TrainConfig(epochs=2, batch_size=16, lr=1e30, momentum=0.0, milestones=[], augment_pad=0)
     with pytest.raises(FloatingPointError, match=r"epoch 1, batch \d+; checkpoint .* still holds epoch 0"):
-        train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "d.pt", "x", torch.device("cpu"))
+        train_multiexit(model, train, train, cfg, tmp_path / "d.pt", "x", torch.device("cpu"))
     assert not (tmp_path / "d.pt").exists()  # nothing written with NaNs in it
 
 
@@ -111,7 +112,7 @@ def test_nan_in_a_later_epoch_leaves_the_last_good_checkpoint(tmp_path):
         model.heads[2].fc.weight.data.fill_(float("nan"))
 
     with pytest.raises(FloatingPointError, match="at epoch 2, batch 1; checkpoint .* still holds epoch 1"):
-        train_multiexit(model, train, train, MEAN, STD, cfg, tmp_path / "e.pt", "x", torch.device("cpu"), on_epoch=poison)
+        train_multiexit(model, train, train, cfg, tmp_path / "e.pt", "x", torch.device("cpu"), on_epoch=poison)
     state = load_checkpoint(tmp_path / "e.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

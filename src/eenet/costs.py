@@ -18,21 +18,29 @@ from .models import MultiExitNetwork
 __all__ = ["measure_latency", "count_flops", "cost_table", "resolve_budget", "read_costs"]
 
 
+Inputs = torch.Tensor | dict[str, torch.Tensor]
+
+
+def _first(x: Inputs) -> torch.Tensor:
+    return next(iter(x.values())) if isinstance(x, dict) else x
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 @torch.inference_mode()
-def measure_latency(model: MultiExitNetwork, batch: torch.Tensor, warmup: int = 10, repeats: int = 50) -> list[dict[str, float]]:
+def measure_latency(model: MultiExitNetwork, batch: Inputs, warmup: int = 10, repeats: int = 50) -> list[dict[str, float]]:
     """Median wall-clock time per sample to reach each exit, in ms.
 
-    ``batch`` ``[B, ...]`` (already on the model's device) is run through ``forward_until(k)``;
+    ``batch`` ``[B, ...]`` or a dict of such tensors (already on the model's device) is run through ``forward_until(k)``;
     repeats are interleaved across exits so that drift on a shared machine hits every exit alike.
     Returns one dict per exit: ``ms`` (median per sample), ``ms_q1``, ``ms_q3`` (quartiles).
     """
     model.eval()
-    device = batch.device
+    device = _first(batch).device
+    n = _first(batch).shape[0]
     k_exits = model.num_exits
     for _ in range(warmup):
         for k in range(k_exits):
@@ -45,7 +53,7 @@ def measure_latency(model: MultiExitNetwork, batch: torch.Tensor, warmup: int = 
             t0 = time.perf_counter()
             model.forward_until(batch, k)
             _sync(device)
-            times[k].append((time.perf_counter() - t0) * 1000.0 / batch.shape[0])
+            times[k].append((time.perf_counter() - t0) * 1000.0 / n)
     out = []
     for ts in times:
         q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
@@ -54,7 +62,7 @@ def measure_latency(model: MultiExitNetwork, batch: torch.Tensor, warmup: int = 
 
 
 @torch.inference_mode()
-def count_flops(model: MultiExitNetwork, sample: torch.Tensor) -> list[int]:
+def count_flops(model: MultiExitNetwork, sample: Inputs) -> list[int]:
     """FLOPs per sample to reach each exit (``torch.utils.flop_counter``; a multiply-add counts 2)."""
     model.eval()
     flops = []
@@ -62,7 +70,7 @@ def count_flops(model: MultiExitNetwork, sample: torch.Tensor) -> list[int]:
         counter = FlopCounterMode(display=False)
         with counter:
             model.forward_until(sample, k)
-        flops.append(int(counter.get_total_flops() // sample.shape[0]))
+        flops.append(int(counter.get_total_flops() // _first(sample).shape[0]))
     return flops
 
 

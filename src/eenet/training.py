@@ -18,11 +18,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data import augment_batch, iterate_batches, normalize
+from .data import Split
 from .io import load_checkpoint, save_checkpoint
 from .models import MultiExitNetwork
 
-__all__ = ["TrainConfig", "exit_weights", "multiexit_loss", "train_multiexit", "predict_probs", "pick_device"]
+__all__ = ["TrainConfig", "exit_weights", "multiexit_loss", "make_optimizer", "train_multiexit", "predict_probs", "pick_device"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,9 @@ class TrainConfig:
     augment_flip: bool = True
     seed: int = 0
     eval_batch_size: int = 1000
+    optimizer: str = "sgd"
+    lr_schedule: str = "multistep"
+    warmup_ratio: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -84,36 +87,51 @@ def multiexit_loss(
 
 
 @torch.inference_mode()
-def predict_probs(
-    model: MultiExitNetwork,
-    images: torch.Tensor,
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
-    batch_size: int = 1000,
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Softmax of every exit on ``uint8`` images ``[N, C, H, W]`` (no augmentation): ``float32 [K, N, C]``."""
+def predict_probs(model: MultiExitNetwork, split: Split, batch_size: int = 1000, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Softmax of every exit on ``split`` (test-time inputs, no augmentation): ``float32 [K, N, C]``."""
     model.eval()
-    outs = []
-    for idx in iterate_batches(images.shape[0], batch_size, shuffle=False):
-        x = normalize(images[idx].to(device), mean, std)
-        outs.append(torch.stack([F.softmax(z.float(), dim=1) for z in model(x)]).cpu())
+    outs = [torch.stack([F.softmax(z.float(), dim=1) for z in model(x)]).cpu() for x, _ in split.batches(batch_size, torch.device(device))]
     return torch.cat(outs, dim=1)
 
 
-def _evaluate(model, images, labels, mean, std, batch_size, device) -> tuple[float, list[float]]:
-    probs = predict_probs(model, images, mean, std, batch_size, device)
+def _evaluate(model: MultiExitNetwork, split: Split, batch_size: int, device: torch.device) -> tuple[float, list[float]]:
+    probs = predict_probs(model, split, batch_size, device)
+    labels = split.labels
     nll = -torch.log(probs[-1].gather(1, labels.view(-1, 1)).clamp_min(1e-12)).mean().item()
     acc = (probs.argmax(dim=2) == labels.view(1, -1)).float().mean(dim=1).tolist()
     return nll, acc
 
 
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any, bool]:
+    """``(optimizer, lr scheduler, step the scheduler per batch?)`` for the recipe.
+
+    ``sgd`` (momentum, weight decay) or ``adamw``; ``multistep`` (x ``gamma`` at each epoch of
+    ``milestones``, stepped per epoch) or ``linear`` (warm-up over ``warmup_ratio`` of the steps, then
+    linear decay to 0, stepped per batch -- the usual BERT fine-tuning schedule).
+    """
+    if cfg.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    elif cfg.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; use 'sgd' or 'adamw'")
+    if cfg.lr_schedule == "multistep":
+        return opt, torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma), False
+    if cfg.lr_schedule == "linear":
+        total = max(cfg.epochs * steps_per_epoch, 1)
+        warm = int(cfg.warmup_ratio * total)
+
+        def factor(step: int) -> float:
+            return (step + 1) / max(warm, 1) if step < warm else max(0.0, (total - step) / max(total - warm, 1))
+
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor), True
+    raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}; use 'multistep' or 'linear'")
+
+
 def train_multiexit(
     model: MultiExitNetwork,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    mean: tuple[float, ...],
-    std: tuple[float, ...],
+    train: Split,
+    val: Split,
     cfg: TrainConfig,
     checkpoint: str | Path,
     fingerprint: str,
@@ -123,7 +141,7 @@ def train_multiexit(
     """Train ``model`` in place; return the per-epoch metrics.
 
     Args:
-        train, val: ``(uint8 images [N, C, H, W], int64 labels [N])``.
+        train, val: the samples; ``train`` makes augmented batches (the recipe's crop and flip for images).
         checkpoint: written atomically after every epoch; if it exists and its ``fingerprint`` matches
             (same recipe, data and architecture), training resumes after its last complete epoch.
         on_epoch: called after each epoch's checkpoint with the metrics of every epoch so far, resumed
@@ -135,8 +153,7 @@ def train_multiexit(
     """
     torch.manual_seed(cfg.seed)
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=False)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
+    opt, sched, per_batch = make_optimizer(model, cfg, math.ceil(len(train) / cfg.batch_size))
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, Any]] = []
     start_epoch = 0
@@ -156,17 +173,12 @@ def train_multiexit(
             log.info("ignoring checkpoint %s: it belongs to a different recipe, data or architecture", ckpt)
     weights = exit_weights(model.num_exits)
     distill_from = math.ceil(cfg.distill_start * cfg.epochs)
-    train_x, train_y = train
-    val_x, val_y = val
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
         distill = epoch >= distill_from
         total, count = 0.0, 0
-        for b, idx in enumerate(iterate_batches(train_x.shape[0], cfg.batch_size, shuffle=True, generator=gen)):
-            xb = augment_batch(train_x[idx], cfg.augment_pad, cfg.augment_flip, gen)
-            x = normalize(xb.to(device, non_blocking=True), mean, std)
-            y = train_y[idx].to(device, non_blocking=True)
+        for b, (x, y) in enumerate(train.batches(cfg.batch_size, device, shuffle=True, generator=gen, augment=True)):
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(x)
             loss = multiexit_loss([z.float() for z in logits], y, weights, distill, cfg.distill_temperature, cfg.distill_weight)
@@ -178,11 +190,14 @@ def train_multiexit(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if per_batch:
+                sched.step()
             total += loss.item() * y.shape[0]
             count += y.shape[0]
         lr = opt.param_groups[0]["lr"]
-        sched.step()
-        val_nll, val_acc = _evaluate(model, val_x, val_y, mean, std, cfg.eval_batch_size, device)
+        if not per_batch:
+            sched.step()
+        val_nll, val_acc = _evaluate(model, val, cfg.eval_batch_size, device)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": lr,

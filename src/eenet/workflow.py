@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["setup_logging", "run_metadata"]
+__all__ = ["setup_logging", "run_metadata", "data_root"]
 
 
 def setup_logging(log_file: str | None) -> logging.Logger:
@@ -54,3 +54,8 @@ def run_metadata(device: torch.device) -> dict[str, Any]:
         "python_version": platform.python_version(),
         "eenet_version": __version__,
     }
+
+
+def data_root(manifest: str | Path) -> Path:
+    """The directory of a dataset's files: where ``download_dataset`` wrote its manifest."""
+    return Path(manifest).parent

@@ -1,5 +1,6 @@
-"""Puts the repository's src/ on sys.path, so that the scripts import the eenet package even in an
-environment where it is not installed (e.g. a conda environment made by ``--sdm conda``).
+"""Puts the repository's src/ first on sys.path, so that the scripts import this checkout's eenet package:
+also in an environment where it is not installed (e.g. a conda environment made by ``--sdm conda``), and
+never another checkout's (an editable install elsewhere, or Snakemake's search paths, come later).
 
 Snakemake puts this directory on the scripts' search path; each script imports this module first.
 """
@@ -8,5 +9,6 @@ import sys
 from pathlib import Path
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
+while SRC in sys.path:
+    sys.path.remove(SRC)
+sys.path.insert(0, SRC)

@@ -1,31 +1,32 @@
 """Rule profile_latency: measured cumulative per-sample latency and FLOPs to each exit -> cost.csv."""
 
-from pathlib import Path
-
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.benchmark import open_benchmark
 from eenet.costs import cost_table, count_flops, measure_latency
-from eenet.data import DATASETS, load_images, normalize
 from eenet.io import write_csv
-from eenet.models import load_model
+from eenet.models import is_text_model, load_model
 from eenet.training import pick_device
-from eenet.workflow import run_metadata, setup_logging
+from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
 prof = p.profile
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(prof["threads"])
-spec = DATASETS[p.dataset]
 device = pick_device(p.device)
-model, _ = load_model(snakemake.input.model, device)
-images, _ = load_images(p.dataset, Path(snakemake.input.data).parent, train=False)
-batch = normalize(images[: prof["batch_size"]], spec.mean, spec.std).to(device)
+model, meta = load_model(snakemake.input.model, device)
+if device.type == "cuda" and not is_text_model(str(meta["arch"])):
+    model = model.to(memory_format=torch.channels_last)
+test = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}),
+                      {"val_size": 1, "seed": 0}, ("test",), max_length=p.max_length)["test"]  # fmt: skip
+n = min(prof["batch_size"], len(test))
+batch = test.inputs(torch.arange(n), device)
 latency = measure_latency(model, batch, prof["warmup"], prof["repeats"])
-flops = count_flops(model, batch[:1])
-meta = {"batch_size": prof["batch_size"], "repeats": prof["repeats"], "threads": prof["threads"], **run_metadata(device)}
-rows = cost_table(latency, flops, meta)
+flops = count_flops(model, test.inputs(torch.arange(1), device))
+info = {"batch_size": n, "repeats": prof["repeats"], "threads": prof["threads"], **run_metadata(device)}
+rows = cost_table(latency, flops, info)
 write_csv(snakemake.output[0], rows)
 for r in rows:
     log.info(
@@ -37,4 +38,4 @@ for r in rows:
         r["ms_q3"],
         r["flops"],
     )
-log.info("device %s, batch %d, torch %s", meta["device"], prof["batch_size"], meta["torch_version"])
+log.info("device %s, batch %d, torch %s", info["device"], n, info["torch_version"])

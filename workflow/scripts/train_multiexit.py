@@ -2,36 +2,38 @@
 
 import hashlib
 import json
-from pathlib import Path
 
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.data import DATASETS, load_images, split_indices
+from eenet.benchmark import open_benchmark
+from eenet.data import DATASETS
 from eenet.io import file_sha256, write_csv
 from eenet.models import build_model, save_model
 from eenet.training import TrainConfig, pick_device, train_multiexit
-from eenet.workflow import run_metadata, setup_logging
+from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 spec = DATASETS[p.dataset]
-root = Path(snakemake.input.data).parent
-images, labels = load_images(p.dataset, root, train=True)
-train_idx, val_idx = split_indices(images.shape[0], p.split["val_size"], p.split["seed"])
-if p.split.get("max_train"):
-    train_idx = train_idx[: p.split["max_train"]]
 cfg = TrainConfig.from_dict(p.train)
 device = pick_device(p.device)
+splits = open_benchmark(p.dataset, data_root(snakemake.input.data), p.arch, p.arch_kwargs, p.split, ("train", "val"),
+                        train=p.train, max_length=p.max_length, workers=snakemake.threads)  # fmt: skip
 torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
 model = build_model(p.arch, spec.num_classes, spec.in_channels, **p.arch_kwargs)
-recipe = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "split": p.split, "train": p.train, "data": file_sha256(snakemake.input.data)}
+if device.type == "cuda" and spec.kind != "text":
+    model = model.to(memory_format=torch.channels_last)
+recipe = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "split": p.split, "train": p.train, "max_length": p.max_length,
+          "data": file_sha256(snakemake.input.data)}  # fmt: skip
+if spec.kind != "text":
+    del recipe["max_length"]  # (the images' recipe, and so their checkpoints' fingerprint, predates this key)
 fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 log.info(
-    "training %s on %s: %d train / %d val images, %d exits, %d parameters, device %s",
-    p.arch, p.dataset, len(train_idx), len(val_idx), model.num_exits, sum(q.numel() for q in model.parameters()), device,
+    "training %s on %s: %d train / %d val samples, %d exits, %d parameters, device %s",
+    p.arch, p.dataset, len(splits["train"]), len(splits["val"]), model.num_exits, sum(q.numel() for q in model.parameters()), device,
 )  # fmt: skip
 
 
@@ -51,20 +53,9 @@ def progress(history: list[dict]) -> None:
     write_csv(snakemake.output.metrics, history)
 
 
-history = train_multiexit(
-    model,
-    (images[train_idx], labels[train_idx]),
-    (images[val_idx], labels[val_idx]),
-    spec.mean,
-    spec.std,
-    cfg,
-    p.checkpoint,
-    fingerprint,
-    device,
-    on_epoch=progress,
-)
+history = train_multiexit(model, splits["train"], splits["val"], cfg, p.checkpoint, fingerprint, device, on_epoch=progress)
 write_csv(snakemake.output.metrics, history)
 meta = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "num_classes": spec.num_classes, "in_channels": spec.in_channels,
-        "dataset": p.dataset, "fingerprint": fingerprint, **run_metadata(device)}  # fmt: skip
-save_model(snakemake.output.model, model.cpu(), meta)
+        "dataset": p.dataset, "max_length": p.max_length, "fingerprint": fingerprint, **run_metadata(device)}  # fmt: skip
+save_model(snakemake.output.model, model.cpu().to(memory_format=torch.contiguous_format), meta)
 log.info("saved %s", snakemake.output.model)

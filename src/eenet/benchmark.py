@@ -1,0 +1,58 @@
+"""The samples of a benchmark as the workflow's steps see them: train / validation / test splits.
+
+Validation = the last ``val_size`` of a seeded permutation of the training set (the rest trains);
+test = the dataset's test set (optionally its first ``max_test``). Text benchmarks are tokenised with
+their model's own tokenizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import DATASETS, Split, open_split, split_indices
+from .models import is_text_model, text_tokenizer
+
+__all__ = ["open_benchmark"]
+
+
+def open_benchmark(
+    dataset: str,
+    root: str | Path,
+    arch: str,
+    arch_kwargs: dict[str, Any],
+    split: dict[str, Any],
+    parts: tuple[str, ...],
+    train: dict[str, Any] | None = None,
+    max_length: int = 128,
+    workers: int = 0,
+) -> dict[str, Split]:
+    """The requested ``parts`` (``train``, ``val``, ``test``) of a benchmark whose data lie in ``root``.
+
+    ``train`` (the recipe) supplies the augmentation of training batches; ``workers`` the decoding
+    processes of image-folder datasets.
+    """
+    spec = DATASETS[dataset]
+    opts: dict[str, Any] = {"workers": workers, "max_length": max_length}
+    if spec.kind == "text" or is_text_model(arch):
+        opts["tokenizer"] = text_tokenizer(arch_kwargs, arch)
+    if train:
+        opts.update(augment_pad=train.get("augment_pad", 0), augment_flip=train.get("augment_flip", False))
+    out: dict[str, Split] = {}
+    if "train" in parts or "val" in parts:
+        full = open_split(dataset, root, "train", **opts)
+        train_idx, val_idx = split_indices(len(full), split["val_size"], split["seed"])
+        if split.get("max_train"):
+            train_idx = train_idx[: split["max_train"]]
+        if "train" in parts:
+            out["train"] = full.subset(train_idx)
+        if "val" in parts:
+            out["val"] = full.subset(val_idx)
+    if "test" in parts:
+        test = open_split(dataset, root, "test", **opts)
+        if split.get("max_test"):
+            test = test.subset(torch.arange(min(split["max_test"], len(test))))
+        out["test"] = test
+    return out

@@ -1,0 +1,162 @@
+"""The workflow through a real one-node SLURM (tools/local-slurm) with the cluster profile profiles/slurm.
+
+The tiny config runs once locally and once through SLURM; every cluster job must show in sacct, the
+outputs upstream of latency must be identical, a job cancelled with scancel is retried as the profile
+says, and after a cancelled job with retries off a re-run continues where the run stopped.
+Skips (saying why) only where root or apt-get is unavailable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from eenet.io import load_tensors
+from test_workflow import COPIED, REPO
+
+START, STOP = REPO / "tools" / "local-slurm" / "start.sh", REPO / "tools" / "local-slurm" / "stop.sh"
+TARGET = "results/tiny/curve.pdf"
+# the local cluster: account/partition of start.sh, no GPU, 2 CPUs (profile's threads and groups scaled down)
+LOCAL_CLUSTER = [
+    "--default-resources", "slurm_account=ci", "slurm_partition=debug", "mem_mb=1000", "runtime=10",
+    "--set-resources", "train_multiexit:gpu=0",
+    "--set-threads", "train_multiexit=2", "cache_logits=2", "profile_latency=2",
+    "--group-components", "schedulers=2",
+    "--slurm-init-seconds-before-status-checks", "2",
+]  # fmt: skip
+
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="a local SLURM needs root"),
+    pytest.mark.skipif(shutil.which("slurmctld") is None and shutil.which("apt-get") is None, reason="SLURM not installed and no apt-get"),
+    pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="the packaged Fashion-MNIST is not installed"),
+]
+
+
+def sh(cmd: list[str], cwd: Path | None = None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{' '.join(cmd)} ran past {timeout}s:\n{exc.stdout}\n{exc.stderr}") from exc
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def workflow_copy(dest: Path) -> Path:
+    dest.mkdir()
+    for name in [*COPIED, ".gitignore"]:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    (dest / "config").mkdir()
+    shutil.copy2(REPO / "tests" / "config" / "tiny.yaml", dest / "config" / "config.yaml")
+    return dest
+
+
+def on_slurm(wd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    # SIGINT, not SIGTERM, on a timeout: SIGTERM leaves Snakemake waiting for jobs it can no longer see
+    cmd = ["timeout", "-s", "INT", "500", sys.executable, "-m", "snakemake", "--workflow-profile", "profiles/slurm", *LOCAL_CLUSTER, *args]
+    return sh(cmd, wd, check=check, timeout=560)
+
+
+def sacct(since: str) -> list[dict[str, str]]:
+    out = sh(["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,State,Comment,WorkDir"]).stdout
+    return [dict(zip(["id", "state", "comment", "workdir"], line.split("|"), strict=True)) for line in out.splitlines() if line]
+
+
+def cancel_when_running(rule: str, found: list[str], stop: threading.Event) -> None:
+    """scancel the first job of ``rule`` once SLURM runs it (a cancelled job, as an admin or a user would)."""
+    while not stop.is_set():
+        out = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            job, comment, state = line.split("|")
+            if comment.startswith(f"rule_{rule}") and state == "RUNNING":
+                subprocess.run(["scancel", job], check=True)
+                found.append(job)
+                return
+        time.sleep(0.2)
+
+
+def run_cancelling(wd: Path, rule: str, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    found: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=cancel_when_running, args=(rule, found, stop), daemon=True)
+    watcher.start()
+    try:
+        proc = on_slurm(wd, *args, check=False)
+    finally:
+        stop.set()
+        watcher.join(5)
+    return proc, found
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    sh(["bash", str(START)], timeout=600)
+    yield
+    sh(["bash", str(STOP)], timeout=120)
+
+
+def test_tiny_pipeline_through_slurm_matches_a_local_run(cluster, tmp_path):
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    local = workflow_copy(tmp_path / "local")
+    t0 = time.perf_counter()
+    sh([sys.executable, "-m", "snakemake", "--cores", "2", TARGET], local)
+    local_s = time.perf_counter() - t0
+
+    wd = workflow_copy(tmp_path / "slurm")
+    t0 = time.perf_counter()
+    proc, cancelled = run_cancelling(wd, "train_multiexit", TARGET)
+    slurm_s = time.perf_counter() - t0
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    print(f"\ntiny pipeline: local {local_s:.1f} s, through SLURM {slurm_s:.1f} s (one training job cancelled and retried)")
+
+    # the cancelled training job was reported and submitted again (profile: retries 2)
+    assert len(cancelled) == 1
+    assert f"SLURM-job '{cancelled[0]}' failed, SLURM status is: 'CANCELLED'" in out
+    jobs = [j for j in sacct(since) if j["workdir"] == str(wd)]
+    states = {}
+    for j in jobs:
+        states.setdefault(j["comment"].split("_wildcards_")[0], []).append(j["state"])
+    assert sorted(states["rule_train_multiexit"]) == ["CANCELLED by 0", "COMPLETED"]
+    assert states["rule_cache_logits"] == ["COMPLETED"] and states["rule_profile_latency"] == ["COMPLETED"]
+    # 4 methods x 2 budgets: 8 (fit, evaluate) pairs in group jobs of 2 pairs
+    assert states["rule_schedulers_evaluate_test_fit_scheduler"] == ["COMPLETED"] * 4
+    assert not any("download_dataset" in c or "plot_curve" in c for c in states)  # localrules stay on the submit node
+
+    # the same results as the local run, wherever no wall-clock time enters
+    assert (wd / "data/fashion_mnist/manifest.json").read_bytes() == (local / "data/fashion_mnist/manifest.json").read_bytes()
+    a = torch.load(local / "results/tiny/model.pt", weights_only=True)["state_dict"]
+    b = torch.load(wd / "results/tiny/model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for split in ("val", "test"):
+        la, _ = load_tensors(local / f"results/tiny/logits/{split}.safetensors")
+        lb, _ = load_tensors(wd / f"results/tiny/logits/{split}.safetensors")
+        assert torch.equal(la["probs"], lb["probs"])
+    assert (wd / TARGET).stat().st_size > 0
+    assert sorted(p.name for p in (wd / "results/tiny/eval").rglob("*.json")) == sorted(
+        p.name for p in (local / "results/tiny/eval").rglob("*.json")
+    )
+
+    # retries off, a cancelled job stops the run; the re-run continues where it stopped
+    for name in ("logits", "schedulers", "eval", "curve.pdf"):  # work left: the logits and all after them
+        path = wd / "results/tiny" / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    proc, cancelled = run_cancelling(wd, "cache_logits", "--retries", "0", TARGET)
+    assert proc.returncode != 0 and len(cancelled) == 1
+    assert f"SLURM-job '{cancelled[0]}' failed, SLURM status is: 'CANCELLED'" in proc.stdout + proc.stderr
+    again = on_slurm(wd, TARGET)
+    text = again.stdout + again.stderr
+    assert "rule cache_logits:" in text and "rule train_multiexit:" not in text  # training is not redone
+    trains = [j for j in sacct(since) if j["workdir"] == str(wd) and j["comment"].startswith("rule_train_multiexit")]
+    assert len(trains) == 2  # still only the cancelled and the completed one
+    assert (wd / TARGET).is_file()
