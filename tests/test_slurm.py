@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_workflow import COPIED, REPO
 
 from eenet.io import load_tensors
-from test_workflow import COPIED, REPO
 
 START, STOP = REPO / "tools" / "local-slurm" / "start.sh", REPO / "tools" / "local-slurm" / "stop.sh"
 TARGET = "results/tiny/curve.pdf"
