@@ -6,24 +6,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import shutil
-from pathlib import Path
 
 import yaml
 from test_datasets import cifar_archive
 from test_download import serve
-from test_workflow import COPIED, REPO, snakemake
+from test_workflow import REPO, copy_workflow, snakemake
 
 from eenet.data import CIFAR10
-
-
-def copy_workflow(dest: Path, config: str) -> Path:
-    for name in COPIED:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
-    (dest / "config").mkdir(exist_ok=True)
-    (dest / "config" / "config.yaml").write_text(config)
-    return dest
 
 
 def test_dry_run_of_all_lists_every_benchmark(tmp_path):
@@ -64,7 +53,6 @@ def test_cifar_benchmark_downloads_its_archive_and_trains(tmp_path):
     md5, _ = cifar_archive(mirror / "cifar-10-binary.tar.gz", CIFAR10, n_per_file=8)
     srv, url = serve(mirror)
     try:
-        (tmp_path / "wf").mkdir()
         wd = copy_workflow(tmp_path / "wf", (REPO / "tests" / "config" / "cifar.yaml").read_text().replace("MIRROR", url))
         # the copy's registry holds this archive's md5 in place of the real one: the code path is the real one
         data_py = wd / "src" / "eenet" / "data.py"
@@ -88,7 +76,6 @@ def test_cifar_rule_with_a_corrupt_archive_fails_clearly(tmp_path):
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     cifar_archive(mirror / "cifar-10-binary.tar.gz", CIFAR10)  # its md5 is not the real archive's
-    (tmp_path / "wf").mkdir()
     wd = copy_workflow(tmp_path / "wf", (REPO / "tests" / "config" / "cifar.yaml").read_text().replace("MIRROR", str(mirror)))
     proc = snakemake(wd, "data/cifar10/manifest.json", check=False)
     assert proc.returncode != 0

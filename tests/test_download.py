@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import socket
 import tarfile
 import threading
@@ -110,7 +109,7 @@ from http.server import SimpleHTTPRequestHandler  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from test_data import tiny_dataset  # noqa: E402, F401  (fixture)
-from test_workflow import COPIED, REPO, snakemake  # noqa: E402
+from test_workflow import copy_workflow, snakemake, tiny_config  # noqa: E402
 
 from eenet.data import fetch_dataset, load_images  # noqa: E402
 
@@ -188,11 +187,8 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="the packaged Fashion-MNIST is not installed")
 def test_download_rule_through_a_url_mirror_and_a_refused_connection(tmp_path):
-    for name in COPIED:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
-    (tmp_path / "config").mkdir()
-    tiny = (REPO / "tests" / "config" / "tiny.yaml").read_text()
+    tiny = tiny_config()
+    copy_workflow(tmp_path, tiny)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import COPIED, REPO, TARGET, edit_config, planned_jobs, snakemake
+from test_workflow import REPO, TARGET, copy_workflow, edit_config, planned_jobs, snakemake, tiny_config
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir() or shutil.which("git") is None,
@@ -46,11 +46,7 @@ def md5(path: Path) -> str:
 def recorded(tmp_path_factory) -> tuple[Path, Path]:
     """(repository with a recorded, pushed tiny run, its DVC remote)."""
     repo, remote = tmp_path_factory.mktemp("repo"), tmp_path_factory.mktemp("remote")
-    for name in [*COPIED, ".gitignore"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo / name)
-    (repo / "config").mkdir()
-    shutil.copy2(REPO / "tests" / "config" / "tiny.yaml", repo / "config" / "config.yaml")
+    copy_workflow(repo, tiny_config(), extra=(".gitignore",))
     run(["git", "init", "-q"], repo)
     run(["git", "config", "user.email", "test@example.invalid"], repo)
     run(["git", "config", "user.name", "test"], repo)
@@ -129,9 +125,7 @@ def test_lineage_lists_every_artifact_with_hashes_that_match(recorded):
 
 
 def test_committed_dvc_yaml_is_current_for_the_default_workflow(tmp_path):
-    for name in [*COPIED, "config"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
+    copy_workflow(tmp_path, extra=("config",))
     run([sys.executable, "-m", "eenet.dvcstages", "write", "results/fashion_mnist/curve.pdf"], tmp_path)  # make dvc-yaml's target
     for name in ["dvc.yaml", "dvc-params.yaml"]:
         fresh, committed = yaml.safe_load((tmp_path / name).read_text()), yaml.safe_load((REPO / name).read_text())

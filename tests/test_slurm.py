@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_workflow import COPIED, REPO
+from test_workflow import REPO, copy_workflow, tiny_config
 
 from eenet.io import load_tensors
 
@@ -49,16 +49,6 @@ def sh(cmd: list[str], cwd: Path | None = None, check: bool = True, timeout: flo
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
-
-
-def workflow_copy(dest: Path) -> Path:
-    dest.mkdir()
-    for name in [*COPIED, ".gitignore"]:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
-    (dest / "config").mkdir()
-    shutil.copy2(REPO / "tests" / "config" / "tiny.yaml", dest / "config" / "config.yaml")
-    return dest
 
 
 def on_slurm(wd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -107,12 +97,12 @@ def cluster():
 
 def test_tiny_pipeline_through_slurm_matches_a_local_run(cluster, tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S")
-    local = workflow_copy(tmp_path / "local")
+    local = copy_workflow(tmp_path / "local", tiny_config())
     t0 = time.perf_counter()
     sh([sys.executable, "-m", "snakemake", "--cores", "2", TARGET], local)
     local_s = time.perf_counter() - t0
 
-    wd = workflow_copy(tmp_path / "slurm")
+    wd = copy_workflow(tmp_path / "slurm", tiny_config())
     t0 = time.perf_counter()
     proc, cancelled = run_cancelling(wd, "train_multiexit", TARGET)
     slurm_s = time.perf_counter() - t0

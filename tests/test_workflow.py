@@ -52,14 +52,25 @@ def planned_jobs(workdir: Path) -> dict[str, int]:
     return jobs
 
 
+def copy_workflow(dest: Path, config: str | None = None, extra: tuple[str, ...] = ()) -> Path:
+    """A copy of the workflow (``COPIED`` and ``extra``) in ``dest``; ``config``: the text of its config/config.yaml."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in [*COPIED, *extra]:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    if config is not None:
+        (dest / "config").mkdir(exist_ok=True)
+        (dest / "config" / "config.yaml").write_text(config)
+    return dest
+
+
+def tiny_config() -> str:
+    return (REPO / "tests" / "config" / "tiny.yaml").read_text()
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    wd = tmp_path_factory.mktemp("pipeline")
-    for name in COPIED:
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, wd / name)
-    (wd / "config").mkdir()
-    shutil.copy2(REPO / "tests" / "config" / "tiny.yaml", wd / "config" / "config.yaml")
+    wd = copy_workflow(tmp_path_factory.mktemp("pipeline"), tiny_config())
     snakemake(wd, TARGET)
     return wd
 

@@ -23,7 +23,7 @@ def open_benchmark(
     root: str | Path,
     arch: str,
     arch_kwargs: dict[str, Any],
-    split: dict[str, Any],
+    split: dict[str, Any] | None,
     parts: tuple[str, ...],
     train: dict[str, Any] | None = None,
     max_length: int = 128,
@@ -31,8 +31,9 @@ def open_benchmark(
 ) -> dict[str, Split]:
     """The requested ``parts`` (``train``, ``val``, ``test``) of a benchmark whose data lie in ``root``.
 
-    ``train`` (the recipe) supplies the augmentation of training batches; ``workers`` the decoding
-    processes of image-folder datasets.
+    ``split`` (``val_size``, ``seed``, optional ``max_train`` / ``max_test``) is needed for ``train`` and
+    ``val``; without it the test part is the whole test set. ``train`` (the recipe) supplies the
+    augmentation of training batches; ``workers`` the decoding processes of image-folder datasets.
     """
     spec = DATASETS[dataset]
     opts: dict[str, Any] = {"workers": workers, "max_length": max_length}
@@ -42,6 +43,8 @@ def open_benchmark(
         opts.update(augment_pad=train.get("augment_pad", 0), augment_flip=train.get("augment_flip", False))
     out: dict[str, Split] = {}
     if "train" in parts or "val" in parts:
+        if split is None:
+            raise ValueError("the train and val parts need the benchmark's split (val_size, seed)")
         full = open_split(dataset, root, "train", **opts)
         train_idx, val_idx = split_indices(len(full), split["val_size"], split["seed"])
         if split.get("max_train"):
@@ -52,7 +55,7 @@ def open_benchmark(
             out["val"] = full.subset(val_idx)
     if "test" in parts:
         test = open_split(dataset, root, "test", **opts)
-        if split.get("max_test"):
+        if split and split.get("max_test"):
             test = test.subset(torch.arange(min(split["max_test"], len(test))))
         out["test"] = test
     return out

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from .download import ChecksumError, DownloadError, download
-from .io import atomic_path, file_sha256
+from .io import atomic_path, file_digest, file_sha256, write_csv
 
 __all__ = [
     "DatasetSpec",
@@ -236,7 +236,6 @@ def _fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
     dest_dir = Path(root) / spec.raw_subdir
     if mirror and "://" in mirror:
         log.info("downloading %s from %s", name, mirror)
-        Path(root).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
             for fname, sha in spec.files.items():
                 archive = download(f"{mirror.rstrip('/')}/{fname}.gz", Path(tmp) / f"{fname}.gz")
@@ -257,7 +256,6 @@ def _fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
         import torchvision.datasets
 
         cls = getattr(torchvision.datasets, spec.torchvision_class)
-        Path(root).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
             try:
                 cls(tmp, train=True, download=True)
@@ -291,16 +289,11 @@ def _fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path
             archive = Path(source) / archive_name
             if not archive.is_file():
                 raise FileNotFoundError(f"mirror {source} has no {archive_name}")
-            import hashlib
-
-            h = hashlib.md5()
-            with open(archive, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-            if h.hexdigest() != md5:
-                raise ChecksumError(f"{archive}: md5 is {h.hexdigest()}, expected {md5}; file is corrupt or not {archive_name}")
+            got = file_digest(archive, "md5")
+            if got != md5:
+                raise ChecksumError(f"{archive}: md5 is {got}, expected {md5}; file is corrupt or not {archive_name}")
         log.info("verified %s (md5 %s)", archive_name, md5)
-        record = label_bytes + 3 * 32 * 32
+        record = _cifar_record(spec)
         out = []
         try:
             with tarfile.open(archive) as tar:
@@ -317,10 +310,15 @@ def _fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path
     return out
 
 
+def _cifar_record(spec: DatasetSpec) -> int:
+    """Bytes per record of a CIFAR binary file: the label byte(s), then 3 x 32 x 32 pixels."""
+    return CIFAR_MEMBERS[spec.name][2] + 3 * 32 * 32
+
+
 def load_cifar(spec: DatasetSpec, root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``uint8 [N, 3, 32, 32]`` and labels ``int64 [N]`` from the binary records."""
     train_files, test_files, label_bytes = CIFAR_MEMBERS[spec.name]
-    record = label_bytes + 3 * 32 * 32
+    record = _cifar_record(spec)
     chunks = []
     for name in train_files if train else test_files:
         raw = (root / spec.raw_subdir / name).read_bytes()
@@ -351,8 +349,6 @@ def _index_imagefolder(spec: DatasetSpec, root: Path, mirror: str | None) -> lis
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder} is missing: val/ needs the same class folders as train/")
             rows += [{"path": str(f.resolve()), "label": label} for f in sorted(folder.iterdir()) if f.suffix.lower() in exts]
-        from .io import write_csv
-
         write_csv(root / f"{part}.csv", rows)
         log.info("%s: %d %s images in %d classes", spec.name, len(rows), part, len(classes))
         out.append(root / f"{part}.csv")
@@ -465,6 +461,12 @@ class Split:
             yield self.inputs(idx, device, augment, generator), self.labels[idx].to(device, non_blocking=True)
 
 
+def _model_images(x: torch.Tensor, device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """``uint8 [B, C, H, W]`` -> normalised ``float32`` on ``device``; channels_last on CUDA (the CNNs are too)."""
+    x = normalize(x.to(device, non_blocking=True), mean, std)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
 class ImageSplit(Split):
     """In-memory images ``uint8 [N, C, H, W]``; random crop (``pad``) + flip when augmenting, then normalised."""
 
@@ -484,8 +486,7 @@ class ImageSplit(Split):
         x = self.images[idx]
         if augment:
             x = augment_batch(x, self.pad, self.flip, generator or torch.Generator())
-        x = normalize(x.to(device, non_blocking=True), self.mean, self.std)
-        return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+        return _model_images(x, device, self.mean, self.std)
 
 
 class _DecodedImages(torch.utils.data.Dataset):
@@ -518,17 +519,20 @@ class ImageFolderSplit(Split):
     def subset(self, idx: torch.Tensor) -> ImageFolderSplit:
         return ImageFolderSplit([self.files[i] for i in idx.tolist()], self.labels[idx], self.spec, self.workers)
 
-    def _normalize(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
-        x = normalize(x.to(device, non_blocking=True), self.spec.mean, self.spec.std)
-        return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
-
     def inputs(
         self, idx: torch.Tensor, device: torch.device, augment: bool = False, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         ds = _DecodedImages([self.files[i] for i in idx.tolist()], self.spec.image_size, augment)
-        return self._normalize(torch.stack([ds[i] for i in range(len(ds))]), device)
+        return _model_images(torch.stack([ds[i] for i in range(len(ds))]), device, self.spec.mean, self.spec.std)
 
-    def batches(self, batch_size, device, shuffle=False, generator=None, augment=False):  # noqa: ANN001, D102
+    def batches(
+        self,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        augment: bool = False,
+    ) -> Iterator[tuple[Inputs, torch.Tensor]]:
         order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
         ds = _DecodedImages([self.files[i] for i in order.tolist()], self.spec.image_size, augment)
         loader = torch.utils.data.DataLoader(
@@ -536,7 +540,7 @@ class ImageFolderSplit(Split):
         )
         for b, x in enumerate(loader):
             idx = order[b * batch_size : b * batch_size + x.shape[0]]
-            yield self._normalize(x, device), self.labels[idx].to(device, non_blocking=True)
+            yield _model_images(x, device, self.spec.mean, self.spec.std), self.labels[idx].to(device, non_blocking=True)
 
 
 def open_split(

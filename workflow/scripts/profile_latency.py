@@ -20,7 +20,7 @@ model, meta = load_model(snakemake.input.model, device)
 if device.type == "cuda" and not is_text_model(str(meta["arch"])):
     model = model.to(memory_format=torch.channels_last)
 test = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}),
-                      {"val_size": 1, "seed": 0}, ("test",), max_length=p.max_length)["test"]  # fmt: skip
+                      None, ("test",), max_length=p.max_length)["test"]  # fmt: skip
 n = min(prof["batch_size"], len(test))
 batch = test.inputs(torch.arange(n), device)
 latency = measure_latency(model, batch, prof["warmup"], prof["repeats"])

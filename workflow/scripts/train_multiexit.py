@@ -28,8 +28,6 @@ if device.type == "cuda" and spec.kind != "text":
     model = model.to(memory_format=torch.channels_last)
 recipe = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "split": p.split, "train": p.train, "max_length": p.max_length,
           "data": file_sha256(snakemake.input.data)}  # fmt: skip
-if spec.kind != "text":
-    del recipe["max_length"]  # (the images' recipe, and so their checkpoints' fingerprint, predates this key)
 fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 log.info(
     "training %s on %s: %d train / %d val samples, %d exits, %d parameters, device %s",
