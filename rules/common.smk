@@ -22,24 +22,21 @@ def canonical(value):
 
 BENCHMARKS = canonical(config["benchmarks"])
 REPO = Path(workflow.basedir)
-PACKAGE = REPO / "src" / "eenet"
 ENV = "../envs/pipeline.yaml"
 
-# The workflow imports the package (dataset registry); make it importable without an install.
+# The workflow reads the package's own import graph (eenet.codedeps, standard library only).
 sys.path.insert(0, str(REPO / "src"))
+from eenet.codedeps import code_files  # noqa: E402
 
 
-def code(script, *modules):
-    """Inputs naming the code of a step (script + package modules), so that editing one re-runs it.
+def code(script):
+    """Inputs naming the code of a step: its script and every package module the script imports,
+    transitively (read from the import statements), so that editing one re-runs exactly the rules that run it.
 
     Paths are relative to the working directory when the repository is below it, absolute otherwise.
     """
-    files = [REPO / "workflow" / "scripts" / s for s in (script, "_eenet_path.py")] + [PACKAGE / f"{m}.py" for m in ("__init__",) + modules]
+    files = code_files(REPO / "workflow" / "scripts" / script, REPO / "src")
     return [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in files]
-
-
-# the package modules every model step (train, cache, profile) imports
-STEP_MODULES = ("benchmark", "data", "download", "io", "models", "textdata", "training", "workflow")
 
 
 def machine_cores():

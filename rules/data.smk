@@ -2,7 +2,7 @@ rule download_dataset:
     output:
         "data/{dataset}/manifest.json",
     input:
-        code("download_dataset.py", "data", "download", "io", "textdata", "workflow"),
+        code("download_dataset.py"),
     params:
         mirror=lambda w: config["datasets"].get(w.dataset, {}).get("mirror"),
     log:

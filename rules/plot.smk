@@ -3,7 +3,7 @@ rule plot_curve:
         evals=eval_files,
         test="results/{bench}/logits/test.safetensors",
         cost="results/{bench}/cost.csv",
-        code=code("plot_curve.py", "costs", "io", "plotting", "schedulers", "scores", "workflow"),
+        code=code("plot_curve.py"),
     output:
         pdf=report(
             "results/{bench}/curve.pdf",

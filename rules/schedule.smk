@@ -2,7 +2,7 @@ rule fit_scheduler:
     input:
         val="results/{bench}/logits/val.safetensors",
         cost="results/{bench}/cost.csv",
-        code=code("fit_scheduler.py", "costs", "io", "schedulers", "scores", "workflow"),
+        code=code("fit_scheduler.py"),
     output:
         "results/{bench}/schedulers/{method}/{budget}.json",
     params:
@@ -21,7 +21,7 @@ rule evaluate_test:
         scheduler="results/{bench}/schedulers/{method}/{budget}.json",
         test="results/{bench}/logits/test.safetensors",
         cost="results/{bench}/cost.csv",
-        code=code("evaluate_test.py", "costs", "io", "schedulers", "scores", "workflow"),
+        code=code("evaluate_test.py"),
     output:
         "results/{bench}/eval/{method}/{budget}.json",
     params:

@@ -1,7 +1,7 @@
 rule train_multiexit:
     input:
         data=dataset_manifest,
-        code=code("train_multiexit.py", *STEP_MODULES),
+        code=code("train_multiexit.py"),
     output:
         model="results/{bench}/model.pt",
         metrics="results/{bench}/train_metrics.csv",
@@ -29,7 +29,7 @@ rule cache_logits:
     input:
         model="results/{bench}/model.pt",
         data=dataset_manifest,
-        code=code("cache_logits.py", *STEP_MODULES),
+        code=code("cache_logits.py"),
     output:
         val="results/{bench}/logits/val.safetensors",
         test="results/{bench}/logits/test.safetensors",
@@ -54,7 +54,7 @@ rule profile_latency:
     input:
         model="results/{bench}/model.pt",
         data=dataset_manifest,
-        code=code("profile_latency.py", "costs", *STEP_MODULES),
+        code=code("profile_latency.py"),
     output:
         "results/{bench}/cost.csv",
     params:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -31,3 +34,29 @@ def test_data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 COSTS = [0.3, 0.65, 1.0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# one tiny pipeline run shared by every test that needs finished artifacts
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A copy of the workflow in which the tiny config's pipeline has run to curve.pdf, once per session.
+
+    Tests never change it: they take a copy (:func:`clone_run`).
+    """
+    from test_workflow import TARGET, copy_workflow, snakemake, tiny_config
+
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("the packaged Fashion-MNIST (dataset-fashion-mnist) is not installed")
+    wd = copy_workflow(tmp_path_factory.mktemp("tiny-run"), tiny_config())
+    snakemake(wd, TARGET)
+    return wd
+
+
+def clone_run(run: Path, dest: Path) -> Path:
+    """A copy of a finished run (workflow, data, results, logs, Snakemake's records; timestamps kept), in which
+    Snakemake finds nothing to do."""
+    shutil.copytree(run, dest, symlinks=True, dirs_exist_ok=True)
+    return dest

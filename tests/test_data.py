@@ -1,6 +1,7 @@
 import gzip
 import hashlib
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -77,7 +78,7 @@ def test_missing_mirror_file_is_named(tiny_dataset, tmp_path):
         fetch_dataset("tiny", tmp_path / "data", str(mirror))
 
 
-@pytest.mark.skipif(not (data.Path("/usr/share/datasets/fashion-mnist").is_dir()), reason="packaged Fashion-MNIST not installed")
+@pytest.mark.skipif(not (Path("/usr/share/datasets/fashion-mnist").is_dir()), reason="packaged Fashion-MNIST not installed")
 def test_packaged_fashion_mnist_matches_the_published_content(tmp_path):
     fetch_dataset("fashion_mnist", tmp_path, "/usr/share/datasets/fashion-mnist")
     images, labels = load_images("fashion_mnist", tmp_path, train=False)

@@ -181,7 +181,7 @@ def test_sst2_from_a_parquet_mirror(tmp_path):
     pd.DataFrame({"sentence": ["hidden"], "label": [-1], "idx": [0]}).to_parquet(mirror / "test-00000-of-00001.parquet")
     paths = fetch_dataset("sst2", tmp_path / "data", str(mirror))
     assert [p.name for p in paths] == ["train.csv", "test.csv"]
-    from eenet.textdata import read_text_csv
+    from eenet.data import read_text_csv
 
     texts, labels = read_text_csv(paths[0])
     assert texts == ["a gem", "dull , dull", "fine work"] and labels.tolist() == [1, 0, 1]
@@ -195,7 +195,7 @@ def test_ag_news_from_a_csv_mirror_and_bad_labels(tmp_path):
     (mirror / "train.csv").write_text('text,label\n"Stocks, bonds fall",2\nGoal!,1\n')
     (mirror / "test.csv").write_text("text,label\nElection day,0\n")
     fetch_dataset("ag_news", tmp_path / "data", str(mirror))
-    from eenet.textdata import read_text_csv
+    from eenet.data import read_text_csv
 
     assert read_text_csv(tmp_path / "data" / "train.csv")[0] == ["Stocks, bonds fall", "Goal!"]
     (mirror / "test.csv").write_text("text,label\nElection day,7\n")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import REPO, TARGET, copy_workflow, edit_config, planned_jobs, snakemake, tiny_config
+from conftest import clone_run
+from test_workflow import REPO, TARGET, copy_workflow, edit_config, planned_jobs
 
 pytestmark = pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir() or shutil.which("git") is None,
@@ -43,10 +44,11 @@ def md5(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    """(repository with a recorded, pushed tiny run, its DVC remote)."""
+def recorded(tiny_run, tmp_path_factory) -> tuple[Path, Path]:
+    """(repository with a recorded, pushed tiny run, its DVC remote): the session's tiny run, put under git + DVC."""
     repo, remote = tmp_path_factory.mktemp("repo"), tmp_path_factory.mktemp("remote")
-    copy_workflow(repo, tiny_config(), extra=(".gitignore",))
+    clone_run(tiny_run, repo)
+    shutil.copy2(REPO / ".gitignore", repo / ".gitignore")
     run(["git", "init", "-q"], repo)
     run(["git", "config", "user.email", "test@example.invalid"], repo)
     run(["git", "config", "user.name", "test"], repo)
@@ -54,8 +56,8 @@ def recorded(tmp_path_factory) -> tuple[Path, Path]:
     run([sys.executable, "-m", "dvc", "remote", "add", "-d", "local", str(remote)], repo)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], repo)
     run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "the workflow"], repo)
-    snakemake(repo, TARGET)
+    run(["git", "commit", "-qm", "the workflow"], repo)  # the artifacts are ignored by git: DVC's to track
+    assert planned_jobs(repo) == {}
     eenet_dvc("record", repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "recorded run"], repo)
@@ -118,7 +120,7 @@ def test_lineage_lists_every_artifact_with_hashes_that_match(recorded):
     assert "data/fashion_mnist/FashionMNIST/raw/train-images-idx3-ubyte" in raw
     assert arts["results/tiny/model.pt"]["params"]["train"]["epochs"] == 1
     assert arts["results/tiny/cost.csv"]["device"].startswith("cpu")
-    assert any(c["path"] == "src/eenet/schedulers.py" for c in arts["results/tiny/schedulers/eenet/0.9.json"]["code"])
+    assert any(c["path"] == "src/eenet/schedulers/eenet.py" for c in arts["results/tiny/schedulers/eenet/0.9.json"]["code"])
     assert graph["record"]["git_commit"] and graph["record"]["packages"]["torch"]
     text = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo).stdout
     assert "rule train_multiexit" in text and "up to date" in text
@@ -143,6 +145,14 @@ def test_corrupt_artifact_is_reported_and_repaired(recorded):
     assert code == 1 and graph["stale"] is True
     assert any("results/tiny/cost.csv changed" in w for w in graph["artifacts"]["results/tiny/cost.csv"]["why"])
     assert graph["artifacts"]["results/tiny/eval/maxpred/0.9.json"]["stale"] is True  # downstream flagged too
+    # the readable tree: one short line per artifact with its first cause; the summary names where it starts
+    text = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo, check=False)
+    assert text.returncode == 1
+    assert max(len(line) for line in text.stdout.splitlines() if "STALE" in line) < 300
+    assert "results/tiny/curve.pdf  [STALE: " in text.stdout and "more)" in text.stdout
+    assert text.stderr.strip().endswith("where it starts:\n  results/tiny/cost.csv: results/tiny/cost.csv changed since it was recorded")
+    verbose = run([sys.executable, "-m", "eenet.lineage", "--verbose", "results/tiny/curve.pdf"], repo, check=False).stdout
+    assert "upstream results/tiny/eval/maxpred/0.9.json is stale" in verbose and len(verbose) > len(text.stdout)
     eenet_dvc("checkout", repo)
     assert cost.read_bytes() == good
     assert lineage(repo)[0] == 0

@@ -3,8 +3,8 @@ import pickle
 import pytest
 import torch
 
-from eenet.io import save_checkpoint
-from eenet.models import MODEL_BUILDERS, build_model, load_model, save_model
+from eenet.io import load_checkpoint, save_checkpoint
+from eenet.models import MODELS, build_model, load_model, save_model
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_stopping_early_skips_later_stages(model):
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="unknown architecture 'nope'.*small_cnn_3"):
         build_model("nope", 10, 1)
-    assert "small_cnn_3" in MODEL_BUILDERS
+    assert "small_cnn_3" in MODELS
 
 
 def test_save_and_load_round_trip(model, tmp_path):
@@ -56,6 +56,14 @@ def test_save_and_load_round_trip(model, tmp_path):
     assert meta["arch_kwargs"] == {"width": 8}
 
 
+def test_the_same_weights_save_to_the_same_bytes(model, tmp_path):
+    """Content-based change detection (Snakemake's checksums, DVC) sees a re-saved identical model as unchanged."""
+    meta = {"arch": "small_cnn_3", "arch_kwargs": {"width": 8}, "num_classes": 10, "in_channels": 1}
+    save_model(str(tmp_path / "a.pt"), model, meta)
+    save_model(str(tmp_path / "b.pt"), model, meta)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
 class _Payload:
     def __reduce__(self):
         return (print, ("code ran",))
@@ -66,7 +74,8 @@ def test_checkpoint_with_a_pickle_payload_is_refused(tmp_path):
     path.write_bytes(pickle.dumps({"state_dict": _Payload()}))
     with pytest.raises(ValueError, match="refusing to load"):
         load_model(str(path))
-    save_checkpoint(tmp_path / "ok.pt", {"x": torch.ones(2)})  # plain tensors still load
+    save_checkpoint(tmp_path / "ok.pt", {"x": torch.ones(2), "epoch": 3})  # plain tensors and values still load
+    assert torch.equal(load_checkpoint(tmp_path / "ok.pt")["x"], torch.ones(2)) and load_checkpoint(tmp_path / "ok.pt")["epoch"] == 3
 
 
 # --- the paper's architectures ----------------------------------------------------------------------
@@ -145,10 +154,10 @@ def test_minilm_exits_ignore_padding_through_the_attention_mask():
 def test_minilm_weights_come_from_the_package_and_survive_save_and_load(tmp_path):
     from transformers import AutoModel
 
-    from eenet.models import _pretrained_path
+    from eenet.models import pretrained_path
 
     model = build_model("minilm_3", 2, None).eval()
-    ref = AutoModel.from_pretrained(_pretrained_path(MINILM))
+    ref = AutoModel.from_pretrained(pretrained_path(MINILM))
     assert torch.equal(model.embeddings.word_embeddings.weight, ref.embeddings.word_embeddings.weight)
     assert torch.equal(model.stages[2][1].output.dense.weight, ref.encoder.layer[5].output.dense.weight)
     save_model(str(tmp_path / "m.pt"), model, {"arch": "minilm_3", "arch_kwargs": {}, "num_classes": 2, "in_channels": 3})

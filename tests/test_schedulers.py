@@ -9,7 +9,6 @@ from eenet.schedulers import (
     InfeasibleBudgetError,
     OracleScheduler,
     accuracy,
-    apply_policy,
     assign_by_thresholds,
     make_scheduler,
     realised_cost,
@@ -37,10 +36,10 @@ def test_thresholds_send_the_requested_counts():
 @pytest.mark.parametrize("budget", BUDGETS)
 def test_validation_cost_meets_budget(method, budget, val_data):
     sched = fit(method, val_data, budget)
-    exits = apply_policy(sched, *val_data)
+    exits = sched.assign(*val_data)
     cost = realised_cost(exits, torch.tensor(COSTS))
     assert cost <= budget + 1e-9
-    assert sched.val_cost == pytest.approx(cost)
+    assert sched.val_cost_ == pytest.approx(cost)
     if method != "oracle":  # threshold policies spend (almost) all of the budget
         assert cost >= 0.98 * budget
 
@@ -51,8 +50,8 @@ def test_json_round_trip_gives_the_same_policy(method, val_data, test_data):
     sched = sched.fit(*val_data, COSTS, 0.6) if sched else fit(method, val_data, 0.6)
     again = scheduler_from_json(json.loads(json.dumps(sched.to_json())))
     assert type(again) is type(sched)
-    assert torch.equal(apply_policy(again, *test_data), apply_policy(sched, *test_data))
-    assert again.val_accuracy == sched.val_accuracy
+    assert torch.equal(again.assign(*test_data), sched.assign(*test_data))
+    assert again.val_accuracy_ == sched.val_accuracy_
 
 
 @pytest.mark.parametrize("budget", BUDGETS)
@@ -79,7 +78,7 @@ def test_oracle_is_exact_on_a_small_case():
 
 
 def test_more_budget_never_hurts_the_oracle(val_data):
-    accs = [fit("oracle", val_data, b).val_accuracy for b in [0.3, 0.4, 0.5, 0.7, 1.0]]
+    accs = [fit("oracle", val_data, b).val_accuracy_ for b in [0.3, 0.4, 0.5, 0.7, 1.0]]
     assert accs == sorted(accs)
 
 
@@ -87,8 +86,8 @@ def test_static_exit_accuracy_matches_that_exit(val_data):
     probs, labels = val_data
     for k in range(3):
         sched = make_scheduler("static", exit_index=k).fit(probs, labels, COSTS, 1.0)
-        assert sched.val_accuracy == pytest.approx(float((probs[k].argmax(1) == labels).float().mean()))
-        assert sched.val_cost == pytest.approx(COSTS[k])
+        assert sched.val_accuracy_ == pytest.approx(float((probs[k].argmax(1) == labels).float().mean()))
+        assert sched.val_cost_ == pytest.approx(COSTS[k])
 
 
 @pytest.mark.parametrize("method", ["maxpred", "eenet", "oracle"])
@@ -141,3 +140,24 @@ def test_oracle_frontier_rises_from_the_cheapest_exit(test_data):
     accs = [a for _, a in curve]
     assert accs == sorted(accs) and accs[-1] > accs[0]
     assert all(c <= min(COSTS) + (max(COSTS) - min(COSTS)) * i / 14 + 1e-9 for i, (c, _) in enumerate(curve))
+
+
+def test_schedulers_follow_scikit_learns_conventions(val_data):
+    """Constructor arguments are attributes, fitted state ends in `_`, and JSON comes back through the constructor."""
+    sched = make_scheduler("eenet", **FAST_EENET)
+    assert sched.get_params()["restarts"] == 3 and sched.restarts == 3
+    assert not any(k.endswith("_") for k in vars(sched)), "nothing learned before fit"
+    sched.fit(*val_data, COSTS, 0.6)
+    learned = {k for k in vars(sched) if k.endswith("_")}
+    assert {"num_exits_", "costs_", "budget_", "val_accuracy_", "weights_", "thresholds_"} <= learned
+    again = scheduler_from_json(json.loads(json.dumps(sched.to_json())))
+    assert again.get_params() == sched.get_params()
+    assert make_scheduler("static", exit_index=2).get_params() == {"exit_index": 2}
+    assert make_scheduler("maxpred").get_params() == {} and make_scheduler("maxpred").score == "maxpred"
+
+
+def test_the_oracle_says_it_needs_labels(val_data):
+    oracle = fit("oracle", val_data, 0.6)
+    assert oracle.requires_labels and not fit("maxpred", val_data, 0.6).requires_labels
+    with pytest.raises(ValueError, match="needs the labels"):
+        oracle.assign(val_data[0])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import clone_run
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -69,10 +70,9 @@ def tiny_config() -> str:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    wd = copy_workflow(tmp_path_factory.mktemp("pipeline"), tiny_config())
-    snakemake(wd, TARGET)
-    return wd
+def workdir(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the session's finished tiny run, for this module's edits."""
+    return clone_run(tiny_run, tmp_path_factory.mktemp("pipeline"))
 
 
 def edit_config(workdir: Path, change) -> str:
@@ -122,7 +122,7 @@ def test_up_to_date_tree_has_nothing_to_do(workdir):
 
 
 def test_touching_a_script_or_config_without_change_reruns_nothing(workdir):
-    for rel in ["workflow/scripts/fit_scheduler.py", "src/eenet/schedulers.py", "config/config.yaml"]:
+    for rel in ["workflow/scripts/fit_scheduler.py", "src/eenet/schedulers/eenet.py", "config/config.yaml"]:
         os.utime(workdir / rel)
     assert planned_jobs(workdir) == {}
 
@@ -150,9 +150,10 @@ def test_changing_the_training_recipe_reruns_training_and_after(workdir):
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("schedulers.py", {"fit_scheduler", "evaluate_test", "plot_curve"}),
+        ("schedulers/threshold.py", {"fit_scheduler", "evaluate_test", "plot_curve"}),
+        ("costs.py", {"profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}),
         ("plotting.py", {"plot_curve"}),
-        ("models.py", {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}),
+        ("models/base.py", {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}),
     ],
 )
 def test_editing_a_package_module_reruns_the_rules_that_import_it(workdir, module, expected):

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import MultiExitNetwork
+from .batch import Inputs, first_tensor
+
+if TYPE_CHECKING:  # a type only: fitting and evaluating read costs without the model code
+    from .models import MultiExitNetwork
 
 __all__ = ["measure_latency", "count_flops", "cost_table", "resolve_budget", "read_costs"]
-
-
-Inputs = torch.Tensor | dict[str, torch.Tensor]
-
-
-def _first(x: Inputs) -> torch.Tensor:
-    return next(iter(x.values())) if isinstance(x, dict) else x
 
 
 def _sync(device: torch.device) -> None:
@@ -39,8 +35,8 @@ def measure_latency(model: MultiExitNetwork, batch: Inputs, warmup: int = 10, re
     Returns one dict per exit: ``ms`` (median per sample), ``ms_q1``, ``ms_q3`` (quartiles).
     """
     model.eval()
-    device = _first(batch).device
-    n = _first(batch).shape[0]
+    device = first_tensor(batch).device
+    n = first_tensor(batch).shape[0]
     k_exits = model.num_exits
     for _ in range(warmup):
         for k in range(k_exits):
@@ -70,7 +66,7 @@ def count_flops(model: MultiExitNetwork, sample: Inputs) -> list[int]:
         counter = FlopCounterMode(display=False)
         with counter:
             model.forward_until(sample, k)
-        flops.append(int(counter.get_total_flops() // _first(sample).shape[0]))
+        flops.append(int(counter.get_total_flops() // first_tensor(sample).shape[0]))
     return flops
 
 

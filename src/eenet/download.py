@@ -11,6 +11,7 @@ import os
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 from .io import atomic_path
@@ -73,18 +74,32 @@ def _check_member(member: tarfile.TarInfo, root: Path) -> None:
         raise ValueError(f"refusing archive member {member.name!r}: it would land outside {root}")
 
 
-def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -> list[Path]:
+def safe_extract(
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    members: Sequence[str] | None = None,
+    check: Callable[[tarfile.TarInfo], None] | None = None,
+) -> list[Path]:
     """Extract a tar archive (any compression) into ``dest`` after checking every member.
 
+    Args:
+        members: extract only these member names, in this order (all members when ``None``).
+        check: called with each selected member's ``TarInfo`` before anything is extracted; it raises to refuse.
+    Returns:
+        The paths of the extracted files, in member order.
     Raises:
         ValueError: a member with an absolute path, a ``..`` component, a link or a special file; nothing
             is extracted then.
+        KeyError: a name of ``members`` is not in the archive; nothing is extracted then.
     """
     root = Path(dest).resolve()
     root.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for member in members:
+        selected = []
+        for member in tar.getmembers() if members is None else map(tar.getmember, members):
             _check_member(member, root)
-        tar.extractall(root, members=members, filter="data")
-    return [root / m.name for m in members if m.isfile()]
+            if check is not None:
+                check(member)
+            selected.append(member)
+        tar.extractall(root, members=selected, filter="data")
+    return [root / m.name for m in selected if m.isfile()]

@@ -120,9 +120,13 @@ def package_path(location: str) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
-    """``torch.save`` a dict of tensors and plain values, atomically (loadable with ``weights_only=True``)."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(state), tmp)
+    """``torch.save`` a dict of tensors and plain values, atomically (loadable with ``weights_only=True``).
+
+    Saved through a file object: given a path, ``torch.save`` names the archive's records after the file, and
+    the temporary file's random name would make the same weights give different bytes (and checksums).
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(dict(state), fh)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,20 +1,21 @@
 """Where did this number come from? The tree of artifacts behind a file, from dvc.yaml + dvc.lock.
 
-    python -m eenet.lineage results/fashion_mnist/curve.pdf          # a readable tree
-    python -m eenet.lineage results/fashion_mnist/curve.pdf --json   # the same for machines
+    python -m eenet.lineage results/fashion_mnist/curve.pdf            # a readable tree, one line per artifact
+    python -m eenet.lineage results/fashion_mnist/curve.pdf --verbose  # ... with every cause of staleness
+    python -m eenet.lineage results/fashion_mnist/curve.pdf --json     # everything, for machines
     python -m eenet.lineage --record                                 # write dvc-record.json (make record does)
 
 For every artifact: the rule (DVC stage) that made it, its md5 as recorded and whether the file on disk
 still matches, the parameters, the md5 of the code files, the device named in the artifact, and the
 record (git commit, time, package versions) written by ``make record``. An artifact is *stale* when the
-file, or any input or code file of its stage, changed since it was recorded.
+file, or any input or code file of its stage, changed since it was recorded, or something upstream is
+stale. The readable tree shows each artifact's *first* cause; ``--verbose`` and ``--json`` give them all.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from .io import file_digest
+
 __all__ = ["lineage", "write_record", "main"]
 
 RECORD_FILE = "dvc-record.json"
@@ -33,15 +36,9 @@ PACKAGES = ["torch", "torchvision", "snakemake", "dvc", "safetensors", "numpy", 
 
 
 def _md5(path: Path, cache: dict[Path, str | None]) -> str | None:
+    """The md5 DVC records for a file (``None`` when it is missing), computed once per path."""
     if path not in cache:
-        if not path.is_file():
-            cache[path] = None
-        else:
-            h = hashlib.md5()
-            with open(path, "rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-            cache[path] = h.hexdigest()
+        cache[path] = file_digest(path, "md5") if path.is_file() else None
     return cache[path]
 
 
@@ -95,7 +92,8 @@ def lineage(target: str, workdir: str | Path = ".") -> dict[str, Any]:
 
     Returns ``{"target", "record", "stale", "artifacts": {path: node}}``; a node made by the workflow has
     ``stage``, ``rule``, ``md5`` (recorded), ``md5_on_disk``, ``stale``, ``why``, ``params``, ``code`` and
-    ``made_with`` (``[{path, md5, changed}]``: code files; other outputs of the same job), ``device``
+    ``made_with`` (``[{path, md5, changed}]``: code files; other outputs of the same job), ``own_causes``
+    (the causes in ``why`` that do not come from an upstream artifact), ``device``
     and ``inputs`` (paths of other nodes); an input the
     workflow did not make (a file outside results/ and data/) has ``md5`` and ``changed``.
 
@@ -124,7 +122,8 @@ def lineage(target: str, workdir: str | Path = ".") -> dict[str, Any]:
         node: dict[str, Any] = {"path": path, "stage": name, "rule": name.split("-", 1)[0], "md5_on_disk": current}
         artifacts[path] = node
         if lock is None:
-            node.update(md5=None, stale=True, why=["never recorded (run `make record`)"], params={}, code=[], made_with=[], inputs=[])
+            never = ["never recorded (run `make record`)"]
+            node.update(md5=None, stale=True, why=never, own_causes=never, params={}, code=[], made_with=[], inputs=[])
             return node
         recorded = {o["path"]: o.get("md5") for o in lock.get("outs", [])}
         why = []
@@ -137,12 +136,15 @@ def lineage(target: str, workdir: str | Path = ".") -> dict[str, Any]:
                 siblings.append({"path": other, "md5": md5, "changed": changed})
                 if changed:
                     why.append(f"{other} (made with it) changed since it was recorded")
+        own = list(why)  # causes of this artifact's own, not inherited from an upstream artifact
         code, inputs = [], []
         for dep in lock.get("deps", []):
             now = _md5(wd / dep["path"], hashes)
             changed = now != dep.get("md5")
             if changed:
                 why.append(f"input {dep['path']} changed since it was recorded")
+                if dep["path"] not in producer:  # a workflow artifact that changed is reported where it was made
+                    own.append(why[-1])
             if dep["path"] in producer:
                 inputs.append(dep["path"])
                 if visit(dep["path"])["stale"]:
@@ -156,7 +158,7 @@ def lineage(target: str, workdir: str | Path = ".") -> dict[str, Any]:
         for file_params in (lock.get("params") or {}).values():
             for values in file_params.values():
                 params.update(values if isinstance(values, dict) else {})
-        node.update(md5=recorded.get(path), stale=bool(why), why=why, params=params, code=code, device=_device(wd / path),
+        node.update(md5=recorded.get(path), stale=bool(why), why=why, own_causes=own, params=params, code=code, device=_device(wd / path),
                     made_with=siblings, inputs=inputs)  # fmt: skip
         return node
 
@@ -164,7 +166,13 @@ def lineage(target: str, workdir: str | Path = ".") -> dict[str, Any]:
     return {"target": target, "stale": root["stale"], "record": record, "artifacts": artifacts}
 
 
-def _print(graph: dict[str, Any], out=sys.stdout) -> None:
+def root_causes(graph: dict[str, Any]) -> dict[str, str]:
+    """Stale artifacts that are stale for a reason of their own (not only because something upstream is),
+    with that reason: ``{path: first own cause}``."""
+    return {path: node["own_causes"][0] for path, node in graph["artifacts"].items() if node.get("stale") and node.get("own_causes")}
+
+
+def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None:
     rec = graph.get("record") or {}
     if rec:
         pk = ", ".join(f"{k} {v}" for k, v in rec.get("packages", {}).items() if v)
@@ -183,7 +191,13 @@ def _print(graph: dict[str, Any], out=sys.stdout) -> None:
             print(f"{indent}{path}  (see above)", file=out)
             return
         shown.add(path)
-        state = "STALE: " + "; ".join(node["why"]) if node["stale"] else "up to date"
+        if not node["stale"]:
+            state = "up to date"
+        elif verbose:
+            state = "STALE: " + "; ".join(node["why"])
+        else:
+            more = f" (+{len(node['why']) - 1} more)" if len(node["why"]) > 1 else ""
+            state = f"STALE: {node['why'][0]}{more}"
         print(f"{indent}{path}  [{state}]", file=out)
         pad = indent + "    "
         print(f"{pad}rule {node['rule']} (stage {node['stage']}), md5 {node['md5']}", file=out)
@@ -204,7 +218,8 @@ def _print(graph: dict[str, Any], out=sys.stdout) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", nargs="?")
-    ap.add_argument("--json", action="store_true", help="print the tree as JSON")
+    ap.add_argument("--json", action="store_true", help="print the tree as JSON (every cause of staleness)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="every cause of staleness, not only the first")
     ap.add_argument("--record", action="store_true", help=f"write {RECORD_FILE} (git commit, time, package versions)")
     ap.add_argument("--workdir", default=".")
     args = ap.parse_args(argv)
@@ -221,10 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(graph, indent=2))
     else:
-        _print(graph)
+        _print(graph, verbose=args.verbose)
     stale = [p for p, n in graph["artifacts"].items() if n.get("stale")]
     if stale:
-        print(f"\n{len(stale)} stale artifact(s) behind {args.target}: {', '.join(stale)}", file=sys.stderr)
+        causes = root_causes(graph)
+        print(f"\n{len(stale)} stale artifact(s) behind {args.target}; where it starts:", file=sys.stderr)
+        for path, why in causes.items():
+            print(f"  {path}: {why}", file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .schedulers import OracleScheduler, accuracy
+from .schedulers import OracleScheduler, StaticScheduler
 
 __all__ = ["static_rows", "oracle_frontier", "plot_curve", "SUMMARY_FIELDS"]
 
@@ -26,12 +26,12 @@ STYLE = {
 def static_rows(
     bench: str, probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[float], flops: list[int], device: str
 ) -> list[dict[str, Any]]:
-    """One summary row per single exit: every test sample leaves at exit ``k``. ``probs [K, N, C]``."""
+    """One summary row per single exit (:class:`StaticScheduler`: every test sample leaves at exit ``k``). ``probs [K, N, C]``."""
     rows = []
     for k in range(probs.shape[0]):
-        exits = torch.full((probs.shape[1],), k, dtype=torch.long)
+        sched = StaticScheduler(exit_index=k).fit(probs, labels, costs_ms, costs_ms[k])
         rows.append({
-            "bench": bench, "method": f"static_exit{k}", "test_accuracy": accuracy(probs, labels, exits),
+            "bench": bench, "method": f"static_exit{k}", "test_accuracy": sched.val_accuracy_,
             "test_cost_ms": costs_ms[k], "test_cost_flops": flops[k], "infeasible": False, "device": device,
             "exit_histogram": [int(k == j) * probs.shape[1] for j in range(probs.shape[0])],
         })  # fmt: skip
@@ -45,7 +45,7 @@ def oracle_frontier(probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[fl
     out = []
     for i in range(points):
         sched = OracleScheduler().fit(probs, labels, costs_ms, lo + (hi - lo) * i / (points - 1))
-        out.append((sched.val_cost, sched.val_accuracy))
+        out.append((sched.val_cost_, sched.val_accuracy_))
     out.append((hi, out[-1][1]))
     return out
 

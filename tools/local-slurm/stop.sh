@@ -24,3 +24,12 @@ for d in slurmd slurmctld slurmdbd mariadb munged; do
   rm -f "$pidfile"
 done
 say "stopped $stopped daemon(s)"
+
+# With its controller gone, every SLURM client call retries for MessageTimeout (10 s by default) -- and
+# Snakemake's SLURM executor plugin runs `scontrol show config` whenever snakemake starts, local runs and
+# dry runs included. Let the configuration start.sh wrote fail at once instead; start.sh writes it anew.
+CONF=/etc/slurm/slurm.conf
+if [[ -f $CONF ]] && grep -q "tools/local-slurm/start.sh" "$CONF" && ! grep -q "^MessageTimeout=1$" "$CONF"; then
+  printf '# no controller runs now (tools/local-slurm/stop.sh): clients fail at once\nMessageTimeout=1\n' >>"$CONF"
+  say "set MessageTimeout=1 in $CONF: SLURM clients fail at once while no controller runs"
+fi

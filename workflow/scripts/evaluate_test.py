@@ -5,7 +5,7 @@ import torch
 
 from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_json
-from eenet.schedulers import accuracy, apply_policy, realised_cost, scheduler_from_json
+from eenet.schedulers import accuracy, realised_cost, scheduler_from_json
 from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -25,7 +25,7 @@ if fitted.get("infeasible"):
 else:
     sched = scheduler_from_json(fitted)
     probs, labels = tensors["probs"], tensors["labels"]
-    exits = apply_policy(sched, probs, labels)
+    exits = sched.assign(probs, labels)  # only policies that need labels (the oracle) read them
     cost = realised_cost(exits, torch.tensor(costs_ms))
     ratio = cost / fitted["budget_ms"]
     within = abs(ratio - 1) <= snakemake.params.tolerance
@@ -41,9 +41,9 @@ else:
         "test_cost_flops": realised_cost(exits, torch.tensor(flops, dtype=torch.float64)),
         "cost_ratio": ratio,
         "within_tolerance": within,
-        "val_accuracy": sched.val_accuracy,
-        "val_cost_ms": sched.val_cost,
-        "exit_histogram": torch.bincount(exits, minlength=sched.num_exits).tolist(),
+        "val_accuracy": sched.val_accuracy_,
+        "val_cost_ms": sched.val_cost_,
+        "exit_histogram": torch.bincount(exits, minlength=sched.num_exits_).tolist(),
         "note": note,
     })  # fmt: skip
     log.info("%s at %s: test accuracy %.4f, cost %.4f ms (%.1f%% of budget)", w.method, w.budget, row["test_accuracy"], cost, 100 * ratio)

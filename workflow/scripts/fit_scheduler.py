@@ -26,5 +26,5 @@ except InfeasibleBudgetError as exc:
     log.warning("infeasible: %s", exc)
     write_json(snakemake.output[0], {**record, "method": w.method, "infeasible": True, "reason": str(exc)})
 else:
-    log.info("validation accuracy %.4f at realised cost %.4f ms (budget %.4f)", sched.val_accuracy, sched.val_cost, budget_ms)
+    log.info("validation accuracy %.4f at realised cost %.4f ms (budget %.4f)", sched.val_accuracy_, sched.val_cost_, budget_ms)
     write_json(snakemake.output[0], {**record, **sched.to_json()})

@@ -6,7 +6,7 @@ import torch
 from eenet.benchmark import open_benchmark
 from eenet.costs import cost_table, count_flops, measure_latency
 from eenet.io import write_csv
-from eenet.models import is_text_model, load_model
+from eenet.models import load_model
 from eenet.training import pick_device
 from eenet.workflow import data_root, run_metadata, setup_logging
 
@@ -17,8 +17,6 @@ log = setup_logging(snakemake.log[0])
 torch.set_num_threads(prof["threads"])
 device = pick_device(p.device)
 model, meta = load_model(snakemake.input.model, device)
-if device.type == "cuda" and not is_text_model(str(meta["arch"])):
-    model = model.to(memory_format=torch.channels_last)
 test = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}),
                       None, ("test",), max_length=p.max_length)["test"]  # fmt: skip
 n = min(prof["batch_size"], len(test))

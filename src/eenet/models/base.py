@@ -1,0 +1,197 @@
+"""The multi-exit network, the paper's exit heads, and the one registry of architectures.
+
+A :class:`MultiExitNetwork` is a chain of ``stages``; exit ``k`` reads the output of stage ``k`` through
+``heads[k]``. ``forward(x)`` returns the logits of every exit; ``forward_until(x, k)`` stops after exit
+``k`` (0-based) and returns the logits of exits ``0..k`` -- exactly what early-exit inference computes to
+decide whether a sample leaves at exit ``k``.
+
+Architectures are explicit builders (as torchvision's), registered with :func:`register_model`;
+:func:`build_model` builds one by name, :func:`prepare_model` puts it on a device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..batch import Inputs
+
+__all__ = [
+    "ExitHead",
+    "PoolLinearHead",
+    "MultiExitNetwork",
+    "ModelEntry",
+    "MODELS",
+    "register_model",
+    "build_model",
+    "is_text_model",
+    "prepare_model",
+    "save_model",
+    "load_model",
+]
+
+
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ExitHead(nn.Module):
+    """The paper's exit head: conv3x3 (C -> C/4), BN, ReLU, 2x[conv3x3, BN, ReLU], global pool, linear.
+
+    Input ``[B, C, H, W]`` -> logits ``[B, num_classes]``.
+    """
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        mid = max(channels // 4, 8)
+        self.features = nn.Sequential(_conv_bn_relu(channels, mid), _conv_bn_relu(mid, mid), _conv_bn_relu(mid, mid))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(mid, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class PoolLinearHead(nn.Module):
+    """A final classifier: global average pool + linear. ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class MultiExitNetwork(nn.Module):
+    """A backbone cut into stages, one exit head after each stage.
+
+    Args:
+        stages: ``K`` modules applied in sequence.
+        heads: ``K`` modules; ``heads[k]`` maps the output of ``stages[k]`` to logits ``[B, C]``.
+        num_classes: ``C``.
+    """
+
+    # CNNs run channels_last on CUDA (faster convolutions); see prepare_model
+    channels_last_on_cuda: ClassVar[bool] = True
+
+    def __init__(self, stages: list[nn.Module], heads: list[nn.Module], num_classes: int) -> None:
+        super().__init__()
+        if len(stages) != len(heads) or not stages:
+            raise ValueError(f"need one head per stage, got {len(stages)} stages and {len(heads)} heads")
+        self.stages = nn.ModuleList(stages)
+        self.heads = nn.ModuleList(heads)
+        self.num_classes = num_classes
+
+    @property
+    def num_exits(self) -> int:
+        return len(self.stages)
+
+    def _check_exit(self, exit_index: int) -> None:
+        if not 0 <= exit_index < self.num_exits:
+            raise IndexError(f"exit_index {exit_index} out of range for {self.num_exits} exits")
+
+    def forward_until(self, x: Inputs, exit_index: int) -> list[torch.Tensor]:
+        """Logits of exits ``0..exit_index``, each ``[B, C]``; later stages are not computed."""
+        self._check_exit(exit_index)
+        out = []
+        for k in range(exit_index + 1):
+            x = self.stages[k](x)
+            out.append(self.heads[k](x))
+        return out
+
+    def forward(self, x: Inputs) -> list[torch.Tensor]:
+        """Logits of every exit: a list of ``K`` tensors ``[B, C]``."""
+        return self.forward_until(x, self.num_exits - 1)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered architecture: its builder, what it reads (``image`` or ``text``), and for text models
+    the weights (and tokenizer) it uses unless ``pretrained`` is given."""
+
+    name: str
+    builder: Callable[..., MultiExitNetwork]
+    modality: str = "image"
+    default_weights: str | None = None
+
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str | None = None, *, modality: str = "image", default_weights: str | None = None) -> Callable:
+    """Decorator: register a builder under ``name`` (default: the function's name).
+
+    Image builders take keyword-only ``num_classes`` and ``in_channels``; text builders ``num_classes``
+    and ``pretrained``.
+    """
+    if modality not in ("image", "text"):
+        raise ValueError(f"modality must be 'image' or 'text', got {modality!r}")
+
+    def deco(fn: Callable[..., MultiExitNetwork]) -> Callable[..., MultiExitNetwork]:
+        key = name or fn.__name__
+        if key in MODELS:
+            raise ValueError(f"architecture {key!r} is already registered")
+        MODELS[key] = ModelEntry(key, fn, modality, default_weights)
+        return fn
+
+    return deco
+
+
+def _entry(arch: str) -> ModelEntry:
+    try:
+        return MODELS[arch]
+    except KeyError:
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(MODELS)}") from None
+
+
+def is_text_model(arch: str) -> bool:
+    """Whether ``arch`` reads token ids (a text model) rather than images."""
+    return _entry(arch).modality == "text"
+
+
+def build_model(arch: str, num_classes: int, in_channels: int | None = None, **kwargs: object) -> MultiExitNetwork:
+    """Build the architecture registered as ``arch``; ``in_channels`` is read by image models only."""
+    entry = _entry(arch)
+    if entry.modality == "image" and in_channels is not None:
+        kwargs["in_channels"] = in_channels
+    return entry.builder(num_classes=num_classes, **kwargs)
+
+
+def prepare_model(model: MultiExitNetwork, device: torch.device | str) -> MultiExitNetwork:
+    """``model`` on ``device``, channels_last for CNNs on CUDA (the one place this is decided)."""
+    device = torch.device(device)
+    model = model.to(device)
+    if device.type == "cuda" and model.channels_last_on_cuda:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def save_model(path: str, model: MultiExitNetwork, meta: dict[str, object]) -> None:
+    """Save weights + how to rebuild them (``arch``, ``arch_kwargs``, ``num_classes``, ``in_channels``, ...)."""
+    from ..io import save_checkpoint
+
+    save_checkpoint(path, {**meta, "state_dict": model.state_dict()})
+
+
+def load_model(path: str, device: torch.device | str = "cpu") -> tuple[MultiExitNetwork, dict[str, object]]:
+    """Rebuild a model saved by :func:`save_model` (``weights_only`` load), prepared for ``device``, in eval mode.
+
+    Returns ``(model, meta)``.
+    """
+    from ..io import load_checkpoint
+
+    state = load_checkpoint(path)
+    meta = {k: v for k, v in state.items() if k != "state_dict"}
+    model = build_model(str(meta["arch"]), int(meta["num_classes"]), int(meta["in_channels"]), **dict(meta.get("arch_kwargs") or {}))
+    model.load_state_dict(state["state_dict"])
+    return prepare_model(model, device).eval(), meta

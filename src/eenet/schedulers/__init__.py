@@ -1,0 +1,54 @@
+"""Exit schedulers: policies that decide, per sample, at which exit a multi-exit network stops.
+
+Every policy follows one small scikit-learn-like interface::
+
+    sched = make_scheduler("eenet", **params).fit(val_probs, val_labels, costs, budget)
+    exits = sched.assign(test_probs)            # int64 [N], the exit index of every sample
+    sched2 = scheduler_from_json(sched.to_json())
+
+One module per policy family; a policy is a subclass of :class:`ExitScheduler` decorated with
+:func:`register_method`. Adding one is adding a module here and importing it below.
+"""
+
+from . import eenet, oracle, static, threshold
+from .base import (
+    FORMAT_VERSION,
+    METHODS,
+    ExitScheduler,
+    InfeasibleBudgetError,
+    accuracy,
+    assign_by_thresholds,
+    make_scheduler,
+    realised_cost,
+    register_method,
+    scheduler_from_json,
+    thresholds_for_distribution,
+)
+from .eenet import EENetScheduler
+from .oracle import OracleScheduler
+from .static import StaticScheduler
+from .threshold import EntropyScheduler, GeometricScheduler, MaxPredScheduler
+
+__all__ = [
+    "FORMAT_VERSION",
+    "METHODS",
+    "ExitScheduler",
+    "InfeasibleBudgetError",
+    "GeometricScheduler",
+    "MaxPredScheduler",
+    "EntropyScheduler",
+    "EENetScheduler",
+    "OracleScheduler",
+    "StaticScheduler",
+    "accuracy",
+    "assign_by_thresholds",
+    "make_scheduler",
+    "realised_cost",
+    "register_method",
+    "scheduler_from_json",
+    "thresholds_for_distribution",
+    "eenet",
+    "oracle",
+    "static",
+    "threshold",
+]

@@ -1,0 +1,294 @@
+"""EENet: learned utility scores and exit assignment (Ilhan et al., WACV 2024), as implemented here.
+
+Per exit ``k``: features ``x_k = [p_k, max p_k, 1 - H(p_k)/log C, u_0 .. u_{k-1}]`` (``C + 2 + k`` values);
+utility ``u_k = σ(a_kᵀ x_k + b_k)`` (predicts "exit k is right"); assignment logit ``r_k = MLP_k(x_k)``
+(one hidden layer of ``round(hidden_ratio · dim x_k)`` units); ``π = softmax(r)`` over exits.
+
+Training on validation alternates every ``period`` epochs between the utility loss (BCE of ``u_k`` against
+"exit k is right", weighted by the normalised, detached ``π``) and the assignment loss
+``α_π · KL(t ‖ π) + α_B · |mean cost under π - B| / B`` with ``t ∝ u^β`` (detached). ``restarts``
+independent fits train at once (parameters carry a leading restart axis ``R``); each keeps the state
+with its best validation accuracy; the restart with the best accuracy within the budget is chosen.
+Thresholds come from the learned mean distribution ``π̄`` (docs/eenet.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..scores import entropy_score, maxpred
+from .base import (
+    ExitScheduler,
+    InfeasibleBudgetError,
+    accuracy,
+    assign_by_thresholds,
+    realised_cost,
+    register_method,
+    search_budget,
+    thresholds_for_distribution,
+)
+
+__all__ = ["EENetScheduler"]
+
+Params = dict[str, list[torch.Tensor]]  # name -> one tensor per exit, each with a leading restart axis R
+
+
+def base_features(probs: torch.Tensor) -> torch.Tensor:
+    """``[K, N, C]`` -> ``[K, N, C + 2]``: class scores, max score, normalised negentropy."""
+    return torch.cat([probs, maxpred(probs).unsqueeze(-1), entropy_score(probs).unsqueeze(-1)], dim=-1)
+
+
+def forward(p: Params, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``base [K, N, D0]`` -> utility logits ``z [R, N, K]`` and assignment logits ``r [R, N, K]``."""
+    k_exits, n, _ = base.shape
+    r_count = p["a"][0].shape[0]
+    zs, rs, us = [], [], []
+    for k in range(k_exits):
+        x = base[k].unsqueeze(0).expand(r_count, n, -1)
+        if us:
+            x = torch.cat([x, torch.stack(us, dim=-1)], dim=-1)  # [R, N, D0 + k]
+        z = torch.einsum("rnd,rd->rn", x, p["a"][k]) + p["b"][k].unsqueeze(1)
+        hidden = torch.relu(torch.einsum("rnd,rdh->rnh", x, p["w1"][k]) + p["b1"][k].unsqueeze(1))
+        r = torch.einsum("rnh,rh->rn", hidden, p["w2"][k]) + p["b2"][k].unsqueeze(1)
+        zs.append(z)
+        rs.append(r)
+        us.append(torch.sigmoid(z))
+    return torch.stack(zs, dim=-1), torch.stack(rs, dim=-1)
+
+
+@register_method
+class EENetScheduler(ExitScheduler):
+    """EENet's learned scheduler (see the module docstring for the model and the losses).
+
+    With ``budget_projection`` (the default), the learned mean distribution ``π̄`` is moved along a line
+    towards the cheapest (or costliest) exit until the realised validation cost is the largest within the
+    budget; without it, thresholds come from ``π̄`` unchanged (the paper's rule) and restarts whose
+    validation cost exceeds ``budget · (1 + budget_tolerance)`` are discarded.
+
+    Fitted: ``weights_`` (per parameter name, one nested list per exit), ``thresholds_`` (``[K]``) and
+    ``report_`` (epochs run, chosen restart, mean exit distribution, every restart's validation result).
+    """
+
+    method = "eenet"
+
+    def __init__(
+        self,
+        hidden_ratio: float = 0.5,
+        alpha_pi: float = 1e-3,
+        alpha_b: float = 1e-2,
+        beta: float = 1.0,
+        period: int = 10,
+        lr: float = 3e-5,
+        weight_decay: float = 1e-2,
+        batch_size: int = 512,
+        epochs: int = 1000,
+        patience: int = 100,
+        restarts: int = 10,
+        seed: int = 0,
+        budget_tolerance: float = 0.0,
+        budget_projection: bool = True,
+    ) -> None:
+        self.hidden_ratio = hidden_ratio
+        self.alpha_pi = alpha_pi
+        self.alpha_b = alpha_b
+        self.beta = beta
+        self.period = period
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.patience = patience
+        self.restarts = restarts
+        self.seed = seed
+        self.budget_tolerance = budget_tolerance
+        self.budget_projection = budget_projection
+
+    # -- parameters with a leading restart axis R ------------------------------------------------------
+    def _init_params(self, k_exits: int, d0: int, gen: torch.Generator) -> Params:
+        def uniform(shape: tuple[int, ...], fan_in: int) -> torch.Tensor:
+            bound = 1.0 / math.sqrt(fan_in)
+            return ((torch.rand(shape, generator=gen, dtype=torch.float32) * 2 - 1) * bound).requires_grad_()
+
+        r = int(self.restarts)
+        p: Params = {"a": [], "b": [], "w1": [], "b1": [], "w2": [], "b2": []}
+        for k in range(k_exits):
+            d = d0 + k
+            h = max(1, round(self.hidden_ratio * d))
+            p["a"].append(uniform((r, d), d))
+            p["b"].append(uniform((r,), d))
+            p["w1"].append(uniform((r, d, h), d))
+            p["b1"].append(uniform((r, h), d))
+            p["w2"].append(uniform((r, h), h))
+            p["b2"].append(uniform((r,), h))
+        return p
+
+    # -- from utilities and a mean distribution to thresholds ---------------------------------------------
+    def _projected_distribution(self, pi_bar: torch.Tensor, costs: torch.Tensor, t: float) -> torch.Tensor:
+        """Move ``pi_bar`` towards the cheapest exit (``t < 0``) or the costliest (``t > 0``); ``|t| <= 1``."""
+        target = torch.zeros_like(pi_bar)
+        target[int(costs.argmin()) if t < 0 else int(costs.argmax())] = 1.0
+        return (1 - abs(t)) * pi_bar + abs(t) * target
+
+    def _closed_form_t(self, pi_bar: torch.Tensor, costs: torch.Tensor) -> float:
+        """The ``t`` whose projected distribution has an *expected* cost equal to the budget."""
+        expected = float(pi_bar @ costs)
+        if expected > self.budget_:
+            return -min(1.0, (expected - self.budget_) / max(expected - float(costs.min()), 1e-12))
+        return min(1.0, (self.budget_ - expected) / max(float(costs.max()) - expected, 1e-12))
+
+    def _policy(self, u: torch.Tensor, pi_bar: torch.Tensor, costs: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Thresholds ``[K]`` and validation exits ``[N]`` for utilities ``u [K, N]`` and ``pi_bar [K]``.
+
+        ``exact``: search the projection for the realised cost (slow, once at the end); otherwise use the
+        closed form for the expected cost (every epoch).
+        """
+        if not self.budget_projection:
+            th = thresholds_for_distribution(u, pi_bar)
+            return th, assign_by_thresholds(u, th)
+        if exact:
+            _, th, ex = search_budget(u, lambda t: self._projected_distribution(pi_bar, costs, t), costs, self.budget_, -1.0, 1.0)
+            return th, ex
+        th = thresholds_for_distribution(u, self._projected_distribution(pi_bar, costs, self._closed_form_t(pi_bar, costs)))
+        return th, assign_by_thresholds(u, th)
+
+    # -- training ----------------------------------------------------------------------------------------
+    def _epoch(
+        self, p: Params, opts: tuple[torch.optim.Optimizer, torch.optim.Optimizer], base: torch.Tensor, correct: torch.Tensor,
+        c: torch.Tensor, b_rel: float, utility_phase: bool, gen: torch.Generator,
+    ) -> None:  # fmt: skip
+        """One pass over shuffled mini-batches of ``base [K, N, D0]`` (``correct [N, K]``, relative costs ``c [K]``)."""
+        opt_u, opt_pi = opts
+        n = base.shape[1]
+        for idx in torch.randperm(n, generator=gen).split(int(self.batch_size)):
+            z, r = forward(p, base[:, idx])
+            u = torch.sigmoid(z)
+            pi = F.softmax(r, dim=-1)  # [R, B, K]
+            if utility_phase:
+                w = pi.detach() / pi.detach().sum(dim=1, keepdim=True).clamp_min(1e-12)
+                bce = F.binary_cross_entropy_with_logits(z, correct[idx].unsqueeze(0).expand_as(z), reduction="none")
+                loss = (w * bce).sum(dim=1).mean(dim=-1).sum()
+                opt = opt_u
+            else:
+                ub = u.detach().clamp_min(1e-6) ** self.beta
+                t = ub / ub.sum(dim=-1, keepdim=True)
+                l_pi = (t * (torch.log(t.clamp_min(1e-12)) - F.log_softmax(r, dim=-1))).sum(-1).mean(-1)
+                l_b = ((pi * c).sum(-1).mean(-1) - b_rel).abs() / b_rel
+                loss = (self.alpha_pi * l_pi + self.alpha_b * l_b).sum()
+                opt = opt_pi
+            opt_u.zero_grad(set_to_none=True)
+            opt_pi.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    def _keep_best(
+        self, p: Params, best_p: Params, best_acc: torch.Tensor, stale: torch.Tensor, base: torch.Tensor, probs: torch.Tensor,
+        labels: torch.Tensor, costs: torch.Tensor,
+    ) -> None:  # fmt: skip
+        """Copy every restart's state into ``best_p`` when its validation accuracy within the budget improved."""
+        limit = self.budget_ * (1 + self.budget_tolerance)
+        with torch.no_grad():
+            z, r = forward(p, base)
+            u_all, pi_bar = torch.sigmoid(z), F.softmax(r, dim=-1).mean(dim=1)  # [R, N, K], [R, K]
+            for ri in range(int(self.restarts)):
+                _, ex = self._policy(u_all[ri].T, pi_bar[ri].double(), costs, exact=False)
+                acc = accuracy(probs, labels, ex)
+                # with projection the final exact search enforces the budget; without it, check it here
+                fits = self.budget_projection or realised_cost(ex, costs) <= limit
+                if fits and acc > best_acc[ri]:
+                    best_acc[ri] = acc
+                    stale[ri] = 0
+                    for key in p:
+                        for bt, t_ in zip(best_p[key], p[key], strict=True):
+                            bt[ri] = t_.detach()[ri]
+                else:
+                    stale[ri] += 1
+
+    def _choose_restart(self, best_p: Params, base: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor) -> dict:
+        """The restart with the best validation accuracy within the budget, under the exact budget rule."""
+        limit = self.budget_ * (1 + self.budget_tolerance)
+        with torch.no_grad():
+            z, r = forward(best_p, base)
+            u_all, pi_bar = torch.sigmoid(z), F.softmax(r, dim=-1).mean(dim=1)
+            candidates = []
+            for ri in range(int(self.restarts)):
+                try:
+                    th, ex = self._policy(u_all[ri].T, pi_bar[ri].double(), costs, exact=True)
+                except InfeasibleBudgetError:
+                    continue
+                cost = realised_cost(ex, costs)
+                acc = accuracy(probs, labels, ex)
+                candidates.append(
+                    {"restart": ri, "val_accuracy": acc, "val_cost": cost, "thresholds": th.tolist(), "within": cost <= limit}
+                )
+        within = [cand for cand in candidates if cand["within"]]
+        if not within:
+            raise InfeasibleBudgetError(
+                f"no EENet restart met the budget {self.budget_:.6g} on validation (tolerance {self.budget_tolerance})"
+            )
+        chosen = max(within, key=lambda cand: (cand["val_accuracy"], -cand["restart"]))
+        return {"chosen": chosen, "candidates": candidates, "pi_bar": pi_bar[chosen["restart"]]}
+
+    def _fit(self, probs: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor) -> None:
+        gen = torch.Generator().manual_seed(int(self.seed))
+        k_exits = probs.shape[0]
+        base = base_features(probs)  # [K, N, D0]
+        correct = (probs.argmax(dim=2) == labels.view(1, -1)).float().T  # [N, K]
+        c = (costs / costs.max()).float()  # costs in units of the full model
+        b_rel = float(self.budget_ / costs.max())
+        restarts = int(self.restarts)
+        p = self._init_params(k_exits, base.shape[2], gen)
+        opts = (
+            torch.optim.Adam(p["a"] + p["b"], lr=self.lr, weight_decay=self.weight_decay),
+            torch.optim.Adam(p["w1"] + p["b1"] + p["w2"] + p["b2"], lr=self.lr, weight_decay=self.weight_decay),
+        )
+        best_acc = torch.full((restarts,), -1.0)
+        best_p = {key: [t.detach().clone() for t in ts] for key, ts in p.items()}
+        stale = torch.zeros(restarts, dtype=torch.long)
+        epochs_run = 0
+        for epoch in range(int(self.epochs)):
+            self._epoch(p, opts, base, correct, c, b_rel, (epoch // int(self.period)) % 2 == 0, gen)
+            epochs_run = epoch + 1
+            self._keep_best(p, best_p, best_acc, stale, base, probs, labels, costs)
+            if bool((stale >= int(self.patience)).all()):
+                break
+        choice = self._choose_restart(best_p, base, probs, labels, costs)
+        ri = choice["chosen"]["restart"]
+        self.weights_ = {key: [t[ri].tolist() for t in ts] for key, ts in best_p.items()}
+        self.thresholds_ = choice["chosen"]["thresholds"]
+        self.report_ = {
+            "epochs_run": epochs_run,
+            "chosen_restart": ri,
+            "mean_exit_distribution": choice["pi_bar"].tolist(),
+            "restarts": [{k: v for k, v in cand.items() if k != "thresholds"} for cand in choice["candidates"]],
+        }
+
+    # -- applying it -------------------------------------------------------------------------------------
+    def utilities(self, probs: torch.Tensor) -> torch.Tensor:
+        """Utility scores ``u [K, N]`` of probabilities ``[K, N, C]``."""
+        self._check_probs(probs)
+        weights = {key: [torch.tensor(v, dtype=torch.float32).unsqueeze(0) for v in vals] for key, vals in self.weights_.items()}
+        with torch.no_grad():
+            z, _ = forward(weights, base_features(probs.float()))
+        return torch.sigmoid(z[0]).T
+
+    def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return assign_by_thresholds(self.utilities(probs), torch.tensor(self.thresholds_, dtype=torch.float32))
+
+    def _state(self) -> dict[str, Any]:
+        return {"params": self.get_params(), "weights": self.weights_, "thresholds": self.thresholds_, "report": self.report_}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.weights_ = copy.deepcopy(state["weights"])
+        self.thresholds_ = [float(t) for t in state["thresholds"]]
+        self.report_ = dict(state.get("report", {}))
+        expected = [self.num_classes_ + 2 + k for k in range(self.num_exits_)]
+        got = [len(a) for a in self.weights_["a"]]
+        if got != expected:
+            raise ValueError(
+                f"EENet weights have feature sizes {got}, expected {expected} for {self.num_exits_} exits x {self.num_classes_} classes"
+            )

@@ -1,0 +1,74 @@
+"""Confidence score + geometric exit distribution: MSDNet's ``maxpred`` and BranchyNet's ``entropy``.
+
+A geometric distribution ``q_k ∝ ρ^k`` is turned into thresholds (:func:`thresholds_for_distribution`);
+``ρ`` is searched (bisection on ``log ρ``) so that the realised validation cost is the largest that does
+not exceed the budget. A sample leaves at the first exit whose score reaches its threshold.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..scores import SCORES
+from .base import ExitScheduler, assign_by_thresholds, register_method, search_budget
+
+__all__ = ["GeometricScheduler", "MaxPredScheduler", "EntropyScheduler"]
+
+
+class GeometricScheduler(ExitScheduler):
+    """A confidence score (a key of :data:`eenet.scores.SCORES`) + a geometric exit distribution.
+
+    Fitted: ``log_rho_`` and ``thresholds_`` (``[K]``).
+    """
+
+    method = "geometric"
+
+    def __init__(self, score: str = "maxpred") -> None:
+        if score not in SCORES:
+            raise ValueError(f"unknown score {score!r}; known: {sorted(SCORES)}")
+        self.score = score
+
+    @property
+    def exit_distribution_(self) -> list[float]:
+        """The fitted ``q [K]``."""
+        return F.softmax(torch.arange(self.num_exits_, dtype=torch.float64) * self.log_rho_, dim=0).tolist()
+
+    def _fit(self, probs: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor) -> None:
+        scores = SCORES[self.score](probs)
+        ks = torch.arange(self.num_exits_, dtype=torch.float64)
+        log_rho, th, _ = search_budget(scores, lambda t: F.softmax(ks * t, dim=0), costs, self.budget_, -30.0, 30.0)
+        self.log_rho_ = float(log_rho)
+        self.thresholds_ = th.tolist()
+
+    def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._check_probs(probs)
+        return assign_by_thresholds(SCORES[self.score](probs.float()), torch.tensor(self.thresholds_))
+
+    def _state(self) -> dict[str, Any]:
+        return {"score": self.score, "log_rho": self.log_rho_, "thresholds": self.thresholds_, "exit_distribution": self.exit_distribution_}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.score, self.log_rho_, self.thresholds_ = state["score"], state["log_rho"], [float(t) for t in state["thresholds"]]
+
+
+@register_method
+class MaxPredScheduler(GeometricScheduler):
+    """MSDNet: max class probability + geometric exit distribution."""
+
+    method = "maxpred"
+
+    def __init__(self) -> None:
+        super().__init__(score="maxpred")
+
+
+@register_method
+class EntropyScheduler(GeometricScheduler):
+    """BranchyNet: ``1 - H(p)/log C`` + geometric exit distribution."""
+
+    method = "entropy"
+
+    def __init__(self) -> None:
+        super().__init__(score="entropy")

