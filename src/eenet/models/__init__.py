@@ -17,6 +17,7 @@ from .base import (
     prepare_model,
     register_model,
     save_model,
+    select_samples,
 )
 from .cnn import densenet121_4, resnet56_3, small_cnn_3
 from .multiscale import msdnet
@@ -36,6 +37,7 @@ __all__ = [
     "prepare_model",
     "register_model",
     "save_model",
+    "select_samples",
     "small_cnn_3",
     "resnet56_3",
     "densenet121_4",

@@ -24,6 +24,8 @@ __all__ = [
     "ExitHead",
     "PoolLinearHead",
     "MultiExitNetwork",
+    "State",
+    "select_samples",
     "ModelEntry",
     "MODELS",
     "register_model",
@@ -72,6 +74,22 @@ class PoolLinearHead(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+State = torch.Tensor | list | tuple | dict
+"""What flows between stages: a tensor, or a list / tuple / dict of tensors (MSDNet's scales, a transformer's
+hidden states with its attention mask), every tensor with the batch first."""
+
+
+def select_samples(state: State, keep: torch.Tensor) -> State:
+    """The samples ``keep`` (``bool [B]`` or indices) of a stage state, whatever its structure."""
+    if isinstance(state, torch.Tensor):
+        return state[keep]
+    if isinstance(state, dict):
+        return {k: select_samples(v, keep) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(select_samples(v, keep) for v in state)
+    raise TypeError(f"cannot select samples of a {type(state).__name__}")
+
+
 class MultiExitNetwork(nn.Module):
     """A backbone cut into stages, one exit head after each stage.
 
@@ -100,13 +118,23 @@ class MultiExitNetwork(nn.Module):
         if not 0 <= exit_index < self.num_exits:
             raise IndexError(f"exit_index {exit_index} out of range for {self.num_exits} exits")
 
+    # -- one stage at a time: what early-exit inference runs (eenet.runtime) ---------------------------------
+    def begin(self, x: Inputs) -> State:
+        """The state stage 0 reads: the batch itself here (a transformer embeds it first)."""
+        return x
+
+    def step(self, k: int, state: State) -> tuple[State, torch.Tensor]:
+        """Run stage ``k`` on ``state`` (the previous stage's output, batch first); return its output and exit ``k``'s logits ``[B, C]``."""
+        state = self.stages[k](state)
+        return state, self.heads[k](state)
+
     def forward_until(self, x: Inputs, exit_index: int) -> list[torch.Tensor]:
         """Logits of exits ``0..exit_index``, each ``[B, C]``; later stages are not computed."""
         self._check_exit(exit_index)
-        out = []
+        state, out = self.begin(x), []
         for k in range(exit_index + 1):
-            x = self.stages[k](x)
-            out.append(self.heads[k](x))
+            state, logits = self.step(k, state)
+            out.append(logits)
         return out
 
     def forward(self, x: Inputs) -> list[torch.Tensor]:

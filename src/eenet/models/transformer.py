@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..batch import Inputs
-from .base import MODELS, MultiExitNetwork, register_model
+from .base import MODELS, MultiExitNetwork, State, register_model
 
 __all__ = [
     "PoolerHead",
@@ -57,20 +57,19 @@ class TransformerMultiExit(MultiExitNetwork):
         super().__init__(stages, heads, num_classes)
         self.embeddings = embeddings
 
-    def forward_until(self, x: Inputs, exit_index: int) -> list[torch.Tensor]:
-        self._check_exit(exit_index)
+    def begin(self, x: Inputs) -> State:
+        """``(hidden states [B, L, H], additive attention mask [B, 1, 1, L])``: 0 where attended, the dtype's minimum on padding."""
         if not isinstance(x, dict):
             raise TypeError("a transformer takes {'input_ids': [B, L], 'attention_mask': [B, L]}")
         h = self.embeddings(input_ids=x["input_ids"])
-        # additive mask [B, 1, 1, L]: 0 where attended, the dtype's minimum on padding
-        mask = (1.0 - x["attention_mask"][:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
-        out = []
-        for k in range(exit_index + 1):
-            for layer in self.stages[k]:
-                h = layer(h, attention_mask=mask)
-                h = h[0] if isinstance(h, tuple) else h  # transformers < 5 returns a tuple
-            out.append(self.heads[k](h))
-        return out
+        return h, (1.0 - x["attention_mask"][:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
+
+    def step(self, k: int, state: State) -> tuple[State, torch.Tensor]:
+        h, mask = state
+        for layer in self.stages[k]:
+            h = layer(h, attention_mask=mask)
+            h = h[0] if isinstance(h, tuple) else h  # transformers < 5 returns a tuple
+        return (h, mask), self.heads[k](h)
 
 
 def pretrained_path(pretrained: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import torch
@@ -189,6 +189,7 @@ class ExitScheduler(abc.ABC):
         self.num_exits_, self.num_classes_ = int(probs.shape[0]), int(probs.shape[2])
         self.costs_ = [float(c) for c in costs_t]
         self.budget_ = float(budget)
+        self.__dict__.pop("_threshold_cache", None)  # thresholds about to change
         self._fit(probs.float(), labels.long(), costs_t)
         exits = self.assign(probs, labels)
         self.val_cost_ = realised_cost(exits, costs_t)
@@ -205,6 +206,35 @@ class ExitScheduler(abc.ABC):
 
         ``labels`` is read only by policies with ``requires_labels`` (the oracle); others ignore it.
         """
+
+    def leaves(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """Which samples still running at exit ``k`` leave there, from the probabilities of exits ``0..k``.
+
+        ``probs``: ``[k+1, B, C]``, or ``k+1`` tensors ``[B, C]`` -> ``bool [B]`` (all ``True`` at the last exit).
+        Applied exit after exit to the samples that did not leave earlier, this gives the exits :meth:`assign`
+        gives: what :mod:`eenet.runtime` runs.
+        Policies whose decision needs later exits or the labels (the oracle) cannot run this way.
+        """
+        raise NotImplementedError(f"the {self.method} policy cannot decide exit by exit")
+
+    def _check_step(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> bool:
+        """Check ``leaves``' arguments; ``True`` at the last exit (everything leaves)."""
+        if not hasattr(self, "num_exits_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        if not 0 <= k < self.num_exits_ or len(probs) != k + 1 or probs[k].dim() != 2 or probs[k].shape[1] != self.num_classes_:
+            raise ValueError(
+                f"{self.method} scheduler ({self.num_exits_} exits x {self.num_classes_} classes) needs the probabilities "
+                f"of exits 0..{k} ([k+1, B, C]); got {len(probs)} exits of shape {tuple(probs[-1].shape)}"
+            )
+        return k == self.num_exits_ - 1
+
+    def _threshold(self, k: int, device: torch.device) -> torch.Tensor:
+        """``thresholds_[k]`` as a float32 scalar tensor on ``device`` (made once: the runtime asks at every exit)."""
+        cache = self.__dict__.setdefault("_threshold_cache", {})
+        key = (k, device)
+        if key not in cache:
+            cache[key] = torch.tensor(self.thresholds_[k], dtype=torch.float32, device=device)
+        return cache[key]
 
     def _check_probs(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         if not hasattr(self, "num_exits_"):

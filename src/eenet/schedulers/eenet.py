@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -259,6 +260,7 @@ class EENetScheduler(ExitScheduler):
         choice = self._choose_restart(best_p, base, probs, labels, costs)
         ri = choice["chosen"]["restart"]
         self.weights_ = {key: [t[ri].tolist() for t in ts] for key, ts in best_p.items()}
+        self._weight_cache = None
         self.thresholds_ = choice["chosen"]["thresholds"]
         self.report_ = {
             "epochs_run": epochs_run,
@@ -271,19 +273,37 @@ class EENetScheduler(ExitScheduler):
     def utilities(self, probs: torch.Tensor) -> torch.Tensor:
         """Utility scores ``u [K, N]`` of probabilities ``[K, N, C]``."""
         self._check_probs(probs)
-        weights = {key: [torch.tensor(v, dtype=torch.float32).unsqueeze(0) for v in vals] for key, vals in self.weights_.items()}
+        return self._utilities(probs)
+
+    def _utilities(self, probs: torch.Tensor) -> torch.Tensor:
+        """``u [k, N]`` of the first ``k`` exits' probabilities ``[k, N, C]`` (a utility reads earlier exits only)."""
+        cache = getattr(self, "_weight_cache", None)
+        if cache is None or cache[0] != probs.device:
+            weights = {
+                key: [torch.tensor(v, dtype=torch.float32, device=probs.device).unsqueeze(0) for v in vals]
+                for key, vals in self.weights_.items()
+            }
+            self._weight_cache = cache = (probs.device, weights)
         with torch.no_grad():
-            z, _ = forward(weights, base_features(probs.float()))
+            z, _ = forward(cache[1], base_features(probs.float()))
         return torch.sigmoid(z[0]).T
 
     def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return assign_by_thresholds(self.utilities(probs), torch.tensor(self.thresholds_, dtype=torch.float32))
+
+    def leaves(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        p = probs[k]
+        if self._check_step(k, probs):
+            return torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
+        stacked = probs if isinstance(probs, torch.Tensor) else torch.stack(list(probs))
+        return self._utilities(stacked)[k] >= self._threshold(k, p.device)
 
     def _state(self) -> dict[str, Any]:
         return {"params": self.get_params(), "weights": self.weights_, "thresholds": self.thresholds_, "report": self.report_}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.weights_ = copy.deepcopy(state["weights"])
+        self._weight_cache = None
         self.thresholds_ = [float(t) for t in state["thresholds"]]
         self.report_ = dict(state.get("report", {}))
         expected = [self.num_classes_ + 2 + k for k in range(self.num_exits_)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -27,6 +28,10 @@ class StaticScheduler(ExitScheduler):
     def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self._check_probs(probs)
         return torch.full((probs.shape[1],), self.exit_index, dtype=torch.long)
+
+    def leaves(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        last = self._check_step(k, probs)
+        return torch.full((probs[k].shape[0],), last or k == self.exit_index, dtype=torch.bool, device=probs[k].device)
 
     def _state(self) -> dict[str, Any]:
         return {"exit_index": self.exit_index}

@@ -7,6 +7,7 @@ not exceed the budget. A sample leaves at the first exit whose score reaches its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -46,6 +47,12 @@ class GeometricScheduler(ExitScheduler):
     def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self._check_probs(probs)
         return assign_by_thresholds(SCORES[self.score](probs.float()), torch.tensor(self.thresholds_))
+
+    def leaves(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        p = probs[k]
+        if self._check_step(k, probs):
+            return torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
+        return SCORES[self.score](p.float()) >= self._threshold(k, p.device)
 
     def _state(self) -> dict[str, Any]:
         return {"score": self.score, "log_rho": self.log_rho_, "thresholds": self.thresholds_, "exit_distribution": self.exit_distribution_}
