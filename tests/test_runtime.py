@@ -65,6 +65,10 @@ def test_runtime_decides_and_predicts_as_the_cached_evaluation(net, method):
     assert torch.equal(preds, want_preds)
     if method == "maxpred":
         assert len(exits.unique()) >= 2, "the test should exercise samples leaving at different exits"
+    for i in range(0, 40, 3):  # one sample at a time: the runtime's batch-1 path
+        one = {k: v[i : i + 1] for k, v in x.items()} if isinstance(x, dict) else x[i : i + 1]
+        p1, e1 = adaptive_forward(model, sched, one)
+        assert (int(e1), int(p1)) == (int(want_exits[i]), int(want_preds[i])), f"sample {i}"
 
 
 def test_no_stage_runs_for_a_sample_that_left(net):

@@ -40,12 +40,12 @@ def adaptive_forward(model: MultiExitNetwork, sched: ExitScheduler, x: Inputs) -
     last = model.num_exits - 1
     state = model.begin(x)
     seen: list[torch.Tensor] = []  # probabilities of exits 0..k of the samples still running, [n, C] each
-    if b == 1:  # one sample: no bookkeeping of who is left, one decision per exit
+    if b == 1:  # one sample: no bookkeeping of who is left, one Python decision per exit
         for k in range(model.num_exits):
             state, logits = model.step(k, state)
             seen.append(F.softmax(logits.float(), dim=1))
-            if k == last or bool(sched.leaves(k, seen)[0]):
-                return seen[-1].argmax(dim=1), torch.full((1,), k, dtype=torch.long, device=ref.device)
+            if k == last or sched.leaves_one(k, seen):
+                return seen[-1].argmax(dim=1), torch.tensor([k], device=ref.device)
     rows = torch.arange(b, device=ref.device)
     preds = torch.empty(b, dtype=torch.long, device=ref.device)
     exits = torch.empty(b, dtype=torch.long, device=ref.device)

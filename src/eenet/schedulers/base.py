@@ -217,6 +217,11 @@ class ExitScheduler(abc.ABC):
         """
         raise NotImplementedError(f"the {self.method} policy cannot decide exit by exit")
 
+    def leaves_one(self, k: int, probs: Sequence[torch.Tensor]) -> bool:
+        """:meth:`leaves` for a single sample (``k+1`` tensors ``[1, C]``), as a Python bool: the runtime's batch-1
+        path, where every tensor operation saved is latency saved. Subclasses may answer it faster."""
+        return bool(self.leaves(k, probs)[0])
+
     def _check_step(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> bool:
         """Check ``leaves``' arguments; ``True`` at the last exit (everything leaves)."""
         if not hasattr(self, "num_exits_"):

@@ -54,6 +54,12 @@ class GeometricScheduler(ExitScheduler):
             return torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
         return SCORES[self.score](p.float()) >= self._threshold(k, p.device)
 
+    def leaves_one(self, k: int, probs: Sequence[torch.Tensor]) -> bool:
+        if k == self.num_exits_ - 1:
+            return True
+        # thresholds_ hold float32 values exactly, so this compares as leaves() does in float32
+        return SCORES[self.score](probs[k].float()).item() >= self.thresholds_[k]
+
     def _state(self) -> dict[str, Any]:
         return {"score": self.score, "log_rho": self.log_rho_, "thresholds": self.thresholds_, "exit_distribution": self.exit_distribution_}
 
