@@ -252,3 +252,14 @@ def test_a_second_run_in_the_same_directory_is_refused(workdir):
     out = second.stdout + second.stderr
     assert "Directory cannot be locked" in out and "--unlock" in out
     assert planned_jobs(workdir) == {}
+
+
+def test_noisy_latency_fails_profiling_with_a_way_out(tiny_run, tmp_path):
+    """A measurement whose spread is above profile.max_spread stops profile_latency with how to re-run it."""
+    wd = clone_run(tiny_run, tmp_path / "noisy")
+    edit_config(wd, lambda b: b["profile"].update(max_spread=1e-9))
+    proc = snakemake(wd, "--forcerun", "profile_latency", "--allowed-rules", "profile_latency", "--", "results/tiny/cost.csv", check=False)
+    log = (wd / "logs" / "tiny" / "profile_latency.log").read_text()
+    assert proc.returncode != 0
+    assert "latency too noisy to trust: interquartile range / median is exit 0:" in log
+    assert "snakemake --forcerun profile_latency results/tiny/cost.csv" in log and "profile.repeats (now 5)" in log

@@ -18,7 +18,11 @@ from .batch import Inputs, first_tensor
 if TYPE_CHECKING:  # a type only: fitting and evaluating read costs without the model code
     from .models import MultiExitNetwork
 
-__all__ = ["measure_latency", "count_flops", "cost_table", "resolve_budget", "read_costs"]
+__all__ = ["NoisyMeasurementError", "measure_latency", "check_spread", "count_flops", "cost_table", "resolve_budget", "read_costs"]
+
+
+class NoisyMeasurementError(RuntimeError):
+    """A latency measurement whose spread is too large to be trusted."""
 
 
 def _sync(device: torch.device) -> None:
@@ -55,6 +59,21 @@ def measure_latency(model: MultiExitNetwork, batch: Inputs, warmup: int = 10, re
         q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
         out.append({"ms": statistics.median(ts), "ms_q1": q[0], "ms_q3": q[2]})
     return out
+
+
+def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:
+    """Relative spread ``(q3 - q1) / median`` of every exit's latency (rows of :func:`measure_latency`).
+
+    Raises:
+        NoisyMeasurementError: an exit's spread is above ``limit``; the message names the exits.
+    """
+    spreads = [(lat["ms_q3"] - lat["ms_q1"]) / lat["ms"] if lat["ms"] > 0 else float("inf") for lat in latency]
+    noisy = [f"exit {k}: {s:.2f}" for k, s in enumerate(spreads) if s > limit]
+    if noisy:
+        raise NoisyMeasurementError(
+            f"latency too noisy to trust: interquartile range / median is {', '.join(noisy)}, above profile.max_spread = {limit}"
+        )
+    return spreads
 
 
 @torch.inference_mode()

@@ -4,7 +4,7 @@ import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. unde
 import torch
 
 from eenet.benchmark import open_benchmark
-from eenet.costs import cost_table, count_flops, measure_latency
+from eenet.costs import NoisyMeasurementError, check_spread, cost_table, count_flops, measure_latency
 from eenet.io import write_csv
 from eenet.models import load_model
 from eenet.training import pick_device
@@ -22,6 +22,14 @@ test = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch
 n = min(prof["batch_size"], len(test))
 batch = test.inputs(torch.arange(n), device)
 latency = measure_latency(model, batch, prof["warmup"], prof["repeats"])
+try:
+    spreads = check_spread(latency, prof["max_spread"])
+except NoisyMeasurementError as exc:
+    raise NoisyMeasurementError(
+        f"{exc}. Nothing was written. Re-run when the machine is idle: snakemake --forcerun profile_latency "
+        f"{snakemake.output[0]}; or raise benchmarks.{snakemake.wildcards.bench}.profile.repeats (now {prof['repeats']}) "
+        f"or .max_spread (now {prof['max_spread']}) in the config"
+    ) from None
 flops = count_flops(model, test.inputs(torch.arange(1), device))
 info = {"batch_size": n, "repeats": prof["repeats"], "threads": prof["threads"], **run_metadata(device)}
 rows = cost_table(latency, flops, info)
@@ -36,4 +44,5 @@ for r in rows:
         r["ms_q3"],
         r["flops"],
     )
-log.info("device %s, batch %d, torch %s", info["device"], n, info["torch_version"])
+log.info("device %s, batch %d, torch %s; spread (IQR / median) per exit %s", info["device"], n, info["torch_version"],
+         " ".join(f"{s:.3f}" for s in spreads))  # fmt: skip
