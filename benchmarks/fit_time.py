@@ -1,0 +1,82 @@
+"""How long does fitting a policy take, against the size of the validation set?
+
+    python benchmarks/fit_time.py [--bench fashion_mnist] [--sizes 1000 5000 20000] [--budget 0.5]
+
+Fits every policy of the benchmark's config (EENet with the benchmark's own hyper-parameters) at one budget on
+validation sets of each size, drawn from the benchmark's cached validation probabilities (results/<bench>/logits/
+val.safetensors, made by `make demo`): sizes above the cached set are drawn with replacement, seeded. Wall-clock
+seconds, single process, torch threads as given. Appends a table to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from eenet.costs import read_costs, resolve_budget  # noqa: E402
+from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.schedulers import make_scheduler  # noqa: E402
+from eenet.workflow import device_name  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", default="fashion_mnist")
+    ap.add_argument("--sizes", nargs="+", type=int, default=[1000, 5000, 20000])
+    ap.add_argument("--budget", type=float, default=0.5, help="fraction of the full model's cost")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "RESULTS.md"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"][args.bench]
+    methods = cfg.get("methods", ["eenet", "maxpred", "entropy", "oracle"])
+    tensors, _ = load_tensors(REPO / "results" / args.bench / "logits" / "val.safetensors")
+    probs, labels = tensors["probs"], tensors["labels"]
+    costs, _, _ = read_costs(read_csv(REPO / "results" / args.bench / "cost.csv"))
+    budget = resolve_budget(args.budget, "fraction", costs)
+    rows = []
+    for n in args.sizes:
+        g = torch.Generator().manual_seed(n)
+        idx = (
+            torch.randperm(probs.shape[1], generator=g)[:n] if n <= probs.shape[1] else torch.randint(0, probs.shape[1], (n,), generator=g)
+        )
+        p, y = probs[:, idx], labels[idx]
+        for method in methods:
+            params = dict(cfg.get("eenet", {})) if method == "eenet" else {}
+            t0 = time.perf_counter()
+            sched = make_scheduler(method, **params).fit(p, y, costs, budget)
+            seconds = time.perf_counter() - t0
+            extra = f", {sched.report_['epochs_run']} epochs" if method == "eenet" else ""
+            rows.append((n, method, seconds, sched.val_accuracy_, extra))
+            print(f"{n:>6} {method:<8} {seconds:8.2f} s  val acc {sched.val_accuracy_:.4f}{extra}", flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    lines = [
+        f"\n## Scheduler fit time — {device_name(torch.device('cpu'))}, {args.threads} thread(s), torch {torch.__version__}, "
+        f"{datetime.now(timezone.utc):%Y-%m-%d}, commit {commit or '?'}\n",
+        f"`python benchmarks/fit_time.py {' '.join(sys.argv[1:])}`: {args.bench}, budget {args.budget} of the full cost, "
+        "validation sets drawn from the cached validation probabilities (with replacement above their size); seconds.\n",
+        "| validation samples | " + " | ".join(methods) + " | all |",
+        "|---|" + "---|" * (len(methods) + 1),
+    ]
+    for n in args.sizes:
+        mine = [r for r in rows if r[0] == n]
+        cells = [f"{r[2]:.2f}{' (' + r[4][2:] + ')' if r[4] else ''}" for r in mine]
+        lines.append(f"| {n:,} | " + " | ".join(cells) + f" | {sum(r[2] for r in mine):.1f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(args.out, "a") as fh:
+        fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
