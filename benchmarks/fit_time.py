@@ -11,10 +11,8 @@ seconds, single process, torch threads as given. Appends a table to benchmarks/R
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -22,6 +20,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from _results import append_section  # noqa: E402
 
 from eenet.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.io import load_tensors, read_csv  # noqa: E402
@@ -59,12 +59,7 @@ def main() -> None:
             extra = f", {sched.report_['epochs_run']} epochs" if method == "eenet" else ""
             rows.append((n, method, seconds, sched.val_accuracy_, extra))
             print(f"{n:>6} {method:<8} {seconds:8.2f} s  val acc {sched.val_accuracy_:.4f}{extra}", flush=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     lines = [
-        f"\n## Scheduler fit time — {device_name(torch.device('cpu'))}, {args.threads} thread(s), torch {torch.__version__}, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}, commit {commit or '?'}\n",
-        f"`python benchmarks/fit_time.py {' '.join(sys.argv[1:])}`: {args.bench}, budget {args.budget} of the full cost, "
-        "validation sets drawn from the cached validation probabilities (with replacement above their size); seconds.\n",
         "| validation samples | " + " | ".join(methods) + " | all |",
         "|---|" + "---|" * (len(methods) + 1),
     ]
@@ -72,10 +67,10 @@ def main() -> None:
         mine = [r for r in rows if r[0] == n]
         cells = [f"{r[2]:.2f}{' (' + r[4][2:] + ')' if r[4] else ''}" for r in mine]
         lines.append(f"| {n:,} | " + " | ".join(cells) + f" | {sum(r[2] for r in mine):.1f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(args.out, "a") as fh:
-        fh.write(text)
+    title = f"Scheduler fit time — {device_name(torch.device('cpu'))}, {args.threads} thread(s), torch {torch.__version__}"
+    note = (f"{args.bench}, budget {args.budget} of the full cost, validation sets drawn from the cached validation "
+            "probabilities (with replacement above their size); seconds.")  # fmt: skip
+    print(append_section(args.out, title, note, lines))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +29,8 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from _results import append_section  # noqa: E402
 
 from eenet.costs import measure_latency  # noqa: E402
 from eenet.io import read_csv, read_json  # noqa: E402
@@ -141,15 +142,7 @@ def main() -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         for r in rows:
             w.writerow({"date": stamp, "device": device_name(device), **r})
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = "?"
     lines = [
-        f"\n## Adaptive runtime vs full model — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}, "
-        f"{datetime.now(timezone.utc):%Y-%m-%d}, commit {commit or '?'}\n",
-        f"`python benchmarks/runtime_speed.py {' '.join(sys.argv[1:])}`: {args.samples} samples, median of {args.repeats} passes; "
-        "simulated = exit histogram x per-exit cost measured at batch 1 now; ms per sample.\n",
         "| model | method | budget | batch | simulated | measured (IQR) | measured / simulated | full model | speed-up | exits |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -159,13 +152,10 @@ def main() -> None:
             f"({r['measured_q1']:.4f}–{r['measured_q3']:.4f}) | {r['measured_vs_simulated']:.3f} | {r['full_ms']:.4f} | "
             f"x{r['speedup_vs_full']:.2f} | {r['exit_histogram']} |"
         )
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    if not out.exists():
-        out.write_text("# Benchmark results\n\nEach section is appended by a script in benchmarks/ (the command is in it).\n")
-    with open(out, "a") as fh:
-        fh.write(text)
+    title = f"Adaptive runtime vs full model — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}"
+    note = (f"{args.samples} samples, median of {args.repeats} passes; simulated = exit histogram x per-exit cost measured "
+            "at batch 1 now; ms per sample.")  # fmt: skip
+    print(append_section(args.out, title, note, lines))
 
 
 if __name__ == "__main__":

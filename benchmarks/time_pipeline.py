@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+from _results import append_section
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ["Snakefile", "rules", "workflow", "src", "profiles", "envs", "config", ".gitignore"]
@@ -101,12 +102,8 @@ def main() -> None:
     md.append(f"\n{meta['date']}, {args.cores} cores requested, {meta['cpu_count']} CPUs, Python {meta['python']}.")
     (out / "timings.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    head = f"## Pipeline timings — {platform.processor() or platform.machine()}, {args.cores} cores, {meta['date'][:10]}, commit {commit}"
-    how = (f"`python benchmarks/time_pipeline.py {' '.join(sys.argv[1:])}` (also in benchmarks/out/timings.md); "
-           f"budget change = one budget ({args.new_budget}) added to `{bench}`.")  # fmt: skip
-    with open(args.results, "a") as fh:
-        fh.write(f"\n{head}\n\n{how}\n\n" + "\n".join(md[:-1]) + "\n")
+    note = f"also in benchmarks/out/timings.md; budget change = one budget ({args.new_budget}) added to `{bench}`."
+    append_section(args.results, f"Pipeline timings — {platform.processor() or platform.machine()}, {args.cores} cores", note, md[:-1])
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -24,17 +23,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from _results import append_section  # noqa: E402
+
+from eenet.costs import sync_device as sync  # noqa: E402
 from eenet.data import ImageSplit  # noqa: E402
 from eenet.models import build_model, prepare_model  # noqa: E402
 from eenet.training import TrainConfig, exit_weights, multiexit_loss, train_multiexit  # noqa: E402
 from eenet.workflow import device_name  # noqa: E402
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def pipeline_epoch_s(arch: str, images: torch.Tensor, labels: torch.Tensor, batch: int, device: torch.device, epochs: int) -> float:
@@ -97,9 +94,6 @@ def main() -> None:
     images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8, generator=g).to(device)
     labels = torch.randint(0, 100, (args.images,), generator=g).to(device)
     lines = [
-        f"\n## Training throughput — {device_name(device)}, torch {torch.__version__}, {datetime.now(timezone.utc):%Y-%m-%d}\n",
-        f"`python benchmarks/train_throughput.py {' '.join(sys.argv[1:])}`: {args.images} random 3x32x32 images in device memory, "
-        f"batch {args.batch}, bf16 autocast on CUDA; median of {args.epochs} epochs after a warm-up epoch.\n",
         "| model | pipeline trainer (images/s) | plain loop (images/s) | pipeline / plain |",
         "|---|---|---|---|",
     ]
@@ -108,10 +102,9 @@ def main() -> None:
         plain = args.images / plain_epoch_s(arch, images, labels, args.batch, device, args.epochs)
         lines.append(f"| {arch} | {pipe:,.0f} | {plain:,.0f} | {pipe / plain:.2f} |")
         print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    with open(args.out, "a") as fh:
-        fh.write(text)
+    note = (f"{args.images} random 3x32x32 images in device memory, batch {args.batch}, bf16 autocast on CUDA; "
+            f"median of {args.epochs} epochs after a warm-up epoch.")  # fmt: skip
+    print(append_section(args.out, f"Training throughput — {device_name(device)}, torch {torch.__version__}", note, lines))
 
 
 if __name__ == "__main__":

@@ -18,16 +18,33 @@ from .batch import Inputs, first_tensor
 if TYPE_CHECKING:  # a type only: fitting and evaluating read costs without the model code
     from .models import MultiExitNetwork
 
-__all__ = ["NoisyMeasurementError", "measure_latency", "check_spread", "count_flops", "cost_table", "resolve_budget", "read_costs"]
+__all__ = [
+    "NoisyMeasurementError",
+    "sync_device",
+    "time_summary",
+    "measure_latency",
+    "check_spread",
+    "count_flops",
+    "cost_table",
+    "resolve_budget",
+    "read_costs",
+]
 
 
 class NoisyMeasurementError(RuntimeError):
     """A latency measurement whose spread is too large to be trusted."""
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing on the CPU. Every timer reads the clock after it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def time_summary(times_ms: list[float]) -> dict[str, float]:
+    """``ms`` (median), ``ms_q1``, ``ms_q3`` (quartiles) of repeated timings."""
+    q = statistics.quantiles(times_ms, n=4) if len(times_ms) > 1 else [times_ms[0]] * 3
+    return {"ms": statistics.median(times_ms), "ms_q1": q[0], "ms_q3": q[2]}
 
 
 @torch.inference_mode()
@@ -45,20 +62,16 @@ def measure_latency(model: MultiExitNetwork, batch: Inputs, warmup: int = 10, re
     for _ in range(warmup):
         for k in range(k_exits):
             model.forward_until(batch, k)
-    _sync(device)
+    sync_device(device)
     times: list[list[float]] = [[] for _ in range(k_exits)]
     for _ in range(repeats):
         for k in range(k_exits):
-            _sync(device)
+            sync_device(device)
             t0 = time.perf_counter()
             model.forward_until(batch, k)
-            _sync(device)
+            sync_device(device)
             times[k].append((time.perf_counter() - t0) * 1000.0 / n)
-    out = []
-    for ts in times:
-        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
-        out.append({"ms": statistics.median(ts), "ms_q1": q[0], "ms_q3": q[2]})
-    return out
+    return [time_summary(ts) for ts in times]
 
 
 def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:

@@ -13,7 +13,6 @@ threshold policy's decision at exit ``k`` reads exits ``0..k`` only.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import Inputs, first_tensor
+from .costs import sync_device, time_summary
 from .data import Split
 from .models import MultiExitNetwork, select_samples
 from .schedulers import ExitScheduler
@@ -80,11 +80,6 @@ def run_split(
     return torch.cat(preds), torch.cat(exits)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.inference_mode()
 def time_per_sample(
     run: Callable[[object], object], batches: Sequence, device: torch.device, warmup: int = 1, repeats: int = 5
@@ -100,11 +95,10 @@ def time_per_sample(
             run(b)
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync_device(device)
         t0 = time.perf_counter()
         for b in batches:
             run(b)
-        _sync(device)
+        sync_device(device)
         times.append((time.perf_counter() - t0) * 1000.0 / n)
-    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
-    return {"ms": statistics.median(times), "ms_q1": q[0], "ms_q3": q[2]}
+    return time_summary(times)

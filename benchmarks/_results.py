@@ -1,0 +1,31 @@
+"""The one way the benchmark scripts append their figures to benchmarks/RESULTS.md: a titled section with the
+date, the commit and the command that produced it, then the Markdown table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEADER = "# Benchmark results\n\nEach section is appended by a script in benchmarks/ (the command is in it).\n"
+
+
+def append_section(path: str | Path, title: str, note: str, table: list[str]) -> str:
+    """Append ``## title — date, commit``, the command line of the running script with ``note``, and ``table``
+    (Markdown lines) to ``path`` (created with a header when missing); return the text appended."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    command = " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    text = (
+        f"\n## {title} — {datetime.now(timezone.utc):%Y-%m-%d}, commit {commit or '?'}\n\n`{command}`: {note}\n\n" + "\n".join(table) + "\n"
+    )
+    path = Path(path)
+    if not path.exists():
+        path.write_text(HEADER)
+    with open(path, "a") as fh:
+        fh.write(text)
+    return text
