@@ -1,6 +1,7 @@
 # eenet-pipeline: budgeted early-exit inference (EENet, WACV 2024), one rule per stage.
 #   download_dataset -> train_multiexit -> cache_logits -> profile_latency
 #   -> fit_scheduler (per method x budget) -> evaluate_test -> plot_curve
+#   fitted schedulers -> measure_runtime (the adaptive runtime, timed) -> plot_curve
 # See README.md; configuration keys are documented in workflow/schemas/config.schema.yaml.
 
 from snakemake.utils import min_version
@@ -17,7 +18,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     bench="|".join(BENCHMARKS),
     dataset="|".join(sorted({b["dataset"] for b in BENCHMARKS.values()})),
-    method="[a-z]+",
+    method="[a-z][a-z_]*",
     budget=r"[0-9]+(\.[0-9]+)?",
 
 
@@ -30,6 +31,7 @@ localrules:
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/schedule.smk"
+include: "rules/runtime.smk"
 include: "rules/plot.smk"
 
 

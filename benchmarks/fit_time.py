@@ -25,7 +25,7 @@ from _results import append_section  # noqa: E402
 
 from eenet.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.io import load_tensors, read_csv  # noqa: E402
-from eenet.schedulers import make_scheduler  # noqa: E402
+from eenet.schedulers import METHODS, make_scheduler  # noqa: E402
 from eenet.workflow import device_name  # noqa: E402
 
 
@@ -39,7 +39,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"][args.bench]
-    methods = cfg.get("methods", ["eenet", "maxpred", "entropy", "oracle"])
+    # every registered policy (single exits aside), whatever the benchmark's config fits
+    methods = [m for m in METHODS if m != "static"]
     tensors, _ = load_tensors(REPO / "results" / args.bench / "logits" / "val.safetensors")
     probs, labels = tensors["probs"], tensors["labels"]
     costs, _, _ = read_costs(read_csv(REPO / "results" / args.bench / "cost.csv"))
@@ -52,13 +53,15 @@ def main() -> None:
         )
         p, y = probs[:, idx], labels[idx]
         for method in methods:
-            params = dict(cfg.get("eenet", {})) if method == "eenet" else {}
+            # the benchmark's `eenet:` block, for EENet and its ablations (as the workflow passes it)
+            hyper = dict(cfg.get("eenet", {})) if method.startswith("eenet") else {}
+            params = {k: v for k, v in hyper.items() if k in METHODS[method]._param_names()}
             t0 = time.perf_counter()
             sched = make_scheduler(method, **params).fit(p, y, costs, budget)
             seconds = time.perf_counter() - t0
-            extra = f", {sched.report_['epochs_run']} epochs" if method == "eenet" else ""
+            extra = f", {sched.report_['epochs_run']} epochs" if method.startswith("eenet") else ""
             rows.append((n, method, seconds, sched.val_accuracy_, extra))
-            print(f"{n:>6} {method:<8} {seconds:8.2f} s  val acc {sched.val_accuracy_:.4f}{extra}", flush=True)
+            print(f"{n:>6} {method:<12} {seconds:8.2f} s  val acc {sched.val_accuracy_:.4f}{extra}", flush=True)
     lines = [
         "| validation samples | " + " | ".join(methods) + " | all |",
         "|---|" + "---|" * (len(methods) + 1),

@@ -4,9 +4,9 @@
     python benchmarks/runtime_speed.py --synthetic resnet56_3 densenet121_4 --device cuda
 
 For every policy and budget: the *simulated* cost (the exit histogram of the runtime's own decisions times the
-per-exit costs measured now, as cost.csv does: ``forward_until(k)`` at batch 1), and the *measured* wall-clock
+per-exit costs measured now, as cost.csv does: ``eenet.costs.run_to_exit`` at batch 1 on a stream of samples), and the *measured* wall-clock
 time per sample of the runtime, at batch 1 and at a larger batch, beside the full model (every stage and head,
-as cost.csv's last exit) on the same samples. Medians over ``--repeats`` passes after a warm-up pass.
+as cost.csv's last exit) on the same samples. Timed by eenet.costs.time_per_sample (warm-up pass, ``--repeats`` interleaved repeats).
 
 ``--synthetic ARCH``: a randomly initialised CIFAR-shaped network (3x32x32 inputs, 100 classes) on random
 inputs, with maxpred fitted on random validation inputs: the exit histogram is what the budget makes it, which
@@ -35,8 +35,8 @@ from _results import append_section  # noqa: E402
 from eenet.costs import measure_latency  # noqa: E402
 from eenet.io import read_csv, read_json  # noqa: E402
 from eenet.models import build_model, load_model, prepare_model  # noqa: E402
-from eenet.runtime import adaptive_forward, time_per_sample  # noqa: E402
-from eenet.schedulers import make_scheduler, realised_cost, scheduler_from_json  # noqa: E402
+from eenet.runtime import compare_to_simulation, measure_policies  # noqa: E402
+from eenet.schedulers import make_scheduler, scheduler_from_json  # noqa: E402
 from eenet.workflow import device_name  # noqa: E402
 
 FIELDS = ["model", "method", "budget", "batch", "simulated_ms", "measured_ms", "measured_q1", "measured_q3", "full_ms",
@@ -53,23 +53,17 @@ def batches_of(x, size: int) -> list:
 def measure(model, scheds: dict, x, per_exit_ms: list[float], device, batch_sizes: list[int], repeats: int, name: str) -> list[dict]:
     """Rows for every (method, budget) in ``scheds`` at every batch size."""
     rows = []
-    costs = torch.tensor(per_exit_ms, dtype=torch.float64)
+    policies = {f"{method}/{budget}": sched for (method, budget), sched in scheds.items()}
     for bs in batch_sizes:
-        bats = batches_of(x, bs)
-        full = time_per_sample(lambda b: model(b), bats, device, warmup=1, repeats=repeats)
-        for (method, budget), sched in scheds.items():
-            exits = torch.cat([adaptive_forward(model, sched, b)[1].cpu() for b in bats])
-            simulated = realised_cost(exits, costs)
-            t = time_per_sample(lambda b, s=sched: adaptive_forward(model, s, b), bats, device, warmup=1, repeats=repeats)
-            rows.append({
-                "model": name, "method": method, "budget": budget, "batch": bs, "simulated_ms": simulated, "measured_ms": t["ms"],
-                "measured_q1": t["ms_q1"], "measured_q3": t["ms_q3"], "full_ms": full["ms"],
-                "measured_vs_simulated": t["ms"] / simulated, "speedup_vs_full": full["ms"] / t["ms"],
-                "exit_histogram": torch.bincount(exits, minlength=model.num_exits).tolist(),
-            })  # fmt: skip
-            r = rows[-1]
-            msg = f"{name} {method} {budget} batch {bs}: simulated {simulated:.4f} ms, measured {t['ms']:.4f} ms "
-            print(msg + f"(x{r['measured_vs_simulated']:.3f}), full {full['ms']:.4f} ms, speed-up x{r['speedup_vs_full']:.2f}", flush=True)
+        res = measure_policies(model, policies, batches_of(x, bs), device, warmup=1, repeats=repeats)
+        for method, budget in scheds:
+            r = {"model": name, "method": method, "budget": budget, "batch": bs,
+                 **compare_to_simulation(res[f"{method}/{budget}"], res["full"], per_exit_ms, model.num_exits)}  # fmt: skip
+            rows.append(r)
+            msg = f"{name} {method} {budget} batch {bs}: simulated {r['simulated_ms']:.4f} ms, measured {r['measured_ms']:.4f} ms "
+            print(
+                msg + f"(x{r['measured_vs_simulated']:.3f}), full {r['full_ms']:.4f} ms, speed-up x{r['speedup_vs_full']:.2f}", flush=True
+            )
     return rows
 
 
@@ -81,7 +75,7 @@ def demo_rows(args, device) -> list[dict]:
     dataset = str(meta["dataset"])
     test = open_benchmark(dataset, REPO / "data" / dataset, str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), None, ("test",))["test"]
     x = test.inputs(torch.arange(min(args.samples, len(test))), device)
-    per_exit = [r["ms"] for r in measure_latency(model, batches_of(x, 1)[0], warmup=20, repeats=200)]
+    per_exit = [r["ms"] for r in measure_latency(model, batches_of(x, 1)[:200], warmup=20, repeats=200)]
     per_exit = [max(per_exit[: k + 1]) for k in range(len(per_exit))]  # monotone, as cost.csv
     scheds = {}
     for method in args.methods:
@@ -105,7 +99,7 @@ def synthetic_rows(arch: str, args, device) -> list[dict]:
     x = torch.randn(args.samples, 3, 32, 32, generator=g).to(device)
     if device.type == "cuda":
         val, x = val.contiguous(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    per_exit = [r["ms"] for r in measure_latency(model, x[:1], warmup=20, repeats=100)]
+    per_exit = [r["ms"] for r in measure_latency(model, batches_of(x, 1)[:100], warmup=20, repeats=100)]
     per_exit = [max(per_exit[: k + 1]) for k in range(len(per_exit))]
     with torch.inference_mode():
         probs = torch.cat([torch.stack([F.softmax(z.float(), 1) for z in model(b)]).cpu() for b in batches_of(val, 500)], dim=1)
@@ -153,8 +147,9 @@ def main() -> None:
             f"x{r['speedup_vs_full']:.2f} | {r['exit_histogram']} |"
         )
     title = f"Adaptive runtime vs full model — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}"
-    note = (f"{args.samples} samples, median of {args.repeats} passes; simulated = exit histogram x per-exit cost measured "
-            "at batch 1 now; ms per sample.")  # fmt: skip
+    note = (f"{args.samples} samples; mean per sample, per ten batches the median of {args.repeats} interleaved repeats (IQR: of "
+            "whole passes); simulated = exit histogram x per-exit cost (decision included) measured at batch 1 in the same process "
+            "just before; ms per sample.")  # fmt: skip
     print(append_section(args.out, title, note, lines))
 
 

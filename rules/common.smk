@@ -64,19 +64,22 @@ def budget_names(name):
     return [str(v) for v in BENCHMARKS[name]["budgets"]["values"]]
 
 
-def eval_files(wildcards):
-    cfg = BENCHMARKS[wildcards.bench]
-    return expand(
-        "results/{bench}/eval/{method}/{budget}.json",
-        bench=wildcards.bench,
-        method=cfg["methods"],
-        budget=budget_names(wildcards.bench),
-    )
+def per_policy(pattern):
+    """An input function: ``pattern`` (with {bench}, {method}, {budget}) for every method and budget of the benchmark."""
+
+    def files(wildcards):
+        return expand(pattern, bench=wildcards.bench, method=bench(wildcards)["methods"], budget=budget_names(wildcards.bench))
+
+    return files
+
+
+eval_files = per_policy("results/{bench}/eval/{method}/{budget}.json")
+scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json")
 
 
 def method_params(wildcards):
-    """Hyper-parameters of a method from the benchmark's config (only eenet has any)."""
-    return dict(bench(wildcards).get(wildcards.method, {})) if wildcards.method == "eenet" else {}
+    """Hyper-parameters of a method from the benchmark's config: the `eenet` block, for EENet and its ablations."""
+    return dict(bench(wildcards).get("eenet", {})) if wildcards.method.startswith("eenet") else {}
 
 
 def all_curves():

@@ -3,6 +3,8 @@ rule plot_curve:
         evals=eval_files,
         test="results/{bench}/logits/test.safetensors",
         cost="results/{bench}/cost.csv",
+        runtime="results/{bench}/runtime.csv",
+        stats="results/{bench}/stats.csv",
         code=code("plot_curve.py"),
     output:
         pdf=report(
@@ -11,7 +13,14 @@ rule plot_curve:
             category="Accuracy vs cost",
         ),
         png="results/{bench}/curve.png",
+        runtime_pdf=report(
+            "results/{bench}/runtime.pdf",
+            caption="../workflow/report/runtime.rst",
+            category="Measured latency",
+        ),
         summary="results/{bench}/summary.csv",
+    params:
+        x_axis=lambda w: bench(w)["plot"]["x_axis"],
     log:
         "logs/{bench}/plot_curve.log",
     conda:
@@ -37,3 +46,26 @@ rule unknown_benchmark:
         ENV
     shell:
         "false"
+
+
+rule compute_stats:
+    input:
+        evals=eval_files,
+        schedulers=scheduler_files,
+        test="results/{bench}/logits/test.safetensors",
+        code=code("compute_stats.py"),
+    output:
+        report(
+            "results/{bench}/stats.csv",
+            caption="../workflow/report/stats.rst",
+            category="Statistics",
+        ),
+    params:
+        tolerance=lambda w: bench(w)["budgets"]["tolerance"],
+        stats=lambda w: bench(w)["stats"],
+    log:
+        "logs/{bench}/compute_stats.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/compute_stats.py"

@@ -82,23 +82,22 @@ def test_fresh_clone_pull_does_no_computation(recorded, tmp_path):
     assert (clone / "results" / "tiny" / "curve.pdf").read_bytes() == (repo / "results" / "tiny" / "curve.pdf").read_bytes()
     assert planned_jobs(clone) == {}
     # and in the pulled clone, only what a change touches would re-run
+    after_fit = {"fit_scheduler", "evaluate_test", "measure_runtime", "compute_stats", "plot_curve"}
     original = edit_config(clone, lambda b: b["budgets"]["values"].append(0.8))
-    assert set(planned_jobs(clone)) == {"fit_scheduler", "evaluate_test", "plot_curve"}
+    assert set(planned_jobs(clone)) == after_fit
     (clone / "config" / "config.yaml").write_text(original)
     original = edit_config(clone, lambda b: b["train"].update(lr=0.02))
     assert set(planned_jobs(clone)) == {
         "train_multiexit",
         "cache_logits",
         "profile_latency",
-        "fit_scheduler",
-        "evaluate_test",
-        "plot_curve",
+        *after_fit,
     }
     (clone / "config" / "config.yaml").write_text(original)
     module = clone / "src" / "eenet" / "scores.py"
     text = module.read_text()
     module.write_text(text + "\n# an edit\n")
-    assert set(planned_jobs(clone)) == {"fit_scheduler", "evaluate_test", "plot_curve"}
+    assert set(planned_jobs(clone)) == after_fit
     module.write_text(text)
     assert planned_jobs(clone) == {}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -51,10 +53,10 @@ def net(request):
     return model, kind, val, labels, costs
 
 
-@pytest.mark.parametrize("method", ["maxpred", "entropy", "eenet", "static"])
+@pytest.mark.parametrize("method", ["maxpred", "entropy", "eenet", "static", "patience", "maxpred_ts", "entropy_opt", "eenet_noclass"])
 def test_runtime_decides_and_predicts_as_the_cached_evaluation(net, method):
     model, kind, val, labels, costs = net
-    params = FAST_EENET if method == "eenet" else {"exit_index": 1} if method == "static" else {}
+    params = FAST_EENET if method.startswith("eenet") else {"exit_index": 1} if method == "static" else {}
     sched = make_scheduler(method, **params).fit(val, labels, costs, 0.5 * (costs[0] + costs[-1]))
     x = make_inputs(kind, 40, 3)
     probs = cached_probs(model, x)
@@ -117,3 +119,25 @@ def test_run_split_covers_every_sample_in_order():
     preds, exits = run_split(model, sched, split, 7, torch.device("cpu"))
     assert torch.equal(exits, sched.assign(val))
     assert preds.shape == (50,)
+
+
+def test_measure_policies_times_the_runtime_beside_the_full_model_and_the_cost_model():
+    from eenet.runtime import compare_to_simulation, measure_policies
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).eval()
+    x = torch.randn(30, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    val = cached_probs(model, torch.randn(60, 1, 28, 28, generator=torch.Generator().manual_seed(5)))
+    costs = [1.0, 2.0, 4.0]
+    sched = make_scheduler("maxpred").fit(val, torch.zeros(60, dtype=torch.long), costs, 2.0)
+    batches = [x[i : i + 4] for i in range(0, 30, 4)]
+    res = measure_policies(model, {"maxpred": sched}, batches, torch.device("cpu"), warmup=0, repeats=3, chunk=3)
+    want = sched.assign(cached_probs(model, x))
+    assert torch.equal(res["maxpred"]["exits"], want)
+    assert res["full"]["ms"] > 0 and res["maxpred"]["ms"] > 0 and "exits" not in res["full"]
+    row = compare_to_simulation(res["maxpred"], res["full"], costs, model.num_exits)
+    # simulated: the runtime's own exit histogram times the per-exit costs
+    assert row["simulated_ms"] == pytest.approx(float(torch.tensor(costs)[want].mean()))
+    assert row["measured_vs_simulated"] == pytest.approx(res["maxpred"]["ms"] / row["simulated_ms"])
+    assert row["speedup_vs_full"] == pytest.approx(res["full"]["ms"] / res["maxpred"]["ms"])
+    assert json.loads(row["exit_histogram"]) == torch.bincount(want, minlength=3).tolist()

@@ -28,7 +28,7 @@ TARGET = "results/tiny/curve.pdf"
 LOCAL_CLUSTER = [
     "--default-resources", "slurm_account=ci", "slurm_partition=debug", "mem_mb=1000", "runtime=10",
     "--set-resources", "train_multiexit:gpu=0",
-    "--set-threads", "train_multiexit=2", "cache_logits=2", "profile_latency=2",
+    "--set-threads", "train_multiexit=2", "cache_logits=2", "profile_latency=2", "measure_runtime=2",
     "--group-components", "schedulers=2",
     "--slurm-init-seconds-before-status-checks", "2",
 ]  # fmt: skip
@@ -116,6 +116,7 @@ def test_tiny_pipeline_through_slurm_matches_a_local_run(cluster, tiny_run, tmp_
         states.setdefault(j["comment"].split("_wildcards_")[0], []).append(j["state"])
     assert sorted(states["rule_train_multiexit"]) == ["CANCELLED by 0", "COMPLETED"]
     assert states["rule_cache_logits"] == ["COMPLETED"] and states["rule_profile_latency"] == ["COMPLETED"]
+    assert states["rule_measure_runtime"] == ["COMPLETED"]
     # 4 methods x 2 budgets: 8 (fit, evaluate) pairs in group jobs of 2 pairs
     assert states["rule_schedulers_evaluate_test_fit_scheduler"] == ["COMPLETED"] * 4
     assert not any("download_dataset" in c or "plot_curve" in c for c in states)  # localrules stay on the submit node

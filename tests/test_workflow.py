@@ -110,6 +110,24 @@ def test_pipeline_produces_curve_summary_and_artifacts(workdir):
         for m, r in at.items():
             assert float(r["test_accuracy"]) <= float(at["oracle"]["test_accuracy"]), m
             assert float(r["val_cost_ms"]) <= float(r["budget_ms"]) + 1e-9, m
+    runtime = read_csv(res / "runtime.csv")
+    # every policy that can run as inference (not the oracle) and every single exit, at batch 1 and 16
+    assert {(r["method"], r["budget_value"], r["batch_size"]) for r in runtime} == {
+        (m, b, bs) for m in ["eenet", "maxpred", "entropy"] for b in ["0.75", "0.9"] for bs in ["1", "16"]
+    } | {(f"static_exit{k}", "", bs) for k in range(3) for bs in ["1", "16"]}
+    for r in runtime:
+        assert float(r["measured_ms"]) > 0 and float(r["full_ms"]) > 0 and r["samples"] == "100"
+        assert float(r["exits_agree"]) == 1.0 and float(r["preds_agree"]) == 1.0, r  # the runtime decides as the cached evaluation
+    measured = {(r["method"], r["budget_value"]): r for r in rows if r["measured_ms"]}
+    assert ("maxpred", "0.9") in measured and ("oracle", "0.9") not in measured and "measured_batch_ms" in rows[0]
+    assert (res / "runtime.pdf").read_bytes()[:4] == b"%PDF"
+    stats = read_csv(res / "stats.csv")
+    per_policy = {r["method"]: r for r in stats if r["budget_value"] == "all"}
+    assert set(per_policy) == {"eenet", "maxpred", "entropy", "oracle"}
+    assert float(per_policy["oracle"]["auc"]) >= max(float(r["auc"]) for r in per_policy.values())
+    for r in stats:
+        if r["budget_value"] != "all" and r["method"] in ("eenet", "entropy") and r["vs_maxpred"]:
+            assert float(r["vs_maxpred_ci_low"]) <= float(r["vs_maxpred"]) <= float(r["vs_maxpred_ci_high"])
     fitted = json.loads((res / "schedulers" / "eenet" / "0.9.json").read_text())
     assert fitted["method"] == "eenet" and fitted["num_exits"] == 3
     metrics = read_csv(res / "train_metrics.csv")
@@ -133,7 +151,8 @@ def test_changing_a_budget_reruns_only_fit_evaluate_plot(workdir):
         jobs = planned_jobs(workdir)
     finally:
         (workdir / "config" / "config.yaml").write_text(original)
-    assert set(jobs) == {"fit_scheduler", "evaluate_test", "plot_curve"}
+    # the runtime is timed for every policy in one job (interleaved: one machine state for all of them)
+    assert set(jobs) == {"fit_scheduler", "evaluate_test", "measure_runtime", "compute_stats", "plot_curve"}
     assert jobs["fit_scheduler"] == 4 and jobs["evaluate_test"] == 4  # one new budget x four methods
 
 
@@ -143,17 +162,32 @@ def test_changing_the_training_recipe_reruns_training_and_after(workdir):
         jobs = planned_jobs(workdir)
     finally:
         (workdir / "config" / "config.yaml").write_text(original)
-    assert set(jobs) == {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}
+    after_training = {"cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "measure_runtime", "compute_stats", "plot_curve"}
+    assert set(jobs) == {"train_multiexit"} | after_training
     assert jobs["fit_scheduler"] == 8
 
 
 @pytest.mark.parametrize(
     ("module", "expected"),
     [
-        ("schedulers/threshold.py", {"fit_scheduler", "evaluate_test", "plot_curve"}),
-        ("costs.py", {"profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}),
+        ("schedulers/threshold.py", {"fit_scheduler", "evaluate_test", "measure_runtime", "compute_stats", "plot_curve"}),
+        ("costs.py", {"profile_latency", "fit_scheduler", "evaluate_test", "measure_runtime", "compute_stats", "plot_curve"}),
         ("plotting.py", {"plot_curve"}),
-        ("models/base.py", {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "evaluate_test", "plot_curve"}),
+        ("runtime.py", {"measure_runtime", "plot_curve"}),
+        ("stats.py", {"compute_stats", "plot_curve"}),
+        (
+            "models/base.py",
+            {
+                "train_multiexit",
+                "cache_logits",
+                "profile_latency",
+                "fit_scheduler",
+                "evaluate_test",
+                "measure_runtime",
+                "compute_stats",
+                "plot_curve",
+            },
+        ),
     ],
 )
 def test_editing_a_package_module_reruns_the_rules_that_import_it(workdir, module, expected):

@@ -1,13 +1,16 @@
 """Costs of reaching each exit: measured wall-clock latency and counted FLOPs, and budget resolution.
 
-The cost of exit ``k`` is cumulative: the backbone up to stage ``k`` plus the heads of exits ``0..k``
-(early-exit inference evaluates every earlier head to decide whether to stop there).
+The cost of exit ``k`` is cumulative: the backbone up to stage ``k``, the heads of exits ``0..k`` and the
+decisions taken at exits ``0..k-1`` (early-exit inference evaluates every earlier head, and decides there
+whether to stop, before it reaches exit ``k``): what :mod:`eenet.runtime` pays for a sample leaving at ``k``.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,6 +25,8 @@ __all__ = [
     "NoisyMeasurementError",
     "sync_device",
     "time_summary",
+    "run_to_exit",
+    "time_per_sample",
     "measure_latency",
     "check_spread",
     "count_flops",
@@ -48,30 +53,82 @@ def time_summary(times_ms: list[float]) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def measure_latency(model: MultiExitNetwork, batch: Inputs, warmup: int = 10, repeats: int = 50) -> list[dict[str, float]]:
-    """Median wall-clock time per sample to reach each exit, in ms.
+def run_to_exit(model: MultiExitNetwork, x: Inputs, exit_index: int) -> torch.Tensor:
+    """What early-exit inference does for a batch that leaves at ``exit_index``: stages and heads ``0..exit_index``,
+    and at every exit the softmax and the confidence a threshold policy reads (read back to the host, as
+    :mod:`eenet.runtime` does to decide), then the prediction. Returns the predictions ``int64 [B]``."""
+    state = model.begin(x)
+    for k in range(exit_index + 1):
+        state, logits = model.step(k, state)
+        probs = torch.softmax(logits.float(), dim=1)
+        if k < exit_index:
+            float(probs.max())
+    return probs.argmax(dim=1)
 
-    ``batch`` ``[B, ...]`` or a dict of such tensors (already on the model's device) is run through ``forward_until(k)``;
-    repeats are interleaved across exits so that drift on a shared machine hits every exit alike.
-    Returns one dict per exit: ``ms`` (median per sample), ``ms_q1``, ``ms_q3`` (quartiles).
+
+@torch.inference_mode()
+def time_per_sample(
+    runs: Mapping[str, Callable[[Any], object]],
+    batches: Sequence[Inputs],
+    device: torch.device,
+    warmup: int = 1,
+    repeats: int = 5,
+    chunk: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Mean wall-clock ms per sample of each ``runs[name](batch)`` over ``batches``, robust to bursts of load.
+
+    After ``warmup`` untimed passes of every run over every batch, the batches are taken ``chunk`` at a time;
+    every run times the chunk ``repeats`` times, the runs interleaved (so that drift on a shared machine hits
+    them alike). A chunk's time is the median of its repeats, and ``ms`` is the sum over chunks per sample: the
+    mean latency over the samples, with a burst of another process's load, which spoils one repeat of a chunk,
+    left out. ``ms_q1``, ``ms_q3``: quartiles of the per-repeat totals (the spread between whole passes).
+    CUDA is synchronised around every timed call.
+    """
+    n = sum(first_tensor(b).shape[0] for b in batches)
+    for run in runs.values():
+        for _ in range(warmup):
+            for b in batches:
+                run(b)
+    medians: dict[str, float] = dict.fromkeys(runs, 0.0)
+    totals: dict[str, list[float]] = {name: [0.0] * repeats for name in runs}
+    for i in range(0, len(batches), chunk):
+        part = batches[i : i + chunk]
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for r in range(repeats):
+            for name, run in runs.items():
+                sync_device(device)
+                t0 = time.perf_counter()
+                for b in part:
+                    run(b)
+                sync_device(device)
+                dt = (time.perf_counter() - t0) * 1000.0
+                times[name].append(dt)
+                totals[name][r] += dt
+        for name, ts in times.items():
+            medians[name] += statistics.median(ts)
+    out = {}
+    for name in runs:
+        spread = time_summary([t / n for t in totals[name]])
+        out[name] = {"ms": medians[name] / n, "ms_q1": spread["ms_q1"], "ms_q3": spread["ms_q3"]}
+    return out
+
+
+def measure_latency(
+    model: MultiExitNetwork, batches: Inputs | Sequence[Inputs], warmup: int = 1, repeats: int = 5
+) -> list[dict[str, float]]:
+    """Mean wall-clock time per sample to reach each exit and decide there (:func:`run_to_exit`), in ms.
+
+    ``batches``: one batch ``[B, ...]`` (or a dict of such tensors), or a list of them (distinct samples, timed
+    as a stream of new inputs, as inference sees them), already on the model's device. Timed by
+    :func:`time_per_sample`, the same way :mod:`eenet.runtime` is timed, with the exits as the interleaved runs.
+    Returns one dict per exit: ``ms`` (mean per sample, bursts of load left out), ``ms_q1``, ``ms_q3``.
     """
     model.eval()
-    device = first_tensor(batch).device
-    n = first_tensor(batch).shape[0]
-    k_exits = model.num_exits
-    for _ in range(warmup):
-        for k in range(k_exits):
-            model.forward_until(batch, k)
-    sync_device(device)
-    times: list[list[float]] = [[] for _ in range(k_exits)]
-    for _ in range(repeats):
-        for k in range(k_exits):
-            sync_device(device)
-            t0 = time.perf_counter()
-            model.forward_until(batch, k)
-            sync_device(device)
-            times[k].append((time.perf_counter() - t0) * 1000.0 / n)
-    return [time_summary(ts) for ts in times]
+    if not isinstance(batches, (list, tuple)):
+        batches = [batches]
+    runs = {str(k): partial(run_to_exit, model, exit_index=k) for k in range(model.num_exits)}
+    timing = time_per_sample(runs, batches, first_tensor(batches[0]).device, warmup, repeats)
+    return [timing[str(k)] for k in range(model.num_exits)]
 
 
 def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:
@@ -105,7 +162,7 @@ def count_flops(model: MultiExitNetwork, sample: Inputs) -> list[int]:
 def cost_table(latency: list[dict[str, float]], flops: list[int], meta: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of cost.csv: one per exit, with the cost made monotone (``ms`` = running max of ``ms_raw``).
 
-    A deeper exit runs a superset of the work of a shallower one, so a measured median below the
+    A deeper exit runs a superset of the work of a shallower one, so a measured time below the
     previous exit's is timing noise; ``ms_raw`` keeps what was measured.
     """
     rows, running = [], 0.0

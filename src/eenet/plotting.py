@@ -8,11 +8,13 @@ import torch
 
 from .schedulers import OracleScheduler, StaticScheduler
 
-__all__ = ["static_rows", "oracle_frontier", "plot_curve", "SUMMARY_FIELDS"]
+__all__ = ["static_rows", "oracle_frontier", "add_measured", "plot_curve", "plot_runtime", "SUMMARY_FIELDS"]
 
 SUMMARY_FIELDS = [
     "bench", "method", "budget_value", "budget_unit", "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops",
     "cost_ratio", "within_tolerance", "val_accuracy", "val_cost_ms", "exit_histogram", "infeasible", "note", "device",
+    "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_size",
+    "measured_batch_ms", "measured_samples",
 ]  # fmt: skip
 
 STYLE = {
@@ -20,6 +22,13 @@ STYLE = {
     "maxpred": {"color": "tab:blue", "marker": "s", "label": "MaxPred (MSDNet)"},
     "entropy": {"color": "tab:green", "marker": "^", "label": "Entropy (BranchyNet)"},
     "oracle": {"color": "black", "marker": "x", "linestyle": "none", "label": "Oracle at the budgets"},
+    "patience": {"color": "tab:purple", "marker": "D", "label": "Patience (PABEE)"},
+    "maxpred_ts": {"color": "tab:cyan", "marker": "s", "label": "MaxPred, temperature-scaled"},
+    "entropy_ts": {"color": "tab:olive", "marker": "^", "label": "Entropy, temperature-scaled"},
+    "maxpred_opt": {"color": "navy", "marker": "P", "label": "MaxPred, searched distribution"},
+    "entropy_opt": {"color": "darkgreen", "marker": "P", "label": "Entropy, searched distribution"},
+    "eenet_geo": {"color": "salmon", "marker": "o", "label": "EENet utilities, geometric distribution"},
+    "eenet_noclass": {"color": "darkred", "marker": "o", "label": "EENet without class-wise inputs"},
 }
 
 
@@ -50,14 +59,99 @@ def oracle_frontier(probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[fl
     return out
 
 
+def add_measured(rows: list[dict[str, Any]], runtime: list[dict[str, str]]) -> None:
+    """Copy the runtime's measurements (rows of runtime.csv) into the summary ``rows`` of the same policy: at
+    batch 1 ``measured_ms`` (median, quartiles), ``measured_vs_simulated``, ``speedup_vs_full``; at the larger
+    batch size ``measured_batch_ms``. Rows the runtime did not run (the oracle, infeasible budgets) are left as they are."""
+    by_key: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for r in runtime:
+        by_key.setdefault((r["method"], str(r["budget_value"])), {})[r["batch_size"]] = r
+    for row in rows:
+        found = by_key.get((str(row["method"]), str(row.get("budget_value", ""))))
+        if not found:
+            continue
+        one = found.get("1")
+        if one:
+            row.update(
+                {k: float(one[k]) for k in ("measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full")}
+            )
+            row["measured_samples"] = int(one["samples"])
+        batched = [r for bs, r in found.items() if bs != "1"]
+        if batched:
+            row.update({"measured_batch_size": int(batched[0]["batch_size"]), "measured_batch_ms": float(batched[0]["measured_ms"])})
+
+
+def _save(fig: Any, paths: list[str]) -> None:
+    from .io import atomic_path
+
+    for path in paths:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.rsplit(".", 1)[-1])
+
+
+def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths: list[str]) -> None:
+    """Measured against simulated cost (left, batch 1, with the ±15 % band) and the speed-up over the full model
+    against the simulated cost (right, every batch size), one marker per policy and budget (rows of runtime.csv)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.4))
+    methods = list(dict.fromkeys(r["method"] for r in runtime))
+    hi = max([float(r["simulated_ms"]) for r in runtime] + [float(r["measured_ms"]) for r in runtime if r["batch_size"] == "1"])
+    ax.plot([0, hi], [0, hi], color="black", linewidth=0.8, label="measured = simulated")
+    ax.fill_between([0, hi], [0, 0.85 * hi], [0, 1.15 * hi], color="gray", alpha=0.15, label="±15 %")
+    for m in methods:
+        style = STYLE.get(m, {"color": "gray", "marker": "." if m.startswith("static") else "d", "label": m})
+        style = {k: v for k, v in style.items() if k != "linestyle"}
+        for bs, fill in (("1", True), *((b, False) for b in sorted({r["batch_size"] for r in runtime} - {"1"}))):
+            pts = [r for r in runtime if r["method"] == m and r["batch_size"] == bs]
+            if not pts:
+                continue
+            extra = {} if fill else {"facecolors": "none", "label": f"{style['label']} (batch {bs})"}
+            kw = {**style, **extra}
+            if bs == "1":
+                ax.scatter([float(r["simulated_ms"]) for r in pts], [float(r["measured_ms"]) for r in pts], **kw)
+            bx.scatter([float(r["simulated_ms"]) for r in pts], [float(r["speedup_vs_full"]) for r in pts],
+                       **({**kw, "label": f"{style['label']} (batch {bs})"}))  # fmt: skip
+    bx.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xlabel("simulated cost per sample (ms)")
+    ax.set_ylabel("measured latency per sample, batch 1 (ms)")
+    bx.set_xlabel("simulated cost per sample (ms)")
+    bx.set_ylabel("speed-up over the full model (x)")
+    for a in (ax, bx):
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    _save(fig, paths)
+    plt.close(fig)
+
+
 def plot_curve(
-    rows: list[dict[str, Any]], title: str, caption: str, paths: list[str], frontier: list[tuple[float, float]] | None = None
+    rows: list[dict[str, Any]],
+    title: str,
+    caption: str,
+    paths: list[str],
+    frontier: list[tuple[float, float]] | None = None,
+    x_axis: str = "simulated",
+    auc: dict[str, float] | None = None,
 ) -> None:
     """Accuracy (%) against realised cost (ms/sample): one line per method, static exits as points.
 
-    ``frontier``, the oracle's curve on the same test logits (:func:`oracle_frontier`), is drawn dashed;
-    the oracle's rows at the configured budgets are drawn as markers on it.
+    ``x_axis``: ``simulated`` (``test_cost_ms``) or ``measured`` (``measured_ms``, the runtime at batch 1, where a
+    row has it; the oracle and its frontier stay simulated). ``frontier``, the oracle's curve on the same test
+    logits (:func:`oracle_frontier`), is drawn dashed; the oracle's rows at the configured budgets are drawn as markers on it.
+    ``auc``: a policy's mean accuracy over the budget range (stats.csv), added to its legend entry.
     """
+    if x_axis not in ("simulated", "measured"):
+        raise ValueError(f"x_axis must be 'simulated' or 'measured', got {x_axis!r}")
+
+    def x(r: dict[str, Any]) -> float:
+        return float(r["measured_ms"]) if x_axis == "measured" and r.get("measured_ms") not in (None, "") else float(r["test_cost_ms"])
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,35 +160,32 @@ def plot_curve(
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
     methods = list(dict.fromkeys(r["method"] for r in rows if not str(r["method"]).startswith("static")))
     for m in methods:
-        pts = sorted((r["test_cost_ms"], 100 * r["test_accuracy"]) for r in rows if r["method"] == m and not r.get("infeasible"))
+        pts = sorted((x(r), 100 * r["test_accuracy"]) for r in rows if r["method"] == m and not r.get("infeasible"))
         if not pts:
             continue
         style = {"linestyle": "-", **STYLE.get(m, {"label": m})}
+        if auc and m in auc:
+            style["label"] = f"{style['label']} (AUC {100 * auc[m]:.2f})"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], **style)
     if frontier:
-        ax.plot([c for c, _ in frontier], [100 * a for _, a in frontier], color="black", linestyle="--", label="Oracle (upper bound)")
+        ax.plot([c for c, _ in frontier], [100 * a for _, a in frontier], color="black", linestyle="--",
+                label="Oracle (upper bound)" + (", simulated cost" if x_axis == "measured" else ""))  # fmt: skip
     statics = [r for r in rows if str(r["method"]).startswith("static")]
-    ax.scatter(
-        [r["test_cost_ms"] for r in statics], [100 * r["test_accuracy"] for r in statics], color="gray", zorder=3, label="single exits"
-    )
+    ax.scatter([x(r) for r in statics], [100 * r["test_accuracy"] for r in statics], color="gray", zorder=3, label="single exits")
     for r in statics:
         ax.annotate(
             str(r["method"]).replace("static_", ""),
-            (r["test_cost_ms"], 100 * r["test_accuracy"]),
+            (x(r), 100 * r["test_accuracy"]),
             textcoords="offset points",
             xytext=(4, -10),
             fontsize=8,
         )
-    ax.set_xlabel("realised average cost per sample (ms)")
+    ax.set_xlabel("measured latency per sample, batch 1 (ms)" if x_axis == "measured" else "realised average cost per sample (ms)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    for path in paths:
-        from .io import atomic_path
-
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.rsplit(".", 1)[-1])
+    _save(fig, paths)
     plt.close(fig)

@@ -13,19 +13,28 @@ threshold policy's decision at exit ``k`` reads exits ``0..k`` only.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .batch import Inputs, first_tensor
-from .costs import sync_device, time_summary
+from .costs import time_per_sample
 from .data import Split
 from .models import MultiExitNetwork, select_samples
 from .schedulers import ExitScheduler
 
-__all__ = ["adaptive_forward", "run_split", "time_per_sample"]
+__all__ = ["adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "RUNTIME_FIELDS"]
+
+RUNTIME_FIELDS = [
+    "bench", "method", "budget_value", "budget_ms", "batch_size", "samples", "measured_ms", "measured_q1", "measured_q3",
+    "simulated_ms", "measured_vs_simulated", "full_ms", "speedup_vs_full", "accuracy", "exits_agree", "preds_agree",
+    "exit_histogram", "threads", "device", "torch_version",
+]  # fmt: skip
+"""Columns of runtime.csv (rule measure_runtime): one row per policy and batch size; times in ms per sample."""
 
 
 @torch.inference_mode()
@@ -80,25 +89,52 @@ def run_split(
     return torch.cat(preds), torch.cat(exits)
 
 
-@torch.inference_mode()
-def time_per_sample(
-    run: Callable[[object], object], batches: Sequence, device: torch.device, warmup: int = 1, repeats: int = 5
-) -> dict[str, float]:
-    """Wall-clock ms per sample of ``run(batch)`` over every batch of ``batches`` (a pass), after ``warmup`` passes.
+def measure_policies(
+    model: MultiExitNetwork,
+    policies: Mapping[str, ExitScheduler],
+    batches: Sequence[Inputs],
+    device: torch.device,
+    warmup: int = 1,
+    repeats: int = 5,
+    chunk: int = 10,
+) -> dict[str, dict[str, Any]]:
+    """Run every policy's adaptive inference over ``batches`` and time it beside the full model.
 
-    Returns the median and quartiles over ``repeats`` passes: ``ms``, ``ms_q1``, ``ms_q3``. CUDA is synchronised
-    around each pass (the runtime synchronises at every exit anyway: how many samples leave decides what follows).
+    Returns, per policy name, ``preds`` and ``exits`` (``int64 [N]``, CPU, from one untimed pass) and the
+    timing of :func:`eenet.costs.time_per_sample` (``ms``, ``ms_q1``, ``ms_q3``; ``chunk`` batches at a time);
+    under the name ``"full"``, the timing of ``model(x)`` (every stage and head: the network without early exit).
     """
-    n = sum(first_tensor(b).shape[0] for b in batches)
-    for _ in range(warmup):
-        for b in batches:
-            run(b)
-    times = []
-    for _ in range(repeats):
-        sync_device(device)
-        t0 = time.perf_counter()
-        for b in batches:
-            run(b)
-        sync_device(device)
-        times.append((time.perf_counter() - t0) * 1000.0 / n)
-    return time_summary(times)
+    model.eval()
+    out: dict[str, dict[str, Any]] = {}
+    for name, sched in policies.items():
+        preds, exits = zip(*(adaptive_forward(model, sched, b) for b in batches), strict=True)
+        out[name] = {"preds": torch.cat(preds).cpu(), "exits": torch.cat(exits).cpu()}
+    runs: dict[str, Callable[[Any], object]] = {"full": model}
+    runs.update({name: partial(adaptive_forward, model, sched) for name, sched in policies.items()})
+    timing = time_per_sample(runs, batches, device, warmup, repeats, chunk)
+    for name, t in timing.items():
+        out.setdefault(name, {}).update(t)
+    return out
+
+
+def compare_to_simulation(
+    result: Mapping[str, Any], full: Mapping[str, float], costs_ms: Sequence[float], num_exits: int
+) -> dict[str, Any]:
+    """Measured against simulated for one policy of :func:`measure_policies`: its ``result`` and the ``full`` model's.
+
+    ``simulated_ms`` is the cost model's prediction for the same samples: the runtime's own exit histogram
+    times the per-exit costs ``costs_ms [K]`` (cost.csv). Returns that, the measured median and quartiles,
+    ``full_ms``, ``measured_vs_simulated``, ``speedup_vs_full`` and the ``exit_histogram`` (``K`` counts, as JSON text).
+    """
+    exits = result["exits"]
+    simulated = float(torch.tensor(costs_ms, dtype=torch.float64)[exits].mean())
+    return {
+        "simulated_ms": simulated,
+        "measured_ms": result["ms"],
+        "measured_q1": result["ms_q1"],
+        "measured_q3": result["ms_q3"],
+        "full_ms": full["ms"],
+        "measured_vs_simulated": result["ms"] / simulated,
+        "speedup_vs_full": full["ms"] / result["ms"],
+        "exit_histogram": json.dumps(torch.bincount(exits, minlength=num_exits).tolist()),
+    }

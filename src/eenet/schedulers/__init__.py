@@ -10,7 +10,7 @@ One module per policy family; a policy is a subclass of :class:`ExitScheduler` d
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from . import eenet, oracle, static, threshold
+from . import calibrated, eenet, oracle, patience, search, static, threshold
 from .base import (
     FORMAT_VERSION,
     METHODS,
@@ -24,8 +24,11 @@ from .base import (
     scheduler_from_json,
     thresholds_for_distribution,
 )
+from .calibrated import EntropyTSScheduler, MaxPredTSScheduler
 from .eenet import EENetScheduler
 from .oracle import OracleScheduler
+from .patience import PatienceScheduler
+from .search import EntropyOptScheduler, MaxPredOptScheduler
 from .static import StaticScheduler
 from .threshold import EntropyScheduler, GeometricScheduler, MaxPredScheduler
 
@@ -38,6 +41,11 @@ __all__ = [
     "MaxPredScheduler",
     "EntropyScheduler",
     "EENetScheduler",
+    "MaxPredTSScheduler",
+    "EntropyTSScheduler",
+    "MaxPredOptScheduler",
+    "EntropyOptScheduler",
+    "PatienceScheduler",
     "OracleScheduler",
     "StaticScheduler",
     "accuracy",
@@ -47,8 +55,11 @@ __all__ = [
     "register_method",
     "scheduler_from_json",
     "thresholds_for_distribution",
+    "calibrated",
     "eenet",
     "oracle",
+    "patience",
+    "search",
     "static",
     "threshold",
 ]

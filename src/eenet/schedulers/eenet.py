@@ -15,6 +15,7 @@ Thresholds come from the learned mean distribution ``π̄`` (docs/eenet.md).
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -33,19 +34,26 @@ from .base import (
     search_budget,
     thresholds_for_distribution,
 )
+from .search import choose_distribution
 
-__all__ = ["EENetScheduler"]
+__all__ = ["EENetScheduler", "EENetGeometricScheduler", "EENetNoClassScheduler", "DISTRIBUTIONS"]
+
+DISTRIBUTIONS = ("projection", "search", "geometric")
+"""How EENet's exit distribution meets the budget (constructor argument ``distribution``)."""
 
 Params = dict[str, list[torch.Tensor]]  # name -> one tensor per exit, each with a leading restart axis R
 
 
-def base_features(probs: torch.Tensor) -> torch.Tensor:
-    """``[K, N, C]`` -> ``[K, N, C + 2]``: class scores, max score, normalised negentropy."""
-    return torch.cat([probs, maxpred(probs).unsqueeze(-1), entropy_score(probs).unsqueeze(-1)], dim=-1)
+def base_features(probs: torch.Tensor, class_inputs: bool = True) -> torch.Tensor:
+    """``[K, N, C]`` -> ``[K, N, C + 2]``: class scores, max score, normalised negentropy (``[K, N, 2]``, the last
+    two only, without ``class_inputs``: the ablation that sees no class-wise scores)."""
+    summary = [maxpred(probs).unsqueeze(-1), entropy_score(probs).unsqueeze(-1)]
+    return torch.cat([probs, *summary] if class_inputs else summary, dim=-1)
 
 
-def forward(p: Params, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``base [K, N, D0]`` -> utility logits ``z [R, N, K]`` and assignment logits ``r [R, N, K]``."""
+def forward(p: Params, base: torch.Tensor, assignment: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``base [K, N, D0]`` -> utility logits ``z [R, N, K]`` and assignment logits ``r [R, N, K]`` (``None``
+    without ``assignment``: inference reads the utilities only)."""
     k_exits, n, _ = base.shape
     r_count = p["a"][0].shape[0]
     zs, rs, us = [], [], []
@@ -54,12 +62,12 @@ def forward(p: Params, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if us:
             x = torch.cat([x, torch.stack(us, dim=-1)], dim=-1)  # [R, N, D0 + k]
         z = torch.einsum("rnd,rd->rn", x, p["a"][k]) + p["b"][k].unsqueeze(1)
-        hidden = torch.relu(torch.einsum("rnd,rdh->rnh", x, p["w1"][k]) + p["b1"][k].unsqueeze(1))
-        r = torch.einsum("rnh,rh->rn", hidden, p["w2"][k]) + p["b2"][k].unsqueeze(1)
         zs.append(z)
-        rs.append(r)
         us.append(torch.sigmoid(z))
-    return torch.stack(zs, dim=-1), torch.stack(rs, dim=-1)
+        if assignment:
+            hidden = torch.relu(torch.einsum("rnd,rdh->rnh", x, p["w1"][k]) + p["b1"][k].unsqueeze(1))
+            rs.append(torch.einsum("rnh,rh->rn", hidden, p["w2"][k]) + p["b2"][k].unsqueeze(1))
+    return torch.stack(zs, dim=-1), (torch.stack(rs, dim=-1) if assignment else None)
 
 
 @register_method
@@ -93,7 +101,12 @@ class EENetScheduler(ExitScheduler):
         seed: int = 0,
         budget_tolerance: float = 0.0,
         budget_projection: bool = True,
+        distribution: str = "projection",
+        search_holdout: float = 0.5,
+        class_inputs: bool = True,
     ) -> None:
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
         self.hidden_ratio = hidden_ratio
         self.alpha_pi = alpha_pi
         self.alpha_b = alpha_b
@@ -108,6 +121,9 @@ class EENetScheduler(ExitScheduler):
         self.seed = seed
         self.budget_tolerance = budget_tolerance
         self.budget_projection = budget_projection
+        self.distribution = distribution
+        self.search_holdout = search_holdout
+        self.class_inputs = class_inputs
 
     # -- parameters with a leading restart axis R ------------------------------------------------------
     def _init_params(self, k_exits: int, d0: int, gen: torch.Generator) -> Params:
@@ -237,7 +253,7 @@ class EENetScheduler(ExitScheduler):
     def _fit(self, probs: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor) -> None:
         gen = torch.Generator().manual_seed(int(self.seed))
         k_exits = probs.shape[0]
-        base = base_features(probs)  # [K, N, D0]
+        base = base_features(probs, self.class_inputs)  # [K, N, D0]
         correct = (probs.argmax(dim=2) == labels.view(1, -1)).float().T  # [N, K]
         c = (costs / costs.max()).float()  # costs in units of the full model
         b_rel = float(self.budget_ / costs.max())
@@ -268,6 +284,25 @@ class EENetScheduler(ExitScheduler):
             "mean_exit_distribution": choice["pi_bar"].tolist(),
             "restarts": [{k: v for k, v in cand.items() if k != "thresholds"} for cand in choice["candidates"]],
         }
+        if self.distribution == "search":
+            self._search_distribution(probs, labels, costs)
+        elif self.distribution == "geometric":  # the ablation: learned utilities, MaxPred's family of distributions
+            ks = torch.arange(k_exits, dtype=torch.float64)
+            _, th, _ = search_budget(self._utilities(probs), lambda t: torch.softmax(ks * t, dim=0), costs, self.budget_, -30.0, 30.0)
+            self.thresholds_ = th.tolist()
+
+    def _search_distribution(self, probs: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor) -> None:
+        """Replace the projected distribution by one searched on validation for the learned utilities
+        (:mod:`eenet.schedulers.search`), starting from the projected one's exit shares."""
+        u = self._utilities(probs)
+        exits = assign_by_thresholds(u, torch.tensor(self.thresholds_, dtype=torch.float32))
+        n = exits.numel()
+        q0 = (torch.bincount(exits, minlength=self.num_exits_).double() + 1e-6) / n
+        q0 = q0 / q0.sum()
+        correct = probs.argmax(dim=2) == labels.view(1, -1)
+        q, report = choose_distribution(u, correct, costs, self.budget_, q0, float(self.search_holdout), int(self.seed))
+        self.thresholds_ = thresholds_for_distribution(u, q).tolist()
+        self.report_["distribution_search"] = report
 
     # -- applying it -------------------------------------------------------------------------------------
     def utilities(self, probs: torch.Tensor) -> torch.Tensor:
@@ -285,7 +320,7 @@ class EENetScheduler(ExitScheduler):
             }
             self._weight_cache = cache = (probs.device, weights)
         with torch.no_grad():
-            z, _ = forward(cache[1], base_features(probs.float()))
+            z, _ = forward(cache[1], base_features(probs.float(), self.class_inputs), assignment=False)
         return torch.sigmoid(z[0]).T
 
     def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -298,6 +333,27 @@ class EENetScheduler(ExitScheduler):
         stacked = probs if isinstance(probs, torch.Tensor) else torch.stack(list(probs))
         return self._utilities(stacked)[k] >= self._threshold(k, p.device)
 
+    def leaves_one(self, k: int, probs: Sequence[torch.Tensor]) -> bool:
+        """:meth:`leaves` for one sample, in Python floats: the utilities of exits ``0..k`` (each reads the earlier
+        ones) cost a few microseconds this way, against ~100 of tensor operations on tensors this small. Computed in
+        float64, a utility could decide otherwise than the float32 tensors of :meth:`assign` only within rounding of
+        its threshold (a utility saturated at 1 is exactly 1 in float32): within 1e-5 of it, :meth:`leaves` decides."""
+        if k == self.num_exits_ - 1:
+            return True
+        a, b = self.weights_["a"], self.weights_["b"]
+        log_c = math.log(self.num_classes_)
+        us: list[float] = []
+        for j in range(k + 1):
+            p = probs[j][0].float().tolist()
+            negentropy = 1.0 + sum(q * math.log(max(q, 1e-12)) for q in p) / log_c
+            feats = [*p, max(p), negentropy, *us] if self.class_inputs else [max(p), negentropy, *us]
+            z = math.fsum(w * f for w, f in zip(a[j], feats, strict=True)) + b[j]
+            us.append(1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z)))
+        u, threshold = us[k], self.thresholds_[k]
+        if abs(u - threshold) <= 1e-5 * max(1.0, abs(threshold)):
+            return bool(self.leaves(k, probs)[0])  # too close to call in float64: the float32 tensors of assign() decide
+        return u >= threshold
+
     def _state(self) -> dict[str, Any]:
         return {"params": self.get_params(), "weights": self.weights_, "thresholds": self.thresholds_, "report": self.report_}
 
@@ -306,9 +362,33 @@ class EENetScheduler(ExitScheduler):
         self._weight_cache = None
         self.thresholds_ = [float(t) for t in state["thresholds"]]
         self.report_ = dict(state.get("report", {}))
-        expected = [self.num_classes_ + 2 + k for k in range(self.num_exits_)]
+        expected = [(self.num_classes_ if self.class_inputs else 0) + 2 + k for k in range(self.num_exits_)]
         got = [len(a) for a in self.weights_["a"]]
         if got != expected:
             raise ValueError(
                 f"EENet weights have feature sizes {got}, expected {expected} for {self.num_exits_} exits x {self.num_classes_} classes"
             )
+
+
+def _variant(name: str, doc: str, **fixed: Any) -> type[EENetScheduler]:
+    """An EENet ablation registered as its own method: the same constructor without the ``fixed`` arguments, which
+    it always passes (so the benchmark's ``eenet:`` block configures every variant alike)."""
+    sig = inspect.signature(EENetScheduler.__init__)
+    own = sig.replace(parameters=[p for n, p in sig.parameters.items() if n not in fixed])
+
+    def __init__(self: EENetScheduler, *args: Any, **kwargs: Any) -> None:
+        bound = own.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        EENetScheduler.__init__(**bound.arguments, **fixed)
+
+    __init__.__signature__ = own  # type: ignore[attr-defined]  (read by ExitScheduler.get_params)
+    cls = type(f"EENet_{name}", (EENetScheduler,), {"method": name, "__init__": __init__, "__doc__": doc})
+    return register_method(cls)
+
+
+EENetGeometricScheduler = _variant(
+    "eenet_geo", "Ablation: EENet's learned utilities with MaxPred's geometric exit distribution.", distribution="geometric"
+)
+EENetNoClassScheduler = _variant(
+    "eenet_noclass", "Ablation: EENet without the class-wise inputs (utilities see max probability and entropy only).", class_inputs=False
+)

@@ -1,0 +1,42 @@
+"""summary.csv's measured columns and the figures' x-axis."""
+
+from __future__ import annotations
+
+import pytest
+
+from eenet.plotting import add_measured, plot_curve, plot_runtime
+
+
+def runtime_row(method: str, budget: str, batch: int, ms: float, simulated: float = 1.0) -> dict[str, str]:
+    return {"method": method, "budget_value": budget, "batch_size": str(batch), "samples": "100", "measured_ms": str(ms),
+            "measured_q1": str(0.9 * ms), "measured_q3": str(1.1 * ms), "measured_vs_simulated": str(ms / simulated),
+            "speedup_vs_full": str(2.0 / ms), "simulated_ms": str(simulated)}  # fmt: skip
+
+
+def test_add_measured_joins_on_method_and_budget_and_leaves_the_rest():
+    rows = [
+        {"method": "maxpred", "budget_value": 0.5, "test_cost_ms": 1.0, "test_accuracy": 0.8},
+        {"method": "maxpred", "budget_value": 0.8, "test_cost_ms": 1.6, "test_accuracy": 0.9},
+        {"method": "oracle", "budget_value": 0.5, "test_cost_ms": 1.0, "test_accuracy": 0.95},
+        {"method": "static_exit0", "test_cost_ms": 0.5, "test_accuracy": 0.7},
+    ]
+    runtime = [runtime_row("maxpred", "0.5", 1, 1.2), runtime_row("maxpred", "0.5", 64, 0.3), runtime_row("maxpred", "0.8", 1, 1.7),
+               runtime_row("static_exit0", "", 1, 0.55)]  # fmt: skip
+    add_measured(rows, runtime)
+    assert rows[0]["measured_ms"] == 1.2 and rows[0]["measured_batch_ms"] == 0.3 and rows[0]["measured_batch_size"] == 64
+    assert rows[0]["measured_samples"] == 100 and rows[0]["speedup_vs_full"] == pytest.approx(2.0 / 1.2)
+    assert rows[1]["measured_ms"] == 1.7 and "measured_batch_ms" not in rows[1]
+    assert "measured_ms" not in rows[2]  # the oracle reads labels: never run as inference
+    assert rows[3]["measured_ms"] == 0.55
+
+
+def test_figures_are_written_with_either_axis_and_a_wrong_axis_is_refused(tmp_path):
+    rows = [{"method": "maxpred", "budget_value": b, "test_cost_ms": c, "test_accuracy": a, "measured_ms": 1.1 * c}
+            for b, c, a in [(0.5, 1.0, 0.8), (0.8, 1.6, 0.9)]]  # fmt: skip
+    for axis in ("simulated", "measured"):
+        plot_curve(rows, "t", "c", [str(tmp_path / f"{axis}.png")], None, axis)
+        assert (tmp_path / f"{axis}.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="x_axis must be 'simulated' or 'measured'"):
+        plot_curve(rows, "t", "c", [str(tmp_path / "x.png")], None, "flops")
+    plot_runtime([runtime_row("maxpred", "0.5", 1, 1.2), runtime_row("maxpred", "0.5", 64, 0.3)], "t", "c", [str(tmp_path / "r.pdf")])
+    assert (tmp_path / "r.pdf").read_bytes()[:4] == b"%PDF"
