@@ -25,7 +25,7 @@ from _results import append_section  # noqa: E402
 
 from eenet.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.io import load_tensors, read_csv  # noqa: E402
-from eenet.schedulers import METHODS, make_scheduler  # noqa: E402
+from eenet.schedulers import METHODS, accepted_params, make_scheduler  # noqa: E402
 from eenet.workflow import device_name  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def main() -> None:
         for method in methods:
             # the benchmark's `eenet:` block, for EENet and its ablations (as the workflow passes it)
             hyper = dict(cfg.get("eenet", {})) if method.startswith("eenet") else {}
-            params = {k: v for k, v in hyper.items() if k in METHODS[method]._param_names()}
+            params = accepted_params(method, hyper)
             t0 = time.perf_counter()
             sched = make_scheduler(method, **params).fit(p, y, costs, budget)
             seconds = time.perf_counter() - t0

@@ -123,3 +123,14 @@ def test_eenet_ablations_are_eenet_with_one_thing_changed(val_data):
     assert geo.thresholds_ == th.tolist()  # the learned utilities, thresholded by MaxPred's family
     with pytest.raises(TypeError):
         make_scheduler("eenet_geo", distribution="search")  # fixed by the ablation
+
+
+def test_accepted_params_leave_out_what_a_policy_does_not_take():
+    from eenet.schedulers import accepted_params
+
+    block = {"lr": 0.1, "distribution": "search", "class_inputs": False}
+    assert accepted_params("eenet", block) == block
+    assert accepted_params("eenet_geo", block) == {"lr": 0.1, "class_inputs": False}  # the ablation fixes the distribution
+    assert accepted_params("maxpred", block) == {}
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        accepted_params("nope", block)

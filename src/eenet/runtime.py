@@ -25,7 +25,7 @@ from .batch import Inputs, first_tensor
 from .costs import time_per_sample
 from .data import Split
 from .models import MultiExitNetwork, select_samples
-from .schedulers import ExitScheduler
+from .schedulers import ExitScheduler, realised_cost
 
 __all__ = ["adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "RUNTIME_FIELDS"]
 
@@ -127,7 +127,7 @@ def compare_to_simulation(
     ``full_ms``, ``measured_vs_simulated``, ``speedup_vs_full`` and the ``exit_histogram`` (``K`` counts, as JSON text).
     """
     exits = result["exits"]
-    simulated = float(torch.tensor(costs_ms, dtype=torch.float64)[exits].mean())
+    simulated = realised_cost(exits, torch.tensor(costs_ms, dtype=torch.float64))
     return {
         "simulated_ms": simulated,
         "measured_ms": result["ms"],

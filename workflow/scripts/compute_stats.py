@@ -4,7 +4,7 @@ import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. unde
 import torch
 
 from eenet.io import load_tensors, read_json, write_csv
-from eenet.schedulers import scheduler_from_json
+from eenet.schedulers import exit_predictions, scheduler_from_json
 from eenet.stats import STATS_FIELDS, benchmark_stats
 from eenet.workflow import setup_logging
 
@@ -20,8 +20,7 @@ for path in snakemake.input.schedulers:
     if fitted.get("infeasible"):
         continue
     exits = scheduler_from_json(fitted).assign(probs, labels)  # only the oracle reads the labels
-    preds = probs.argmax(dim=2).gather(0, exits.view(1, -1)).squeeze(0)
-    correct[(fitted["method"], fitted["budget_value"])] = preds == labels
+    correct[(fitted["method"], fitted["budget_value"])] = exit_predictions(probs, exits) == labels
 evals = [read_json(f) for f in snakemake.input.evals]
 rows = benchmark_stats(snakemake.wildcards.bench, correct, evals, p.tolerance, p.stats["bootstrap"], p.stats["seed"])
 write_csv(snakemake.output[0], [{k: r.get(k, "") for k in STATS_FIELDS} for r in rows], STATS_FIELDS)

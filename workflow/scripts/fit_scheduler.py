@@ -5,7 +5,7 @@ import torch
 
 from eenet.costs import read_costs, resolve_budget
 from eenet.io import load_tensors, read_csv, write_json
-from eenet.schedulers import METHODS, InfeasibleBudgetError, make_scheduler
+from eenet.schedulers import InfeasibleBudgetError, accepted_params, make_scheduler
 from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -22,8 +22,7 @@ record = {"bench": w.bench, "budget_value": float(w.budget), "budget_unit": p.un
           "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256")}  # fmt: skip
 try:
     # the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
-    hyper = {k: v for k, v in p.hyper.items() if k in METHODS[w.method]._param_names()}
-    sched = make_scheduler(w.method, **hyper).fit(tensors["probs"], tensors["labels"], costs_ms, budget_ms)
+    sched = make_scheduler(w.method, **accepted_params(w.method, p.hyper)).fit(tensors["probs"], tensors["labels"], costs_ms, budget_ms)
 except InfeasibleBudgetError as exc:
     log.warning("infeasible: %s", exc)
     write_json(snakemake.output[0], {**record, "method": w.method, "infeasible": True, "reason": str(exc)})

@@ -9,7 +9,7 @@ from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_csv
 from eenet.models import load_model
 from eenet.runtime import RUNTIME_FIELDS, compare_to_simulation, measure_policies
-from eenet.schedulers import StaticScheduler, scheduler_from_json
+from eenet.schedulers import StaticScheduler, exit_predictions, scheduler_from_json
 from eenet.training import pick_device
 from eenet.workflow import data_root, run_metadata, setup_logging
 
@@ -55,7 +55,7 @@ for bs in sorted({1, cfg["batch_size"]}):
                **compare_to_simulation(r, res["full"], costs_ms, model.num_exits),
                "accuracy": float((r["preds"] == labels).float().mean()),
                "exits_agree": float((r["exits"] == cached_exits).float().mean()),
-               "preds_agree": float((r["preds"] == probs[cached_exits, torch.arange(n)].argmax(1)).float().mean()),
+               "preds_agree": float((r["preds"] == exit_predictions(probs, cached_exits)).float().mean()),
                "threads": p.threads, **run_metadata(device)}  # fmt: skip
         rows.append(row)
         log.info(

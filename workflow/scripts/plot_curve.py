@@ -40,7 +40,8 @@ plot_runtime(
     runtime,
     f"{bench}: the adaptive runtime, measured vs. simulated",
     f"Measured on {rt.get('device')} ({rt.get('threads')} thread(s), torch {rt.get('torch_version')}), {rt.get('samples')} test "
-    "samples, median of the timed passes; simulated = the runtime's exit histogram x cost.csv; full model = every stage and head.",
+    "samples, mean per sample (per ten batches the median of the timed repeats); simulated = the runtime's exit histogram x "
+    "cost.csv; full model = every stage and head.",
     [snakemake.output.runtime_pdf],
 )
 for r in rows:

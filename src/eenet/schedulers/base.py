@@ -26,10 +26,12 @@ __all__ = [
     "METHODS",
     "register_method",
     "make_scheduler",
+    "accepted_params",
     "scheduler_from_json",
     "thresholds_for_distribution",
     "assign_by_thresholds",
     "realised_cost",
+    "exit_predictions",
     "accuracy",
     "search_budget",
 ]
@@ -84,10 +86,14 @@ def realised_cost(exits: torch.Tensor, costs: torch.Tensor) -> float:
     return float(costs.double()[exits].mean())
 
 
+def exit_predictions(probs: torch.Tensor, exits: torch.Tensor) -> torch.Tensor:
+    """The class each sample gets from its exit: ``probs [K, N, C]``, ``exits int64 [N]`` -> ``int64 [N]``."""
+    return probs.argmax(dim=2).gather(0, exits.view(1, -1)).squeeze(0)
+
+
 def accuracy(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor) -> float:
     """Accuracy when sample ``n`` is classified by exit ``exits[n]``: ``[K, N, C], [N], [N]``."""
-    preds = probs.argmax(dim=2).gather(0, exits.view(1, -1)).squeeze(0)
-    return float((preds == labels).double().mean())
+    return float((exit_predictions(probs, exits) == labels).double().mean())
 
 
 def as_tensor(x: Any, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -307,6 +313,15 @@ def make_scheduler(method: str, **params: Any) -> ExitScheduler:
     except KeyError:
         raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}") from None
     return cls(**params)
+
+
+def accepted_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``params`` that ``method``'s constructor takes: a config block shared by several policies
+    (the benchmark's ``eenet:`` block, for EENet and its ablations, less what an ablation fixes)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
+    names = METHODS[method]._param_names()
+    return {k: v for k, v in params.items() if k in names}
 
 
 def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
