@@ -9,13 +9,15 @@ export HF_HUB_OFFLINE := 1
 # no usage reports or update checks from DVC (no internet here)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: demo test lint bench data clean help dvc-yaml record push pull checkout lineage
+.PHONY: demo test lint bench data clean help dvc-yaml record push pull checkout lineage report seeds browser
 TARGETS ?= results/fashion_mnist/curve.pdf
 FILE ?= results/fashion_mnist/curve.pdf
 
 help:
 	@echo "make demo   - install, then run the default benchmark -> results/fashion_mnist/curve.pdf"
 	@echo "make test   - install, then run the test suite"
+	@echo "make report - the demo's figures, tables and examples, then results/report.html (snakemake --report)"
+	@echo "make seeds  - the 3-seed study -> results/fashion_mnist_3seeds/curve.pdf, stats.csv, summary.csv"
 	@echo "make lint   - snakemake --lint and ruff check"
 	@echo "make bench  - time the demo pipeline and a dry run -> benchmarks/out/"
 	@echo "make record - after a run: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=results/fashion_mnist/curve.pdf)"
@@ -40,11 +42,31 @@ data:
 	  else echo "$(FMNIST) missing and apt-get unusable; torchvision will download Fashion-MNIST"; fi; \
 	fi
 
+# Debian's headless Chromium, in which the tests open the Snakemake report (tests/test_report.py).
+browser:
+	@if ! command -v chromium-headless-shell >/dev/null && ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium-headless-shell >/dev/null) \
+	      || echo "apt-get could not install chromium-headless-shell: the report tests will fail"; \
+	  else echo "chromium-headless-shell missing and apt-get unusable: the report tests will fail"; fi; \
+	fi
+
 demo: $(BIN)/.installed data
 	$(BIN)/snakemake --cores $(CORES) results/fashion_mnist/curve.pdf
 	@echo "-> results/fashion_mnist/curve.pdf, curve.png, summary.csv"
 
-test: $(BIN)/.installed data
+# The Snakemake report of REPORT (every figure with its caption, the tables, the config, each rule's provenance).
+REPORT ?= results/fashion_mnist/curve.pdf results/fashion_mnist/examples.pdf results/fashion_mnist/tables.html
+report: $(BIN)/.installed data
+	$(BIN)/snakemake --cores $(CORES) $(REPORT)
+	$(BIN)/snakemake --report results/report.html $(REPORT)
+	@echo "-> results/report.html"
+
+seeds: $(BIN)/.installed data
+	$(BIN)/snakemake --cores $(CORES) results/fashion_mnist_3seeds/curve.pdf results/fashion_mnist_3seeds/tables.html
+	@echo "-> results/fashion_mnist_3seeds/curve.pdf, stats.csv, summary.csv, tables.html; each seed in seed<s>/"
+
+test: $(BIN)/.installed data browser
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed

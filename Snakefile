@@ -12,11 +12,14 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
 wildcard_constraints:
-    bench="|".join(BENCHMARKS),
+    bench="|".join([*BENCHMARKS, *SEEDED]),
     dataset="|".join(sorted({b["dataset"] for b in BENCHMARKS.values()})),
     method="[a-z][a-z_]*",
     budget=r"[0-9]+(\.[0-9]+)?",
@@ -37,5 +40,5 @@ include: "rules/plot.smk"
 
 rule all:
     input:
-        all_curves(),
+        all_targets(),
     default_target: True

@@ -20,13 +20,20 @@ def canonical(value):
     return value
 
 
-BENCHMARKS = canonical(config["benchmarks"])
 REPO = Path(workflow.basedir)
 ENV = "../envs/pipeline.yaml"
 
-# The workflow reads the package's own import graph (eenet.codedeps, standard library only).
+# The workflow reads the package's own import graph and seed runs (eenet.codedeps, eenet.seeds: standard library only).
 sys.path.insert(0, str(REPO / "src"))
 from eenet.codedeps import code_files  # noqa: E402
+from eenet.seeds import expand_seed_runs  # noqa: E402
+
+# BENCHMARKS: every run (a benchmark with one seed, or one seed of a benchmark with a list of seeds: "<bench>/seed<s>");
+# SEEDED: each benchmark with a list of seeds -> its runs, aggregated in results/<bench>/.
+BENCHMARKS, SEEDED = expand_seed_runs(canonical(config["benchmarks"]))
+# wildcard patterns: the runs, and the benchmarks with several seeds (never matches: a name no benchmark has)
+RUNS = "|".join(BENCHMARKS)
+SEEDED_NAMES = "|".join(SEEDED) or "(?!)"
 
 
 def code(script):
@@ -51,6 +58,9 @@ def uses_gpu(wildcards):
 
 
 def bench(wildcards):
+    if wildcards.bench in SEEDED:
+        runs = ", ".join(f"results/{r}/" for r in SEEDED[wildcards.bench])
+        raise ValueError(f"benchmark {wildcards.bench!r} runs several seeds: each seed's files are in {runs}")
     return BENCHMARKS[wildcards.bench]
 
 
@@ -78,14 +88,62 @@ scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json"
 
 
 def method_params(wildcards):
-    """Hyper-parameters of a method from the benchmark's config: the `eenet` block, for EENet and its ablations."""
-    return dict(bench(wildcards).get("eenet", {})) if wildcards.method.startswith("eenet") else {}
+    """Hyper-parameters of a method from the benchmark's config: the `eenet` block, for EENet and its ablations, and
+    the scheduler seed (fit_scheduler keeps what the method accepts)."""
+    b = bench(wildcards)
+    return {**(b.get("eenet", {}) if wildcards.method.startswith("eenet") else {}), "seed": b["scheduler_seed"]}
 
 
-def all_curves():
-    return expand("results/{bench}/curve.pdf", bench=BENCHMARKS)
+def seed_runs(pattern):
+    """An input function: ``pattern`` (with {run}) for every seed's run of the benchmark."""
+
+    def files(wildcards):
+        return expand(pattern, run=SEEDED[wildcards.bench])
+
+    return files
+
+
+def seed_policies(pattern):
+    """An input function: ``pattern`` (with {run}, {method}, {budget}) for every seed, method and budget of the benchmark."""
+
+    def files(wildcards):
+        b = BENCHMARKS[SEEDED[wildcards.bench][0]]
+        names = [str(v) for v in b["budgets"]["values"]]
+        return expand(pattern, run=SEEDED[wildcards.bench], method=b["methods"], budget=names)
+
+    return files
+
+
+def seeded_bench(wildcards):
+    """The config of a benchmark with several seeds (its first run's: they differ only in the seeds)."""
+    return BENCHMARKS[SEEDED[wildcards.bench][0]]
+
+
+def example_policy(wildcards):
+    """(method, budget value) whose examples exit_analysis shows: `examples.method` (default: EENet if fitted,
+    else the first method that is not the oracle) at `examples.budget` (default: the middle budget)."""
+    b = bench(wildcards)
+    ex, methods = b["examples"], b["methods"]
+    method = ex.get("method") or ("eenet" if "eenet" in methods else next((m for m in methods if m != "oracle"), methods[0]))
+    if method not in methods:
+        raise ValueError(f"examples.method {method!r} is not among the benchmark's methods: {', '.join(methods)}")
+    values = sorted(b["budgets"]["values"])
+    budget = ex.get("budget", values[len(values) // 2])
+    if budget not in values:
+        raise ValueError(f"examples.budget {budget} is not among the benchmark's budgets: {values}")
+    return method, str(budget)
+
+
+def all_targets():
+    """Every benchmark's curve and tables (the aggregate for one with several seeds: its runs' come with it), and
+    every run's examples."""
+    runs = {r for rs in SEEDED.values() for r in rs}
+    tops = [b for b in BENCHMARKS if b not in runs] + list(SEEDED)
+    return expand("results/{bench}/{name}", bench=tops, name=["curve.pdf", "tables.html"]) + expand(
+        "results/{bench}/examples.pdf", bench=BENCHMARKS
+    )
 
 
 def unknown_benchmark(wildcards):
     """Input of the catch-all rule: a target names a benchmark the config does not have."""
-    raise ValueError(f"unknown benchmark {wildcards.name!r} in the target; benchmarks in the config: {', '.join(sorted(BENCHMARKS))}")
+    raise ValueError(f"unknown benchmark {wildcards.name!r} in the target; benchmarks in the config: {', '.join(sorted([*BENCHMARKS, *SEEDED]))}")

@@ -8,13 +8,23 @@ import torch
 
 from .schedulers import OracleScheduler, StaticScheduler
 
-__all__ = ["static_rows", "oracle_frontier", "add_measured", "plot_curve", "plot_runtime", "SUMMARY_FIELDS"]
+__all__ = [
+    "static_rows", "oracle_frontier", "add_measured", "aggregate_seed_rows", "plot_curve", "plot_runtime", "save_figure", "SUMMARY_FIELDS",
+]  # fmt: skip
 
 SUMMARY_FIELDS = [
-    "bench", "method", "budget_value", "budget_unit", "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops",
+    "bench", "seed", "method", "budget_value", "budget_unit", "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops",
     "cost_ratio", "within_tolerance", "val_accuracy", "val_cost_ms", "exit_histogram", "infeasible", "note", "device",
     "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_size",
-    "measured_batch_ms", "measured_samples",
+    "measured_batch_ms", "measured_samples", "test_accuracy_min", "test_accuracy_max",
+]  # fmt: skip
+"""Columns of summary.csv. ``seed``: the run's training seed, or ``mean`` for a row over seeds, whose numbers are
+means and ``test_accuracy_min/max`` the spread of the seeds."""
+
+# summary columns averaged over seeds (the rest are kept from the first seed where they agree)
+_MEAN_FIELDS = [
+    "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops", "cost_ratio", "val_accuracy", "val_cost_ms",
+    "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_ms",
 ]  # fmt: skip
 
 STYLE = {
@@ -81,7 +91,38 @@ def add_measured(rows: list[dict[str, Any]], runtime: list[dict[str, str]]) -> N
             row.update({"measured_batch_size": int(batched[0]["batch_size"]), "measured_batch_ms": float(batched[0]["measured_ms"])})
 
 
-def _save(fig: Any, paths: list[str]) -> None:
+def aggregate_seed_rows(bench: str, rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Rows over seeds from every seed's summary rows (read from summary.csv, with ``seed``): per (method, budget)
+    the mean of the numeric columns, ``test_accuracy_min/max`` over seeds; ``within_tolerance`` true only if every
+    seed's was. A policy infeasible in some seed is infeasible over seeds (the note says in how many)."""
+    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["budget_value"]), []).append(r)
+    out = []
+    for (method, budget), rs in groups.items():
+        first = rs[0]
+        row: dict[str, Any] = {"bench": bench, "seed": "mean", "method": method, "budget_value": budget,
+                               "budget_unit": first["budget_unit"], "device": first["device"]}  # fmt: skip
+        bad = [r for r in rs if r["infeasible"] == "True"]
+        if bad:
+            row.update({"infeasible": True, "note": f"infeasible in {len(bad)} of {len(rs)} seeds"})
+            out.append(row)
+            continue
+        for k in _MEAN_FIELDS:
+            vals = [float(r[k]) for r in rs if r.get(k, "") != ""]
+            if len(vals) == len(rs):
+                row[k] = sum(vals) / len(vals)
+        accs = [float(r["test_accuracy"]) for r in rs]
+        row.update({"infeasible": False, "test_accuracy_min": min(accs), "test_accuracy_max": max(accs),
+                    "measured_samples": first.get("measured_samples", "")})  # fmt: skip
+        if first.get("within_tolerance", "") != "":
+            row["within_tolerance"] = all(r["within_tolerance"] == "True" for r in rs)
+        out.append(row)
+    return out
+
+
+def save_figure(fig: Any, paths: list[str]) -> None:
+    """Write a matplotlib figure to every path (its format from the extension), each atomically."""
     from .io import atomic_path
 
     for path in paths:
@@ -126,7 +167,7 @@ def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths:
     fig.suptitle(title)
     fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    _save(fig, paths)
+    save_figure(fig, paths)
     plt.close(fig)
 
 
@@ -144,7 +185,8 @@ def plot_curve(
     ``x_axis``: ``simulated`` (``test_cost_ms``) or ``measured`` (``measured_ms``, the runtime at batch 1, where a
     row has it; the oracle and its frontier stay simulated). ``frontier``, the oracle's curve on the same test
     logits (:func:`oracle_frontier`), is drawn dashed; the oracle's rows at the configured budgets are drawn as markers on it.
-    ``auc``: a policy's mean accuracy over the budget range (stats.csv), added to its legend entry.
+    ``auc``: a policy's mean accuracy over the budget range (stats.csv), added to its legend entry. Rows over seeds
+    (with ``test_accuracy_min/max``) get a shaded band from the lowest to the highest seed.
     """
     if x_axis not in ("simulated", "measured"):
         raise ValueError(f"x_axis must be 'simulated' or 'measured', got {x_axis!r}")
@@ -167,6 +209,10 @@ def plot_curve(
         if auc and m in auc:
             style["label"] = f"{style['label']} (AUC {100 * auc[m]:.2f})"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], **style)
+        band = sorted((x(r), 100 * r["test_accuracy_min"], 100 * r["test_accuracy_max"])
+                      for r in rows if r["method"] == m and not r.get("infeasible") and r.get("test_accuracy_min") is not None)  # fmt: skip
+        if band and m != "oracle":
+            ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], color=style.get("color"), alpha=0.15)
     if frontier:
         ax.plot([c for c, _ in frontier], [100 * a for _, a in frontier], color="black", linestyle="--",
                 label="Oracle (upper bound)" + (", simulated cost" if x_axis == "measured" else ""))  # fmt: skip
@@ -187,5 +233,5 @@ def plot_curve(
     ax.legend(fontsize=8, loc="lower right")
     fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
-    _save(fig, paths)
+    save_figure(fig, paths)
     plt.close(fig)

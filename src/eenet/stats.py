@@ -13,24 +13,28 @@ from typing import Any
 
 import torch
 
-__all__ = ["paired_bootstrap", "area_under_curve", "STATS_FIELDS", "benchmark_stats"]
+__all__ = ["paired_bootstrap", "area_under_curve", "STATS_FIELDS", "benchmark_stats", "correct_by_policy", "seed_stats", "log_stats"]
 
 STATS_FIELDS = [
-    "bench", "method", "budget_value", "budget_ms", "test_accuracy", "vs_maxpred", "vs_maxpred_ci_low", "vs_maxpred_ci_high",
-    "gap_to_oracle", "cost_ratio", "over_budget", "auc", "mean_gap_to_oracle", "share_over_budget",
+    "bench", "seed", "method", "budget_value", "budget_ms", "test_accuracy", "vs_maxpred", "vs_maxpred_ci_low",
+    "vs_maxpred_ci_high", "gap_to_oracle", "cost_ratio", "over_budget", "auc", "mean_gap_to_oracle", "share_over_budget",
+    "vs_maxpred_seed_min", "vs_maxpred_seed_max", "auc_seed_min", "auc_seed_max",
 ]  # fmt: skip
-"""Columns of stats.csv: one row per policy and budget, and one per policy with ``budget_value = all``."""
+"""Columns of stats.csv: one row per policy and budget, and one per policy with ``budget_value = all``; ``seed`` is
+the run's training seed, or ``mean`` for the rows over seeds (then ``*_seed_min/max`` give the spread of the seeds)."""
 
 
 def paired_bootstrap(a: torch.Tensor, b: torch.Tensor, reps: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Accuracy of ``a`` minus that of ``b`` (``bool [N]`` each, same samples) and its percentile bootstrap interval.
+    """Accuracy of ``a`` minus that of ``b`` and its percentile bootstrap interval.
 
-    Test samples are drawn with replacement ``reps`` times (seeded); each draw gives one difference of means.
-    Returns ``(difference, low, high)`` at confidence ``level``.
+    ``a``, ``b``: ``bool [N]`` (the same test samples), or ``bool [S, N]``: S seeds' outcomes on the same N test
+    samples, the difference then being the mean over seeds. Test samples are drawn with replacement ``reps`` times
+    (seeded), one draw for all seeds (a test sample's outcomes under every seed stay together); each draw gives one
+    difference of means. Returns ``(difference, low, high)`` at confidence ``level``.
     """
-    if a.shape != b.shape or a.dim() != 1:
-        raise ValueError(f"paired outcomes need two vectors of one length, got {tuple(a.shape)} and {tuple(b.shape)}")
-    d = a.double() - b.double()  # [N] in {-1, 0, 1}
+    if a.shape != b.shape or a.dim() not in (1, 2):
+        raise ValueError(f"paired outcomes need two [N] or [S, N] tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d = (a.double() - b.double()).reshape(-1, a.shape[-1]).mean(dim=0)  # [N]: per test sample, the mean over seeds
     n = d.numel()
     g = torch.Generator().manual_seed(int(seed))
     means = torch.empty(reps, dtype=torch.float64)
@@ -64,7 +68,8 @@ def benchmark_stats(
     """Rows of stats.csv (:data:`STATS_FIELDS`).
 
     ``correct[(method, budget_value)]``: ``bool [N]``, whether each test sample is classified correctly under
-    that policy; ``evals``: the evaluate_test rows (accuracy, cost ratio, budget in ms; infeasible ones say so).
+    that policy (or ``[S, N]`` over seeds, see :func:`paired_bootstrap`); ``evals``: the evaluate_test rows
+    (accuracy, cost ratio, budget in ms; infeasible ones say so).
     The advantage over MaxPred is only computed where ``maxpred`` was fitted at the same budget; the gap to the
     oracle where the oracle was.
     """
@@ -97,3 +102,83 @@ def benchmark_stats(
             "share_over_budget": sum(bool(r["over_budget"]) for r in feasible) / len(feasible) if feasible else "",
         })  # fmt: skip
     return rows
+
+
+def correct_by_policy(probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]]) -> dict[tuple[str, float], torch.Tensor]:
+    """``{(method, budget_value): bool [N]}``: whether each test sample (``probs [K, N, C]``, ``labels [N]``) is
+    classified correctly by each fitted scheduler (its JSON); infeasible fits are left out."""
+    from .schedulers import exit_predictions, scheduler_from_json
+
+    correct = {}
+    for f in fitted:
+        if f.get("infeasible"):
+            continue
+        exits = scheduler_from_json(f).assign(probs, labels)  # only the oracle reads the labels
+        correct[(f["method"], f["budget_value"])] = exit_predictions(probs, exits) == labels
+    return correct
+
+
+def seed_stats(
+    bench: str,
+    seeds: list[tuple[Any, dict[tuple[str, float], torch.Tensor], list[dict[str, Any]]]],
+    tolerance: float,
+    reps: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Rows of stats.csv for a benchmark run with several training seeds on the same test set.
+
+    ``seeds``: per run ``(seed label, correct, evals)`` as for :func:`benchmark_stats`. Every run's rows come first
+    (``seed`` = its label), then the rows over seeds (``seed = mean``): mean test accuracy, cost ratio and gap to the
+    oracle; the advantage over MaxPred as the mean over seeds with a paired bootstrap interval that resamples the test
+    samples (the same draw in every seed), and its min/max over seeds; ``over_budget`` the share of seeds above
+    1 + tolerance; per policy the mean AUC and its min/max over seeds. A (policy, budget) infeasible in any seed has no
+    mean row values.
+    """
+    rows: list[dict[str, Any]] = []
+    per_seed: list[list[dict[str, Any]]] = []
+    for label, correct, evals in seeds:
+        rs = benchmark_stats(bench, correct, evals, tolerance, reps, seed)
+        for r in rs:
+            r["seed"] = label
+        per_seed.append(rs)
+        rows += rs
+    keys = [(e["method"], e["budget_value"]) for e in seeds[0][2]]
+    by_key = [{(e["method"], e["budget_value"]): e for e in evals} for _, _, evals in seeds]
+    mean_evals, stacked = [], {}
+    for key in keys:
+        evs = [d.get(key) for d in by_key]
+        if any(e is None or e.get("infeasible") for e in evs) or not all(key in c for _, c, _ in seeds):
+            mean_evals.append({"method": key[0], "budget_value": key[1], "budget_ms": evs[0]["budget_ms"], "infeasible": True})
+            continue
+        mean_evals.append({
+            "method": key[0], "budget_value": key[1],
+            **{k: sum(float(e[k]) for e in evs) / len(evs) for k in ("budget_ms", "test_accuracy", "cost_ratio")},
+        })  # fmt: skip
+        stacked[key] = torch.stack([c[key] for _, c, _ in seeds])
+    mean_rows = benchmark_stats(bench, stacked, mean_evals, tolerance, reps, seed)
+    for r in mean_rows:
+        r["seed"] = "mean"
+        same = [next(x for x in rs if x["method"] == r["method"] and x["budget_value"] == r["budget_value"]) for rs in per_seed]
+        if r["budget_value"] == "all":
+            aucs = [x["auc"] for x in same]
+            r.update({"auc_seed_min": min(aucs), "auc_seed_max": max(aucs)})
+            shares = [x["share_over_budget"] for x in same if x["share_over_budget"] != ""]
+            r["share_over_budget"] = sum(shares) / len(shares) if shares else ""
+        elif "test_accuracy" in r:
+            r["over_budget"] = sum(bool(x["over_budget"]) for x in same) / len(same)
+            if "vs_maxpred" in r:
+                diffs = [x["vs_maxpred"] for x in same]
+                r.update({"vs_maxpred_seed_min": min(diffs), "vs_maxpred_seed_max": max(diffs)})
+    return rows + mean_rows
+
+
+def log_stats(log: Any, rows: list[dict[str, Any]]) -> None:
+    """A log line per policy (AUC, gap to the oracle, compliance) and per policy and budget (advantage over MaxPred)."""
+    for r in rows:
+        tag = f"{r['method']:<14} seed {r.get('seed', '')}"
+        if r["budget_value"] == "all":
+            msg = "%s AUC %.4f, mean gap to the oracle %s, share over budget %s"
+            log.info(msg, tag, r["auc"], r["mean_gap_to_oracle"], r["share_over_budget"])
+        elif "vs_maxpred" in r:
+            log.info("%s %-5s %+.4f vs maxpred (95%% CI %+.4f .. %+.4f)", tag, r["budget_value"], r["vs_maxpred"],
+                     r["vs_maxpred_ci_low"], r["vs_maxpred_ci_high"])  # fmt: skip

@@ -21,6 +21,8 @@ rows.sort(key=lambda r: (r["method"], r["budget_ms"]))
 rows += static_rows(bench, tensors["probs"], tensors["labels"], costs_ms, flops, meta.get("device", ""))
 runtime = read_csv(snakemake.input.runtime)
 add_measured(rows, runtime)
+for r in rows:
+    r["seed"] = snakemake.params.seed
 table = [{k: (json.dumps(r[k]) if isinstance(r.get(k), list) else r.get(k, "")) for k in SUMMARY_FIELDS} for r in rows]
 write_csv(snakemake.output.summary, table, SUMMARY_FIELDS)
 caption = (

@@ -1,0 +1,156 @@
+"""The paper's visual analysis: where test samples leave, how accurate each exit's share is, and which samples
+leave where (a grid of images per exit, or sentences per exit for text benchmarks)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .schedulers import exit_predictions, scheduler_from_json
+
+__all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "CLASS_NAMES", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
+
+EXITS_FIELDS = ["bench", "method", "budget_value", "exit", "samples", "share", "accuracy", "mean_confidence"]
+"""Columns of exits.csv: per policy, budget and exit, the test samples that leave there, their share and accuracy,
+and the mean max-probability of that exit on them."""
+
+EXAMPLES_FIELDS = ["bench", "method", "budget_value", "exit", "index", "label", "prediction", "confidence", "text"]
+"""Columns of examples.csv: the test samples shown in examples.pdf (``index`` into the test split)."""
+
+CLASS_NAMES: dict[str, list[str]] = {
+    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+    "rotten_tomatoes": ["negative", "positive"],
+    "sst2": ["negative", "positive"],
+    "ag_news": ["World", "Sports", "Business", "Sci/Tech"],
+}
+"""Class names where the dataset has a fixed, well-known list; elsewhere labels are shown as numbers."""
+
+
+def _assign(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return scheduler_from_json(fitted).assign(probs, labels)  # only the oracle reads the labels
+
+
+def exit_table(bench: str, probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of exits.csv (:data:`EXITS_FIELDS`) for every feasible fitted scheduler (its JSON) on the test split
+    (``probs [K, N, C]``, ``labels [N]``). An exit no sample leaves at has accuracy and confidence empty."""
+    rows = []
+    n = labels.numel()
+    conf = probs.max(dim=2).values  # [K, N]
+    for f in sorted((f for f in fitted if not f.get("infeasible")), key=lambda f: (f["method"], f["budget_value"])):
+        exits = _assign(f, probs, labels)
+        correct = exit_predictions(probs, exits) == labels
+        for k in range(probs.shape[0]):
+            here = exits == k
+            m = int(here.sum())
+            rows.append({
+                "bench": bench, "method": f["method"], "budget_value": f["budget_value"], "exit": k, "samples": m,
+                "share": m / n, "accuracy": correct[here].float().mean().item() if m else "",
+                "mean_confidence": conf[k][here].mean().item() if m else "",
+            })  # fmt: skip
+    return rows
+
+
+def pick_examples(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, per_exit: int) -> list[dict[str, Any]]:
+    """Up to ``per_exit`` test samples per exit under one fitted scheduler, the first ones in test order (the test
+    split's order is the dataset's, so the choice is reproducible and not cherry-picked): rows of examples.csv
+    without ``bench`` and ``text``."""
+    exits = _assign(fitted, probs, labels)
+    preds = exit_predictions(probs, exits)
+    rows = []
+    for k in range(probs.shape[0]):
+        for i in torch.nonzero(exits == k).flatten()[:per_exit].tolist():
+            rows.append({
+                "method": fitted["method"], "budget_value": fitted["budget_value"], "exit": k, "index": i,
+                "label": int(labels[i]), "prediction": int(preds[i]), "confidence": probs[k, i].max().item(),
+            })  # fmt: skip
+    return rows
+
+
+def raw_samples(dataset: str, root: str | Path, indices: list[int]) -> list[torch.Tensor] | list[str]:
+    """The test samples at ``indices`` as a person sees them: images ``uint8 [C, H, W]`` (IDX, CIFAR, image folders)
+    or the texts (text datasets). Indices are those of the test split (its first ``max_test`` are the same samples)."""
+    from .data import DATASETS, load_images
+    from .data.text import read_text_csv
+
+    spec = DATASETS[dataset]
+    if spec.kind == "text":
+        texts, _ = read_text_csv(Path(root) / "test.csv")
+        return [texts[i] for i in indices]
+    if spec.kind == "imagefolder":
+        import csv
+
+        from PIL import Image
+
+        with open(Path(root) / "test.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        out = []
+        for i in indices:
+            with Image.open(rows[i]["path"]) as im:
+                im = im.convert("RGB").resize((64, 64))
+                out.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(64, 64, 3).permute(2, 0, 1))
+        return out
+    images, _ = load_images(dataset, root, train=False)
+    return [images[i] for i in indices]
+
+
+def plot_examples(
+    rows: list[dict[str, Any]],
+    samples: list[torch.Tensor] | list[str],
+    classes: list[str] | None,
+    title: str,
+    caption: str,
+    paths: list[str],
+) -> None:
+    """One row per exit: the example images (label / prediction under each, red when wrong), or for text the
+    sentences, each with its label and prediction. ``rows``: :func:`pick_examples` rows, ``samples`` in their order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import save_figure
+
+    def name(c: int) -> str:
+        return classes[c] if classes and c < len(classes) else str(c)
+
+    exits = sorted({r["exit"] for r in rows})
+    is_text = bool(samples) and isinstance(samples[0], str)
+    if is_text:
+        fig = plt.figure(figsize=(10, 1.2 + 0.42 * len(rows) + 0.3 * len(exits)))
+        y = 0.97
+        step = 0.9 / max(len(rows) + len(exits), 1)
+        for k in exits:
+            fig.text(0.01, y, f"exit {k}", fontsize=9, weight="bold", va="top")
+            y -= step
+            for r, s in zip(rows, samples, strict=True):
+                if r["exit"] != k:
+                    continue
+                ok = r["label"] == r["prediction"]
+                line = textwrap.shorten(s, 110, placeholder=" ...")
+                fig.text(0.03, y, f"[{name(r['label'])} -> {name(r['prediction'])}, p={r['confidence']:.2f}] {line}",
+                         fontsize=7, va="top", color="black" if ok else "tab:red")  # fmt: skip
+                y -= step
+    else:
+        cols = max(sum(r["exit"] == k for r in rows) for k in exits) if rows else 1
+        fig, axes = plt.subplots(len(exits), cols, figsize=(1.3 * cols + 0.8, 1.5 * len(exits) + 0.8), squeeze=False)
+        for a in axes.flat:
+            a.axis("off")
+        for row_i, k in enumerate(exits):
+            picked = [(r, s) for r, s in zip(rows, samples, strict=True) if r["exit"] == k]
+            axes[row_i][0].set_title(f"exit {k}", loc="left", fontsize=9, weight="bold")
+            for col, (r, img) in enumerate(picked):
+                a = axes[row_i][col]
+                a.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray" if img.shape[0] == 1 else None)
+                ok = r["label"] == r["prediction"]
+                a.text(0.5, -0.08, f"{name(r['label'])}\n-> {name(r['prediction'])}", transform=a.transAxes, ha="center",
+                       va="top", fontsize=6, color="black" if ok else "tab:red")  # fmt: skip
+    fig.suptitle(title, fontsize=10)
+    fig.text(0.01, 0.005, caption, fontsize=7, ha="left", va="bottom", wrap=True)
+    if not is_text:
+        fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    save_figure(fig, paths)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""The visual analysis: exit shares and accuracies, the examples shown per exit, and the rule that writes them."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from conftest import clone_run, make_probs
+from test_workflow import snakemake
+
+from eenet.examples import exit_table, pick_examples, plot_examples, raw_samples
+from eenet.schedulers import MaxPredScheduler, StaticScheduler, accuracy, exit_predictions
+
+
+def _fitted(probs, labels):
+    costs = [1.0, 2.0, 3.0]
+    return [
+        StaticScheduler(exit_index=1).fit(probs, labels, costs, 2.0).to_json() | {"budget_value": 2.0, "budget_unit": "ms"},
+        MaxPredScheduler().fit(probs, labels, costs, 1.8).to_json() | {"budget_value": 1.8, "budget_unit": "ms"},
+    ]
+
+
+def test_exit_shares_sum_to_one_and_their_accuracies_give_the_policy_accuracy(val_data, test_data):
+    fitted = _fitted(*val_data)
+    probs, labels = test_data
+    rows = exit_table("b", probs, labels, fitted)
+    static = [r for r in rows if r["method"] == "static"]
+    assert [r["share"] for r in static] == [0.0, 1.0, 0.0]
+    assert static[0]["accuracy"] == "" and static[1]["accuracy"] == pytest.approx((probs[1].argmax(1) == labels).float().mean().item())
+    mp = [r for r in rows if r["method"] == "maxpred"]
+    assert sum(r["share"] for r in mp) == pytest.approx(1.0) and all(0 < r["share"] < 1 for r in mp)
+    from eenet.schedulers import scheduler_from_json
+
+    exits = scheduler_from_json(fitted[1]).assign(probs, labels)
+    weighted = sum(r["share"] * r["accuracy"] for r in mp if r["samples"])
+    assert weighted == pytest.approx(accuracy(probs, labels, exits))
+    # the first exit takes the samples it is confident about: its confidence on them exceeds that on the rest
+    assert mp[0]["mean_confidence"] > probs[0].max(dim=1).values[exits != 0].mean().item()
+
+
+def test_examples_are_the_first_samples_leaving_at_each_exit():
+    probs, labels = make_probs(n=300, k=3, seed=4)
+    fitted = _fitted(probs, labels)[1]
+    rows = pick_examples(fitted, probs, labels, per_exit=4)
+    from eenet.schedulers import scheduler_from_json
+
+    exits = scheduler_from_json(fitted).assign(probs, labels)
+    preds = exit_predictions(probs, exits)
+    for k in range(3):
+        mine = [r["index"] for r in rows if r["exit"] == k]
+        assert mine == torch.nonzero(exits == k).flatten()[:4].tolist()
+    assert all(r["prediction"] == int(preds[r["index"]]) and r["label"] == int(labels[r["index"]]) for r in rows)
+
+
+def test_text_examples_are_the_test_sentences(tmp_path):
+    (tmp_path / "test.csv").write_text('label,text\n0,a dull film\n1,a joyful ride\n0,"flat, long"\n')
+    assert raw_samples("rotten_tomatoes", tmp_path, [2, 0]) == ["flat, long", "a dull film"]
+    rows = [{"exit": 0, "label": 0, "prediction": 0, "confidence": 0.9}, {"exit": 1, "label": 0, "prediction": 1, "confidence": 0.6}]
+    out = tmp_path / "ex.pdf"
+    plot_examples(rows, ["flat, long", "a dull film"], ["negative", "positive"], "t", "c", [str(out)])
+    assert out.read_bytes()[:4] == b"%PDF"
+
+
+@pytest.fixture(scope="module")
+def analysed(tiny_run, tmp_path_factory):
+    wd = clone_run(tiny_run, tmp_path_factory.mktemp("examples"))
+    snakemake(wd, "results/tiny/examples.pdf")
+    return wd
+
+
+def test_exit_analysis_rule_writes_shares_examples_and_the_figure(analysed):
+    res = analysed / "results" / "tiny"
+    with (res / "exits.csv").open() as f:
+        exits = list(csv.DictReader(f))
+    with (res / "examples.csv").open() as f:
+        examples = list(csv.DictReader(f))
+    keys = {(r["method"], r["budget_value"]) for r in exits}
+    assert keys == {(m, b) for m in ("eenet", "maxpred", "entropy", "oracle") for b in ("0.75", "0.9")}
+    for key in keys:
+        assert sum(float(r["share"]) for r in exits if (r["method"], r["budget_value"]) == key) == pytest.approx(1.0)
+    # the defaults: EENet at the middle budget, at most 8 per exit
+    assert {(r["method"], r["budget_value"]) for r in examples} == {("eenet", "0.9")}
+    assert all(sum(r["exit"] == str(k) for r in examples) <= 8 for k in range(3))
+    assert (res / "examples.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_an_example_policy_that_is_not_fitted_stops_before_any_job(analysed):
+    cfg = analysed / "config" / "config.yaml"
+    original = cfg.read_text()
+    methods = "methods: [eenet, maxpred, entropy, oracle]"
+    cfg.write_text(original.replace(methods, methods + "\n    examples: {method: patience}"))
+    try:
+        proc = snakemake(analysed, "-n", "results/tiny/examples.pdf", check=False)
+    finally:
+        cfg.write_text(original)
+    assert proc.returncode != 0
+    assert "examples.method 'patience' is not among the benchmark's methods" in proc.stdout + proc.stderr
