@@ -26,13 +26,22 @@ def test_dry_run_of_all_lists_every_benchmark(tmp_path):
     for dataset in ("cifar10", "cifar100", "imagenet", "sst2", "ag_news", "rotten_tomatoes"):
         assert f"data/{dataset}/manifest.json" in out
     stats = " ".join(out.split("Job stats:")[1].split())
-    assert f"train_multiexit {len(benches)}" in stats and f"download_dataset {len({b['dataset'] for b in benches.values()})}" in stats
+    # a benchmark with a list of training seeds trains once per seed
+    trainings = sum(len(s) if isinstance(s := b.get("train", {}).get("seed", 0), list) else 1 for b in benches.values())
+    assert any(isinstance(b.get("train", {}).get("seed"), list) for b in benches.values())
+    assert f"train_multiexit {trainings}" in stats and f"download_dataset {len({b['dataset'] for b in benches.values()})}" in stats
 
 
 def test_text_benchmark_runs_end_to_end_on_cpu(tmp_path):
     wd = copy_workflow(tmp_path, (REPO / "tests" / "config" / "text.yaml").read_text())
-    snakemake(wd, "results/rt_tiny/curve.pdf")
+    snakemake(wd, "results/rt_tiny/curve.pdf", "results/rt_tiny/examples.pdf")
     res = wd / "results" / "rt_tiny"
+    # the visual analysis of a text benchmark shows the test sentences that leave at each exit
+    with open(res / "examples.csv", newline="") as fh:
+        examples = list(csv.DictReader(fh))
+    test_texts = [r["text"] for r in csv.DictReader(open(wd / "data" / "rotten_tomatoes" / "test.csv", newline=""))]
+    assert examples and all(r["text"] == test_texts[int(r["index"])] for r in examples)
+    assert (res / "examples.pdf").read_bytes()[:4] == b"%PDF"
     with open(res / "summary.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["method"] for r in rows} >= {"eenet", "maxpred", "entropy", "oracle"}

@@ -151,6 +151,22 @@ def test_minilm_exits_ignore_padding_through_the_attention_mask():
     assert len(partial) == 2 and torch.equal(partial[1], b[1])
 
 
+def test_minilm_exits_pool_the_mean_of_the_attended_tokens_and_bert_exits_the_cls_state():
+    torch.manual_seed(0)
+    model = build_model("minilm_3", 2, None, num_hidden_layers=2, exit_layers=[1, 2]).eval()
+    x = _tokens([4, 7], 7)
+    with torch.no_grad():
+        (h, _), logits = model.step(0, model.begin(x))
+        head = model.heads[0]
+        for i, n in enumerate([4, 7]):
+            expected = head.fc(torch.tanh(head.dense(h[i, :n].mean(dim=0))))
+            assert torch.allclose(logits[i], expected, atol=1e-5)
+        cls = head.fc(torch.tanh(head.dense(h[0, 0])))
+        assert not torch.allclose(logits[0], cls, atol=1e-3)
+    bert = build_model("bert_4", 2, None, random_init=True, num_hidden_layers=2, exit_layers=[1, 2])
+    assert {m.pooling for m in bert.heads} == {"cls"} and {m.pooling for m in model.heads} == {"mean"}
+
+
 def test_minilm_weights_come_from_the_package_and_survive_save_and_load(tmp_path):
     from transformers import AutoModel
 

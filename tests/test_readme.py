@@ -24,6 +24,8 @@ COVERED_ELSEWHERE = {
     "make lineage FILE=results/fashion_mnist/curve.pdf": ("tests/test_dvc.py", '"eenet.lineage", "results/tiny/curve.pdf"'),
     ".venv/bin/python -m eenet.lineage results/fashion_mnist/curve.pdf --json": ("tests/test_dvc.py", '"eenet.lineage", "--json"'),
     "make checkout": ("tests/test_dvc.py", 'eenet_dvc("checkout"'),
+    "make report": ("tests/test_report.py", '"--report", "results/report.html"'),
+    "make seeds": ("tests/test_seeds.py", 'b["train"]["seed"] = [0, 1]'),
 }
 NOT_OURS = ("git add ",)  # git's own commands
 

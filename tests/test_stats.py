@@ -62,3 +62,33 @@ def test_benchmark_stats_rows():
     assert rows[("eenet", "all")]["share_over_budget"] == pytest.approx(0.5)
     assert rows[("maxpred", "all")]["auc"] == pytest.approx(0.75)
     assert math.isnan(rows[("oracle", "all")]["auc"])
+
+
+def test_the_readme_table_comes_from_stats_csv(tmp_path):
+    """`python -m eenet.stats stats.csv` prints the README's table: the mean rows of a seeded benchmark, MaxPred's
+    accuracy, every other policy's advantage with its interval, AUC with the seeds' range, the oracle last."""
+    import subprocess
+    import sys
+
+    from eenet.io import write_csv
+    from eenet.stats import STATS_FIELDS, seed_stats
+
+    g = torch.Generator().manual_seed(3)
+    seeds = []
+    for s in range(2):
+        accs = (("maxpred", 0.7), ("eenet", 0.72), ("oracle", 0.9))
+        correct = {(m, b): torch.rand(300, generator=g) < p for m, p in accs for b in (0.5, 0.6)}
+        evals = [{"method": m, "budget_value": b, "budget_ms": b, "test_accuracy": c.float().mean().item(), "cost_ratio": 1.0}
+                 for (m, b), c in correct.items()]  # fmt: skip
+        seeds.append((s, correct, evals))
+    rows = seed_stats("b", seeds, 0.05, reps=200)
+    path = tmp_path / "stats.csv"
+    write_csv(path, [{k: r.get(k, "") for k in STATS_FIELDS} for r in rows], STATS_FIELDS)
+    out = subprocess.run([sys.executable, "-m", "eenet.stats", str(path)], capture_output=True, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    assert lines[0] == "| policy | 0.5 | 0.6 | AUC (%) | gap to oracle |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| maxpred", "| eenet", "| oracle"]
+    mean = next(r for r in rows if r["seed"] == "mean" and r["method"] == "eenet" and r["budget_value"] == 0.5)
+    assert f"{100 * mean['vs_maxpred']:+.2f} [{100 * mean['vs_maxpred_ci_low']:+.2f}, {100 * mean['vs_maxpred_ci_high']:+.2f}]" in lines[3]
+    auc = next(r for r in rows if r["seed"] == "mean" and r["method"] == "eenet" and r["budget_value"] == "all")
+    assert f"{100 * auc['auc']:.2f} ({100 * auc['auc_seed_min']:.2f}–{100 * auc['auc_seed_max']:.2f})" in lines[3]

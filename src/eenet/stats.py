@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
-__all__ = ["paired_bootstrap", "area_under_curve", "STATS_FIELDS", "benchmark_stats", "correct_by_policy", "seed_stats", "log_stats"]
+__all__ = [
+    "paired_bootstrap", "area_under_curve", "STATS_FIELDS", "benchmark_stats", "correct_by_policy", "seed_stats", "log_stats",
+    "markdown_table",
+]  # fmt: skip
 
 STATS_FIELDS = [
     "bench", "seed", "method", "budget_value", "budget_ms", "test_accuracy", "vs_maxpred", "vs_maxpred_ci_low",
@@ -182,3 +185,51 @@ def log_stats(log: Any, rows: list[dict[str, Any]]) -> None:
         elif "vs_maxpred" in r:
             log.info("%s %-5s %+.4f vs maxpred (95%% CI %+.4f .. %+.4f)", tag, r["budget_value"], r["vs_maxpred"],
                      r["vs_maxpred_ci_low"], r["vs_maxpred_ci_high"])  # fmt: skip
+
+
+def markdown_table(rows: list[dict[str, str]], methods: list[str] | None = None) -> str:
+    """The README's table from the rows of a stats.csv (strings, as read): per policy, the advantage over MaxPred at
+    every budget in points with its 95 % interval, the AUC (%) and the mean gap to the oracle (points). With several
+    seeds, the ``seed = mean`` rows, and the AUC's lowest-highest seed in brackets. ``methods``: which rows, in order
+    (default: MaxPred first, then the others by AUC, the oracle last)."""
+    seeds = {r.get("seed", "") for r in rows}
+    use = [r for r in rows if r["seed"] == "mean"] if "mean" in seeds else rows
+    budgets = sorted({r["budget_value"] for r in use if r["budget_value"] != "all"}, key=float)
+    summary = {r["method"]: r for r in use if r["budget_value"] == "all"}
+
+    def auc(m: str) -> float:
+        v = summary[m]["auc"]
+        return float(v) if v not in ("", "nan") else float("-inf")
+
+    others = sorted((m for m in summary if m not in ("maxpred", "oracle")), key=auc, reverse=True)
+    order = methods or [m for m in ("maxpred",) if m in summary] + others + [m for m in ("oracle",) if m in summary]
+    head = "| policy | " + " | ".join(budgets) + " | AUC (%) | gap to oracle |"
+    lines = [head, "|---" * (len(budgets) + 3) + "|"]
+    for m in order:
+        cells = []
+        for b in budgets:
+            r = next((x for x in use if x["method"] == m and x["budget_value"] == b), None)
+            if r is None or r.get("test_accuracy", "") == "":
+                cells.append("infeasible" if r is not None else "")
+            elif m == "maxpred" or r.get("vs_maxpred", "") == "":
+                cells.append(f"{100 * float(r['test_accuracy']):.2f}" if m == "maxpred" else "")
+            else:
+                d, lo, hi = (100 * float(r[k]) for k in ("vs_maxpred", "vs_maxpred_ci_low", "vs_maxpred_ci_high"))
+                cells.append(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        a = summary[m]
+        auc_cell = f"{100 * float(a['auc']):.2f}" if a["auc"] not in ("", "nan") else ""
+        if a.get("auc_seed_min", "") != "":
+            auc_cell += f" ({100 * float(a['auc_seed_min']):.2f}–{100 * float(a['auc_seed_max']):.2f})"
+        gap = f"{100 * float(a['mean_gap_to_oracle']):.2f}" if a.get("mean_gap_to_oracle", "") != "" else ""
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {auc_cell} | {gap} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .io import read_csv
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m eenet.stats results/<bench>/stats.csv   (prints the README's Markdown table)")
+    print(markdown_table(read_csv(sys.argv[1])))

