@@ -116,3 +116,17 @@ def test_nan_in_a_later_epoch_leaves_the_last_good_checkpoint(tmp_path):
     state = load_checkpoint(tmp_path / "e.pt")
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_checkpoint_of_other_code_or_another_recipe_is_not_resumed(tmp_path):
+    from eenet.training import training_fingerprint
+
+    code = [tmp_path / "a.py", tmp_path / "b.py"]
+    code[0].write_text("x = 1\n")
+    code[1].write_text("y = 2\n")
+    recipe = {"arch": "small_cnn_3", "train": {"epochs": 2}}
+    fp = training_fingerprint(recipe, code)
+    assert fp == training_fingerprint(dict(recipe), list(reversed(code)))  # order of the files does not matter
+    assert fp != training_fingerprint({**recipe, "train": {"epochs": 3}}, code)
+    code[1].write_text("y = 3\n")  # e.g. a head that pools differently, same parameters
+    assert fp != training_fingerprint(recipe, code)

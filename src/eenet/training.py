@@ -22,7 +22,10 @@ from .data import Split
 from .io import load_checkpoint, save_checkpoint
 from .models import MultiExitNetwork
 
-__all__ = ["TrainConfig", "exit_weights", "multiexit_loss", "make_optimizer", "train_multiexit", "predict_probs", "pick_device"]
+__all__ = [
+    "TrainConfig", "exit_weights", "multiexit_loss", "make_optimizer", "train_multiexit", "predict_probs", "pick_device",
+    "training_fingerprint",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,19 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def training_fingerprint(recipe: dict[str, Any], code_files: list[str]) -> str:
+    """What a checkpoint must match to be resumed: the recipe (architecture, split, training keys, data digest) and
+    the content of the code that trains (``code_files``, e.g. the rule's code inputs). A checkpoint written by other
+    code -- a head that pools differently with the same parameters, say -- is not resumed."""
+    import hashlib
+    import json
+
+    from .io import file_sha256
+
+    code = hashlib.sha256("".join(file_sha256(f) for f in sorted(map(str, code_files))).encode()).hexdigest()
+    return hashlib.sha256(json.dumps({**recipe, "code": code}, sort_keys=True).encode()).hexdigest()
 
 
 def pick_device(requested: str = "auto") -> torch.device:

@@ -1,8 +1,5 @@
 """Rule train_multiexit: train the benchmark's multi-exit network (resumable), write model + metrics."""
 
-import hashlib
-import json
-
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
@@ -10,7 +7,7 @@ from eenet.benchmark import open_benchmark
 from eenet.data import DATASETS
 from eenet.io import file_sha256, write_csv
 from eenet.models import build_model, prepare_model, save_model
-from eenet.training import TrainConfig, pick_device, train_multiexit
+from eenet.training import TrainConfig, pick_device, train_multiexit, training_fingerprint
 from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -26,7 +23,7 @@ torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
 model = prepare_model(build_model(p.arch, spec.num_classes, spec.in_channels, **p.arch_kwargs), device)
 recipe = {"arch": p.arch, "arch_kwargs": p.arch_kwargs, "split": p.split, "train": p.train, "max_length": p.max_length,
           "data": file_sha256(snakemake.input.data)}  # fmt: skip
-fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+fingerprint = training_fingerprint(recipe, snakemake.input.code)  # a checkpoint of other code is not resumed
 log.info(
     "training %s on %s: %d train / %d val samples, %d exits, %d parameters, device %s",
     p.arch, p.dataset, len(splits["train"]), len(splits["val"]), model.num_exits, sum(q.numel() for q in model.parameters()), device,
