@@ -152,5 +152,6 @@ def plot_examples(
     fig.text(0.01, 0.005, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     if not is_text:
         fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+        fig.subplots_adjust(hspace=0.55)  # room for the labels under each row (drawn outside the axes)
     save_figure(fig, paths)
     plt.close(fig)
