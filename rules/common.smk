@@ -107,9 +107,8 @@ def seed_policies(pattern):
     """An input function: ``pattern`` (with {run}, {method}, {budget}) for every seed, method and budget of the benchmark."""
 
     def files(wildcards):
-        b = BENCHMARKS[SEEDED[wildcards.bench][0]]
-        names = [str(v) for v in b["budgets"]["values"]]
-        return expand(pattern, run=SEEDED[wildcards.bench], method=b["methods"], budget=names)
+        first = SEEDED[wildcards.bench][0]
+        return expand(pattern, run=SEEDED[wildcards.bench], method=BENCHMARKS[first]["methods"], budget=budget_names(first))
 
     return files
 

@@ -2,8 +2,6 @@
 mean over seeds), stats.csv (every seed's statistics and those over seeds), curve.pdf / curve.png (the mean, with the
 min-max band over seeds)."""
 
-import json
-
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
@@ -33,8 +31,7 @@ for run, summary_csv, test in zip(p.runs, snakemake.input.summaries, snakemake.i
     summary += rows
     log.info("%s: seed %s, %d summary rows, %d fitted policies", run, label, len(rows), len(correct))
 mean = aggregate_seed_rows(bench, summary)
-table = summary + [{k: (json.dumps(r[k]) if isinstance(r.get(k), list) else r.get(k, "")) for k in SUMMARY_FIELDS} for r in mean]
-write_csv(snakemake.output.summary, [{k: r.get(k, "") for k in SUMMARY_FIELDS} for r in table], SUMMARY_FIELDS)
+write_csv(snakemake.output.summary, [{k: r.get(k, "") for k in SUMMARY_FIELDS} for r in summary + mean], SUMMARY_FIELDS)
 stats = seed_stats(bench, seeds, p.tolerance, p.stats["bootstrap"], p.stats["seed"])
 write_csv(snakemake.output.stats, [{k: r.get(k, "") for k in STATS_FIELDS} for r in stats], STATS_FIELDS)
 log_stats(log, [r for r in stats if r["seed"] == "mean"])
