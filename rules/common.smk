@@ -6,7 +6,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 
 
@@ -25,8 +24,10 @@ ENV = "../envs/pipeline.yaml"
 
 # The workflow reads the package's own import graph and seed runs (eenet.codedeps, eenet.seeds: standard library only).
 sys.path.insert(0, str(REPO / "src"))
+from eenet.catalog import check_benchmark, resolve_datasets  # noqa: E402
 from eenet.codedeps import code_files  # noqa: E402
 from eenet.seeds import expand_seed_runs  # noqa: E402
+from eenet.sources import check_dataset  # noqa: E402
 
 # BENCHMARKS: every run (a benchmark with one seed, or one seed of a benchmark with a list of seeds: "<bench>/seed<s>");
 # SEEDED: each benchmark with a list of seeds -> its runs, aggregated in results/<bench>/.
@@ -34,6 +35,12 @@ BENCHMARKS, SEEDED = expand_seed_runs(canonical(config["benchmarks"]))
 # wildcard patterns: the runs, and the benchmarks with several seeds (never matches: a name no benchmark has)
 RUNS = "|".join(BENCHMARKS)
 SEEDED_NAMES = "|".join(SEEDED) or "(?!)"
+
+# DATASETS: every dataset a benchmark can name (the built-in ones with the config's overrides, and the user's own),
+# each with all its keys; every benchmark names a known one and an architecture that reads what it holds.
+DATASETS = resolve_datasets(config["datasets"])
+for _name, _b in BENCHMARKS.items():
+    check_benchmark(_name, _b, DATASETS)
 
 
 def code(script):
@@ -67,6 +74,24 @@ def bench(wildcards):
 def dataset_manifest(wildcards):
     """The manifest download_dataset writes once a benchmark's raw files are verified."""
     return f"data/{bench(wildcards)['dataset']}/manifest.json"
+
+
+def checked_source(wildcards):
+    """No input: looks at the dataset's local source while the jobs are planned (class folders with images, image
+    sizes, a table's columns and labels), so that a wrong one stops before any job (eenet.sources.check_dataset)."""
+    check_dataset(wildcards.dataset, DATASETS[wildcards.dataset])
+    return []
+
+
+def checked_arch(wildcards):
+    """No input: a torchvision: or huggingface: backbone has the exits the config names
+    (eenet.models.backbones.check_backbone; torch is imported only for such a backbone)."""
+    b = bench(wildcards)
+    if ":" in b["arch"]:
+        from eenet.models.backbones import check_backbone
+
+        check_backbone(b["arch"], b["arch_kwargs"], DATASETS[b["dataset"]]["in_channels"])
+    return []
 
 
 def budget_names(name):

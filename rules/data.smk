@@ -2,9 +2,10 @@ rule download_dataset:
     output:
         "data/{dataset}/manifest.json",
     input:
-        code("download_dataset.py"),
+        code=code("download_dataset.py"),
+        checked=checked_source,
     params:
-        mirror=lambda w: config["datasets"].get(w.dataset, {}).get("mirror"),
+        source=lambda w: DATASETS[w.dataset],
     log:
         "logs/download_dataset/{dataset}.log",
     conda:

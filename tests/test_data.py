@@ -33,7 +33,10 @@ def tiny_dataset(tmp_path, monkeypatch):
         raw = idx_bytes(arr)
         (mirror / f"{name}.gz").write_bytes(gzip.compress(raw))
         files[name] = hashlib.sha256(raw).hexdigest()
-    spec = DatasetSpec("tiny", "FashionMNIST", "Tiny/raw", files, 10, 1, 28, (0.5,), (0.5,))
+    spec = DatasetSpec(
+        "tiny", kind="idx", torchvision_class="FashionMNIST", raw_subdir="Tiny/raw", files=files, num_classes=10, in_channels=1,
+        image_size=28, mean=(0.5,), std=(0.5,),
+    )  # fmt: skip
     monkeypatch.setitem(data.DATASETS, "tiny", spec)
     return mirror, arrays
 

@@ -136,9 +136,11 @@ def test_cifar_split_augments_on_request_only():
 
 
 def test_imagenet_without_its_directory_says_what_to_provide(tmp_path):
-    with pytest.raises(FileNotFoundError, match="set datasets.imagenet.mirror to the directory holding train/<class>"):
+    with pytest.raises(
+        FileNotFoundError, match=r"set datasets.imagenet.path \(or mirror\) to the directory holding train/<class>/ and val/"
+    ):
         fetch_dataset("imagenet", tmp_path / "data", None)
-    with pytest.raises(FileNotFoundError, match="has 0 class folders, expected 1000"):
+    with pytest.raises(FileNotFoundError, match="has 1 class folders, expected 1000"):
         fetch_dataset("imagenet", tmp_path / "data", str(tmp_path))
 
 

@@ -26,6 +26,15 @@ COVERED_ELSEWHERE = {
     "make checkout": ("tests/test_dvc.py", 'eenet_dvc("checkout"'),
     "make report": ("tests/test_report.py", '"--report", "results/report.html"'),
     "make seeds": ("tests/test_seeds.py", 'b["train"]["seed"] = [0, 1]'),
+    # the README's own-benchmark examples, run to the curve on data and a model the test makes (small settings merged in)
+    ".venv/bin/snakemake --cores 8 results/shapes/curve.pdf --configfile my_images.yaml": (
+        "tests/test_own_benchmark.py",
+        'snakemake(wd, target, examples, "--configfile", example, "small.yaml")',
+    ),
+    ".venv/bin/snakemake --cores 8 results/reviews/curve.pdf --configfile my_texts.yaml": (
+        "tests/test_own_benchmark.py",
+        'zip(TARGETS, ("my_images.yaml", "my_texts.yaml")',
+    ),
 }
 NOT_OURS = ("git add ",)  # git's own commands
 

@@ -160,14 +160,22 @@ def _bench_props() -> dict:
 
 
 def test_schema_enums_are_the_registries():
-    from eenet.data import DATASETS
-    from eenet.models import MODELS
+    from eenet.catalog import _DEFAULTS, BUILTIN_ARCHS, BUILTIN_DATASETS, DATASET_KINDS, TEXT_ARCHS
+    from eenet.data import DATASETS, DatasetSpec
+    from eenet.models import MODELS, is_text_model
     from eenet.schedulers import METHODS
 
     props = _bench_props()
-    assert set(props["dataset"]["enum"]) == set(DATASETS)
-    assert set(_schema()["properties"]["datasets"]["propertyNames"]["enum"]) == set(DATASETS)
-    assert set(props["arch"]["enum"]) == set(MODELS)
+    assert set(DATASETS) == set(BUILTIN_DATASETS)
+    for name in BUILTIN_DATASETS:  # the schema lists the built-in datasets where it describes `dataset`
+        assert name in props["dataset"]["description"] and name in _schema()["properties"]["datasets"]["description"]
+    dataset_keys = _schema()["properties"]["datasets"]["additionalProperties"]["properties"]
+    assert dataset_keys["kind"]["enum"] == list(DATASET_KINDS)
+    # every key a config can set is a field of DatasetSpec with a default in the catalog (kind: required of new ones)
+    spec_fields = {f.name for f in dataclasses.fields(DatasetSpec)}
+    assert set(dataset_keys) - {"kind"} == set(_DEFAULTS) - {"num_classes", "in_channels"} and set(_DEFAULTS) <= spec_fields
+    assert set(props["arch"]["anyOf"][0]["enum"]) == set(MODELS) == set(BUILTIN_ARCHS)
+    assert {a for a in MODELS if is_text_model(a)} == set(TEXT_ARCHS)
     # `static` is not configured: plot_curve adds a point per single exit by itself
     assert set(props["methods"]["items"]["enum"]) == set(METHODS) - {"static"}
     assert set(props["methods"]["default"]) == set(METHODS) - {"static"}

@@ -12,14 +12,14 @@ from typing import Any
 
 import torch
 
-from .data import DATASETS, Split, open_split, split_indices
+from .data import DatasetSpec, Split, dataset_spec, open_split, split_indices
 from .models import is_text_model, text_tokenizer
 
 __all__ = ["open_benchmark"]
 
 
 def open_benchmark(
-    dataset: str,
+    dataset: str | DatasetSpec,
     root: str | Path,
     arch: str,
     arch_kwargs: dict[str, Any],
@@ -31,13 +31,16 @@ def open_benchmark(
 ) -> dict[str, Split]:
     """The requested ``parts`` (``train``, ``val``, ``test``) of a benchmark whose data lie in ``root``.
 
+    ``dataset``: its spec (:meth:`DatasetSpec.from_manifest <eenet.data.DatasetSpec.from_manifest>` of the
+    download's manifest, in the workflow), or the name of a built-in dataset.
+
     ``split`` (``val_size``, ``seed``, optional ``max_train`` / ``max_test``) is needed for ``train`` and
     ``val``; without it the test part is the whole test set. ``train`` (the recipe) supplies the
     augmentation of training batches; ``workers`` the decoding processes of image-folder datasets.
     """
-    spec = DATASETS[dataset]
+    spec = dataset_spec(dataset)
     opts: dict[str, Any] = {"workers": workers, "max_length": max_length}
-    if spec.kind == "text" or is_text_model(arch):
+    if is_text_model(arch):
         opts["tokenizer"] = text_tokenizer(arch_kwargs, arch)
     if train:
         opts.update(augment_pad=train.get("augment_pad", 0), augment_flip=train.get("augment_flip", False))
@@ -45,7 +48,7 @@ def open_benchmark(
     if "train" in parts or "val" in parts:
         if split is None:
             raise ValueError("the train and val parts need the benchmark's split (val_size, seed)")
-        full = open_split(dataset, root, "train", **opts)
+        full = open_split(spec, root, "train", **opts)
         train_idx, val_idx = split_indices(len(full), split["val_size"], split["seed"])
         if split.get("max_train"):
             train_idx = train_idx[: split["max_train"]]
@@ -54,7 +57,7 @@ def open_benchmark(
         if "val" in parts:
             out["val"] = full.subset(val_idx)
     if "test" in parts:
-        test = open_split(dataset, root, "test", **opts)
+        test = open_split(spec, root, "test", **opts)
         if split and split.get("max_test"):
             test = test.subset(torch.arange(min(split["max_test"], len(test))))
         out["test"] = test

@@ -70,10 +70,10 @@ def _dataset_outs(job: dict[str, Any]) -> list[str]:
     """download_dataset's output is a manifest; DVC also tracks the raw files the manifest vouches for."""
     if job["rule"] != "download_dataset":
         return []
-    from .data import DATASETS, raw_paths
+    from .data import DatasetSpec, raw_paths
 
     root = Path(job["output"][0]).parent
-    return [str(p) for p in raw_paths(DATASETS[job["wildcards"]["dataset"]], root)]
+    return [str(p) for p in raw_paths(DatasetSpec.from_entry(job["wildcards"]["dataset"], dict(job["params"]["source"])), root)]
 
 
 def stage_name(job: dict[str, Any]) -> str:

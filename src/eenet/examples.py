@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from .data import DatasetSpec
 from .schedulers import exit_predictions, scheduler_from_json
 
-__all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "CLASS_NAMES", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
+__all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
 
 EXITS_FIELDS = ["bench", "method", "budget_value", "exit", "samples", "share", "accuracy", "mean_confidence"]
 """Columns of exits.csv: per policy, budget and exit, the test samples that leave there, their share and accuracy,
@@ -19,15 +20,6 @@ and the mean max-probability of that exit on them."""
 
 EXAMPLES_FIELDS = ["bench", "method", "budget_value", "exit", "index", "label", "prediction", "confidence", "text"]
 """Columns of examples.csv: the test samples shown in examples.pdf (``index`` into the test split)."""
-
-CLASS_NAMES: dict[str, list[str]] = {
-    "fashion_mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-    "rotten_tomatoes": ["negative", "positive"],
-    "sst2": ["negative", "positive"],
-    "ag_news": ["World", "Sports", "Business", "Sci/Tech"],
-}
-"""Class names where the dataset has a fixed, well-known list; elsewhere labels are shown as numbers."""
 
 
 def _assign(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -70,30 +62,27 @@ def pick_examples(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Ten
     return rows
 
 
-def raw_samples(dataset: str, root: str | Path, indices: list[int]) -> list[torch.Tensor] | list[str]:
-    """The test samples at ``indices`` as a person sees them: images ``uint8 [C, H, W]`` (IDX, CIFAR, image folders)
-    or the texts (text datasets). Indices are those of the test split (its first ``max_test`` are the same samples)."""
-    from .data import DATASETS, load_images
+def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]) -> list[torch.Tensor] | list[str]:
+    """The test samples at ``indices`` as a person sees them: images ``uint8 [C, H, W]`` (IDX, CIFAR, image folders:
+    64 x 64) or the texts (text datasets). ``dataset``: the spec from the download's manifest, or a built-in name.
+    Indices are those of the test split (its first ``max_test`` are the same samples)."""
+    from .data import dataset_spec, decode_rgb, load_images
     from .data.text import read_text_csv
 
-    spec = DATASETS[dataset]
-    if spec.kind == "text":
+    spec = dataset_spec(dataset)
+    if spec.kind in ("table", "huggingface"):
         texts, _ = read_text_csv(Path(root) / "test.csv")
         return [texts[i] for i in indices]
     if spec.kind == "imagefolder":
         import csv
 
-        from PIL import Image
+        from torchvision.transforms import v2
 
         with open(Path(root) / "test.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        out = []
-        for i in indices:
-            with Image.open(rows[i]["path"]) as im:
-                im = im.convert("RGB").resize((64, 64))
-                out.append(torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(64, 64, 3).permute(2, 0, 1))
-        return out
-    images, _ = load_images(dataset, root, train=False)
+        shown = v2.Compose([v2.Resize(64, antialias=True), v2.CenterCrop(64)])
+        return [shown(decode_rgb(rows[i]["path"])) for i in indices]
+    images, _ = load_images(spec, root, train=False)
     return [images[i] for i in indices]
 
 

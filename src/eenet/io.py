@@ -29,7 +29,6 @@ __all__ = [
     "load_tensors",
     "file_digest",
     "file_sha256",
-    "package_path",
     "save_checkpoint",
     "load_checkpoint",
 ]
@@ -102,21 +101,6 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256", chunk: 
 
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return file_digest(path, "sha256", chunk)
-
-
-def package_path(location: str) -> Path:
-    """``package:<importable package>/<subdir>`` -> that directory of the installed package.
-
-    Raises:
-        FileNotFoundError: the package is not installed (the message says how to install it).
-    """
-    import importlib.util
-
-    pkg, _, sub = location.removeprefix("package:").partition("/")
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"package {pkg!r} is not installed: pip install --no-deps -r requirements-nodeps.txt (see README)")
-    return Path(spec.origin).parent / sub
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:

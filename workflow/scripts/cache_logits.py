@@ -4,6 +4,7 @@ import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. unde
 import torch
 
 from eenet.benchmark import open_benchmark
+from eenet.data import DatasetSpec
 from eenet.io import file_sha256, save_tensors
 from eenet.models import load_model
 from eenet.training import pick_device, predict_probs
@@ -11,11 +12,12 @@ from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
+spec = DatasetSpec.from_manifest(snakemake.input.data)
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(p.device)
 model, meta = load_model(snakemake.input.model, device)
-splits = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), p.split,
+splits = open_benchmark(spec, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), p.split,
                         ("val", "test"), max_length=p.max_length, workers=snakemake.threads)  # fmt: skip
 model_sha = file_sha256(snakemake.input.model)
 for name, split in splits.items():

@@ -5,7 +5,8 @@ grid or a list of sentences (examples.pdf)."""
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.examples import CLASS_NAMES, EXAMPLES_FIELDS, EXITS_FIELDS, exit_table, pick_examples, plot_examples, raw_samples
+from eenet.data import DatasetSpec
+from eenet.examples import EXAMPLES_FIELDS, EXITS_FIELDS, exit_table, pick_examples, plot_examples, raw_samples
 from eenet.io import load_tensors, read_json, write_csv
 from eenet.workflow import data_root, setup_logging
 
@@ -23,7 +24,8 @@ shown = next((f for f in fitted if f["method"] == p.method and str(f["budget_val
 if shown is None or shown.get("infeasible"):
     raise ValueError(f"examples.method {p.method!r} at budget {p.budget} has no feasible fit in results/{bench}/schedulers/")
 rows = pick_examples(shown, probs, labels, p.per_exit)
-samples = raw_samples(p.dataset, data_root(snakemake.input.data), [r["index"] for r in rows])
+spec = DatasetSpec.from_manifest(snakemake.input.data)
+samples = raw_samples(spec, data_root(snakemake.input.data), [r["index"] for r in rows])
 for r, s in zip(rows, samples, strict=True):
     r.update({"bench": bench, "text": s if isinstance(s, str) else ""})
 write_csv(snakemake.output.examples, rows, EXAMPLES_FIELDS)
@@ -34,7 +36,9 @@ caption = (
     f"{p.method} at budget {shown['budget_value']} ({shown['budget_unit']}): the first {p.per_exit} test samples in test order "
     f"that leave at each exit; label -> prediction, red when wrong. {summary}."
 )
-plot_examples(rows, samples, CLASS_NAMES.get(p.dataset), f"{bench}: which test samples leave where", caption, [snakemake.output.pdf])
+plot_examples(
+    rows, samples, list(spec.classes) if spec.classes else None, f"{bench}: which test samples leave where", caption, [snakemake.output.pdf]
+)
 for r in table:
     if r["method"] == p.method:
         log.info("%-12s budget %-5s exit %d: %5d samples (%.3f), accuracy %s", r["method"], r["budget_value"], r["exit"],

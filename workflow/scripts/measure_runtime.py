@@ -6,6 +6,7 @@ import torch
 
 from eenet.benchmark import open_benchmark
 from eenet.costs import read_costs
+from eenet.data import DatasetSpec
 from eenet.io import load_tensors, read_csv, read_json, write_csv
 from eenet.models import load_model
 from eenet.runtime import RUNTIME_FIELDS, compare_to_simulation, measure_policies
@@ -15,6 +16,7 @@ from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
+spec = DatasetSpec.from_manifest(snakemake.input.data)
 cfg = p.runtime
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(p.threads)
@@ -22,7 +24,7 @@ device = pick_device(p.device)
 model, meta = load_model(snakemake.input.model, device)
 costs_ms, _, _ = read_costs(read_csv(snakemake.input.cost))
 tensors, _ = load_tensors(snakemake.input.test)
-test = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), p.split,
+test = open_benchmark(spec, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), p.split,
                       ("test",), max_length=p.max_length)["test"]  # fmt: skip
 n = len(test) if cfg["samples"] is None else min(cfg["samples"], len(test))
 probs, labels = tensors["probs"][:, :n], tensors["labels"][:n]

@@ -5,6 +5,7 @@ import torch
 
 from eenet.benchmark import open_benchmark
 from eenet.costs import NoisyMeasurementError, check_spread, cost_table, count_flops, measure_latency
+from eenet.data import DatasetSpec
 from eenet.io import write_csv
 from eenet.models import load_model
 from eenet.training import pick_device
@@ -12,12 +13,13 @@ from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
+spec = DatasetSpec.from_manifest(snakemake.input.data)
 prof = p.profile
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(prof["threads"])
 device = pick_device(p.device)
 model, meta = load_model(snakemake.input.model, device)
-test = open_benchmark(p.dataset, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}),
+test = open_benchmark(spec, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}),
                       None, ("test",), max_length=p.max_length)["test"]  # fmt: skip
 n = min(prof["batch_size"], len(test))
 # distinct test samples, a stream of new inputs as inference sees them

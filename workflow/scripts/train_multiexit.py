@@ -4,7 +4,7 @@ import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. unde
 import torch
 
 from eenet.benchmark import open_benchmark
-from eenet.data import DATASETS
+from eenet.data import DatasetSpec
 from eenet.io import file_sha256, write_csv
 from eenet.models import build_model, prepare_model, save_model
 from eenet.training import TrainConfig, pick_device, train_multiexit, training_fingerprint
@@ -14,10 +14,10 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-spec = DATASETS[p.dataset]
+spec = DatasetSpec.from_manifest(snakemake.input.data)  # the dataset as fetched: classes, image size, normalisation
 cfg = TrainConfig.from_dict(p.train)
 device = pick_device(p.device)
-splits = open_benchmark(p.dataset, data_root(snakemake.input.data), p.arch, p.arch_kwargs, p.split, ("train", "val"),
+splits = open_benchmark(spec, data_root(snakemake.input.data), p.arch, p.arch_kwargs, p.split, ("train", "val"),
                         train=p.train, max_length=p.max_length, workers=snakemake.threads)  # fmt: skip
 torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
 model = prepare_model(build_model(p.arch, spec.num_classes, spec.in_channels, **p.arch_kwargs), device)

@@ -1,8 +1,8 @@
 """Datasets: fetching with checksums, seeded validation splits, and batches of model inputs.
 
 Modules, each importing only those before it: :mod:`.spec` (:class:`DatasetSpec`, the :class:`Split`
-interface), :mod:`.images` and :mod:`.text` (the formats), :mod:`.datasets` (the built-in datasets,
-:func:`fetch_dataset`, :func:`open_split`).
+interface), :mod:`.images`, :mod:`.folders` and :mod:`.text` (the formats), :mod:`.datasets` (the built-in datasets,
+:func:`prepare_dataset`, :func:`open_split`). Which datasets exist and their config keys: :mod:`eenet.catalog`.
 """
 
 from ..download import ChecksumError, DownloadError
@@ -15,14 +15,17 @@ from .datasets import (
     IMAGENET,
     ROTTEN_TOMATOES,
     SST2,
+    dataset_spec,
     fetch_dataset,
     load_images,
     open_split,
+    prepare_dataset,
     raw_paths,
 )
-from .images import CIFAR_MEMBERS, ImageFolderSplit, ImageSplit, augment_batch, load_cifar, normalize, read_idx
+from .folders import ImageFolderSplit, decode_rgb
+from .images import CIFAR_MEMBERS, ImageSplit, augment_batch, load_cifar, normalize, read_idx
 from .spec import DatasetSpec, Split, iterate_batches, split_indices
-from .text import TextSplit, fetch_text, open_text, read_text_csv
+from .text import TextSplit, fetch_hf, fetch_table, open_text, read_text_csv
 
 __all__ = [
     "AG_NEWS",
@@ -43,7 +46,11 @@ __all__ = [
     "TextSplit",
     "augment_batch",
     "fetch_dataset",
-    "fetch_text",
+    "fetch_hf",
+    "fetch_table",
+    "prepare_dataset",
+    "dataset_spec",
+    "decode_rgb",
     "iterate_batches",
     "load_cifar",
     "load_images",

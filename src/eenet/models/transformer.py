@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..batch import Inputs
-from .base import MODELS, MultiExitNetwork, State, register_model
+from .base import MultiExitNetwork, State, _entry, register_model
 
 __all__ = [
     "PoolerHead",
@@ -84,7 +84,7 @@ class TransformerMultiExit(MultiExitNetwork):
 
 def pretrained_path(pretrained: str) -> str:
     """A local directory, a Hugging Face hub id, or ``package:<importable package>/<subdir>``."""
-    from ..io import package_path
+    from ..catalog import package_path
 
     return str(package_path(pretrained)) if pretrained.startswith("package:") else pretrained
 
@@ -172,4 +172,4 @@ def text_tokenizer(arch_kwargs: dict[str, Any], arch: str) -> Any:
     """The tokenizer that goes with a text architecture's weights (``arch_kwargs['pretrained']`` or its default)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(pretrained_path(str(arch_kwargs.get("pretrained") or MODELS[arch].default_weights)))
+    return AutoTokenizer.from_pretrained(pretrained_path(str(arch_kwargs.get("pretrained") or _entry(arch).default_weights)))

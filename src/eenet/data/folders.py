@@ -1,0 +1,201 @@
+"""Image folders (ImageNet, or any folder of class folders of images): indexed, checked and decoded on the fly.
+
+The ``download_dataset`` rule indexes the folder into ``train.csv`` / ``test.csv`` (``path,label``) and completes the
+spec (classes, image size, normalisation); batches are decoded by DataLoader workers with Pillow
+(:class:`ImageFolderSplit`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from ..batch import Inputs
+from ..download import ChecksumError, download, safe_extract
+from ..io import file_sha256, write_csv
+from ..sources import check_image_sizes, image_files, imagefolder_layout
+from .images import _model_images, augment_batch
+from .spec import DatasetSpec, Split, split_indices
+
+__all__ = ["index_imagefolder", "decode_rgb", "ImageFolderSplit"]
+
+log = logging.getLogger(__name__)
+
+
+def _imagefolder_source(spec: DatasetSpec, root: Path, tmp: Path) -> Path:
+    """The directory of class folders: ``path`` / ``mirror`` itself, or a ``.tar`` archive (``path`` or ``url``, its
+    sha256 checked) extracted into ``root/images`` (a single top-level folder in it is descended into)."""
+    source = spec.path or spec.mirror or spec.url
+    if not source:
+        raise FileNotFoundError(
+            f"{spec.name}: set datasets.{spec.name}.path (or mirror) to the directory holding {spec.train_dir}/<class>/ and "
+            f"{spec.test_dir}/<class>/ image folders (torchvision ImageFolder layout), got {source!r}"
+        )
+    if "://" not in source and Path(source).is_dir():
+        return Path(source)
+    if "://" in source:
+        archive = download(source, tmp / Path(source).name, sha256=spec.sha256)
+    else:
+        archive = Path(source)
+        if not archive.is_file():
+            raise FileNotFoundError(f"datasets.{spec.name}.path: {source} is neither a directory nor an archive file")
+        if spec.sha256 and (got := file_sha256(archive)) != spec.sha256:
+            raise ChecksumError(f"{archive}: sha256 is {got}, expected {spec.sha256} (datasets.{spec.name}.sha256)")
+    dest = root / "images"
+    try:
+        safe_extract(archive, tmp / "extracted")
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise ChecksumError(f"{archive}: not a readable tar archive ({exc}); nothing was kept") from exc
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp / "extracted", dest)
+    entries = [e for e in dest.iterdir() if not e.name.startswith(".")]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() and not image_files(entries[0]) else dest
+
+
+def index_imagefolder(spec: DatasetSpec, root: Path) -> tuple[list[Path], DatasetSpec]:
+    """Index an image folder into ``train.csv`` / ``test.csv`` (``path,label``) and complete the spec.
+
+    Layout (torchvision's ImageFolder): ``<train_dir>/<class>/*`` and ``<test_dir>/<class>/*``, or ``<class>/*``
+    with a seeded test split (``test_size``: a fraction, or a number of images; ``test_seed``). Classes are the
+    folder names, sorted. With ``transform: none`` every image must have the same square size (it becomes
+    ``image_size``); ``mean`` / ``std`` not given are computed on (an even sample of up to 5,000) training images.
+    """
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
+        folder = _imagefolder_source(spec, root, Path(tmp))
+    entry = spec.to_json()
+    classes, files = imagefolder_layout(spec.name, folder, entry)
+    if isinstance(files, dict):
+        parts = files
+    else:
+        train_idx, test_idx = split_indices(len(files), _test_count(spec, len(files)), spec.test_seed)
+        parts = {"train": [files[i] for i in train_idx.tolist()], "test": [files[i] for i in test_idx.tolist()]}
+    size = check_image_sizes(spec.name, [f for part in parts.values() for f, _ in part], entry)
+    spec = spec.completed(classes=classes, image_size=size)
+    if spec.mean is None or spec.std is None:
+        mean, std = _channel_stats([str(f) for f, _ in parts["train"]], spec)
+        spec = spec.completed(mean=spec.mean or mean, std=spec.std or std)
+    out = []
+    for part in ("train", "test"):
+        write_csv(root / f"{part}.csv", [{"path": str(f.resolve()), "label": label} for f, label in parts[part]])
+        log.info("%s: %d %s images in %d classes", spec.name, len(parts[part]), part, len(classes))
+        out.append(root / f"{part}.csv")
+    log.info("%s: images %dx%d (%s), mean %s, std %s", spec.name, size, size, spec.transform, _fmt(spec.mean), _fmt(spec.std))
+    return out, spec
+
+
+def _fmt(values: tuple[float, ...] | None) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values or ()) + "]"
+
+
+def _test_count(spec: DatasetSpec, n: int) -> int:
+    k = int(spec.test_size) if spec.test_size >= 1 else round(n * spec.test_size)
+    if not 0 < k < n:
+        raise ValueError(f"datasets.{spec.name}.test_size: {spec.test_size} leaves no train or no test image of {n}")
+    return k
+
+
+def _channel_stats(files: list[str], spec: DatasetSpec, limit: int = 5000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of pixel values in [0, 1] over (an even sample of) ``files``,
+    as the model sees them (after the evaluation transform)."""
+    sample = files if len(files) <= limit else [files[i * len(files) // limit] for i in range(limit)]
+    ds = _DecodedImages(sample, spec.image_size, train=False, transform=spec.transform)
+    total = torch.zeros(3, dtype=torch.float64)
+    squares = torch.zeros(3, dtype=torch.float64)
+    pixels = 0
+    for i in range(len(ds)):
+        x = ds[i].double().div_(255.0).flatten(1)  # [3, H*W]
+        total += x.sum(1)
+        squares += (x * x).sum(1)
+        pixels += x.shape[1]
+    mean = total / pixels
+    std = (squares / pixels - mean * mean).clamp_min(1e-12).sqrt()
+    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+
+def decode_rgb(path: str | os.PathLike[str]) -> torch.Tensor:
+    """An image file as ``uint8 [3, H, W]`` (RGB), decoded by Pillow."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+
+class _DecodedImages(torch.utils.data.Dataset):
+    """Image files -> ``uint8 [3, size, size]``, by ``transform``: ``imagenet`` (train: RandomResizedCrop + flip; eval:
+    resize to size/0.875 + centre crop), ``resize`` (resize the short side to size + centre crop), ``none`` (as is)."""
+
+    def __init__(self, files: list[str], size: int | None, train: bool, transform: str = "imagenet") -> None:
+        from torchvision.transforms import v2
+
+        self.files = files
+        if transform == "imagenet" and train:
+            self.tf = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+        elif transform == "imagenet":
+            self.tf = v2.Compose([v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)])
+        elif transform == "resize":
+            self.tf = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
+        else:
+            self.tf = v2.Identity()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.tf(decode_rgb(self.files[i]))
+
+
+class ImageFolderSplit(Split):
+    """Image files decoded on the fly by ``workers`` DataLoader processes (image folders, ImageNet).
+
+    Training batches are augmented by the spec's transform (``imagenet``: random resized crops and flips) or, for
+    ``none`` / ``resize``, by the recipe's random crop (zero padding ``pad``) and flip, as in-memory images are.
+    """
+
+    def __init__(
+        self, files: list[str], labels: torch.Tensor, spec: DatasetSpec, workers: int = 0, pad: int = 0, flip: bool = False
+    ) -> None:
+        self.files, self.labels, self.spec, self.workers, self.pad, self.flip = files, labels, spec, workers, pad, flip
+
+    def subset(self, idx: torch.Tensor) -> ImageFolderSplit:
+        return ImageFolderSplit([self.files[i] for i in idx.tolist()], self.labels[idx], self.spec, self.workers, self.pad, self.flip)
+
+    def _decoded(self, files: list[str], augment: bool) -> _DecodedImages:
+        return _DecodedImages(files, self.spec.image_size, augment, self.spec.transform)
+
+    def _model_inputs(self, x: torch.Tensor, device: torch.device, augment: bool, generator: torch.Generator | None) -> torch.Tensor:
+        if augment and self.spec.transform != "imagenet" and (self.pad or self.flip):
+            x = augment_batch(x, self.pad, self.flip, generator or torch.Generator())
+        return _model_images(x, device, self.spec.mean, self.spec.std)
+
+    def inputs(
+        self, idx: torch.Tensor, device: torch.device, augment: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        ds = self._decoded([self.files[i] for i in idx.tolist()], augment)
+        return self._model_inputs(torch.stack([ds[i] for i in range(len(ds))]), device, augment, generator)
+
+    def batches(
+        self,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        augment: bool = False,
+    ) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
+        ds = self._decoded([self.files[i] for i in order.tolist()], augment)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=batch_size, num_workers=self.workers, pin_memory=device.type == "cuda", persistent_workers=False
+        )
+        for b, x in enumerate(loader):
+            idx = order[b * batch_size : b * batch_size + x.shape[0]]
+            yield self._model_inputs(x, device, augment, generator), self.labels[idx].to(device, non_blocking=True)

@@ -1,0 +1,201 @@
+"""The checks of a dataset's local source that run while the Snakefile plans the jobs, so that a wrong one stops
+before any job: an image folder's class folders and image sizes, a table's files, columns and labels. The same
+functions read the sources when the ``download_dataset`` rule fetches them (:mod:`eenet.data`).
+
+Standard library only at import (the Snakefile imports this module); Pillow and pandas are imported by the
+checks of an image folder and of a table.
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+from typing import Any
+
+from .catalog import local_path
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "TABLE_FORMATS",
+    "image_files",
+    "imagefolder_layout",
+    "check_image_sizes",
+    "read_table",
+    "label_indices",
+    "check_dataset",
+]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+TABLE_FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json", ".parquet": "parquet", ".bz2": "csv", ".gz": "csv"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name."""
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def imagefolder_layout(
+    name: str, root: Path, d: dict[str, Any]
+) -> tuple[list[str], dict[str, list[tuple[Path, int]]] | list[tuple[Path, int]]]:
+    """``(classes, files)`` of an image folder: ``files`` maps ``train`` / ``test`` to ``(path, label)`` when ``root``
+    has ``<train_dir>/`` (and ``<test_dir>/``), else lists every ``(path, label)`` of ``root/<class>/`` (split later).
+
+    Raises:
+        FileNotFoundError: no such directory, no class folders, a test directory without a class folder of the
+            training one, or a class folder without images -- each naming the key to set.
+    """
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"datasets.{name}.path: {root} is not a directory; point it at a folder with {d['train_dir']}/<class>/ and "
+            f"{d['test_dir']}/<class>/ image folders (or <class>/ folders and test_size)"
+        )
+    split = (root / d["train_dir"]).is_dir()
+    base = root / d["train_dir"] if split else root
+    classes = sorted(c.name for c in base.iterdir() if c.is_dir() and not c.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"datasets.{name}: {base} has no class folders (<class>/<image files>)")
+    if d["classes"] is not None and sorted(map(str, d["classes"])) != classes:
+        raise ValueError(f"datasets.{name}.classes: {d['classes']} are not the class folders of {base}: {classes}")
+    if d["num_classes"] is not None and len(classes) != d["num_classes"]:
+        raise FileNotFoundError(f"{base} has {len(classes)} class folders, expected {d['num_classes']}")
+    parts = {"train": base, "test": root / d["test_dir"]} if split else {"all": base}
+    files: dict[str, list[tuple[Path, int]]] = {}
+    for part, folder in parts.items():
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"datasets.{name}: {folder} is missing: {d['test_dir']}/ needs the class folders of {d['train_dir']}/ "
+                f"(datasets.{name}.test_dir)"
+            )
+        files[part] = []
+        for label, cls in enumerate(classes):
+            if not (folder / cls).is_dir():
+                raise FileNotFoundError(
+                    f"datasets.{name}: {folder / cls} is missing: {folder.name}/ needs the same class folders as {base.name}/"
+                )
+            images = image_files(folder / cls)
+            if not images:
+                raise FileNotFoundError(f"datasets.{name}: class folder {folder / cls} has no images ({', '.join(IMAGE_EXTENSIONS)})")
+            files[part] += [(f, label) for f in images]
+    return classes, (files if split else files["all"])
+
+
+def check_image_sizes(name: str, files: list[Path], d: dict[str, Any], limit: int | None = None) -> int | None:
+    """With ``transform: none`` every image must have one size, square, equal to ``image_size`` when given; returns it.
+
+    ``limit``: look at an evenly spaced sample of at most this many files (the header only is read).
+    """
+    if d["transform"] != "none":
+        return d["image_size"]
+    from PIL import Image
+
+    sample = files if limit is None or len(files) <= limit else [files[i * len(files) // limit] for i in range(limit)]
+    first: tuple[Path, tuple[int, int]] | None = None
+    for f in sample:
+        with Image.open(f) as im:
+            size = im.size
+        if first is None:
+            first = (f, size)
+        if size != first[1] or size[0] != size[1] or (d["image_size"] and size[0] != d["image_size"]):
+            what = f"{first[0]} is {first[1][0]}x{first[1][1]}, {f} is {size[0]}x{size[1]}"
+            if d["image_size"] and size == first[1]:
+                what = f"{f} is {size[0]}x{size[1]}, image_size is {d['image_size']}"
+            raise ValueError(
+                f"datasets.{name}: images of different or non-square sizes ({what}); set datasets.{name}.transform: resize "
+                f"(and image_size) to resize them, or imagenet for random resized crops"
+            )
+    return first[1][0] if first else d["image_size"]
+
+
+# --- tables -----------------------------------------------------------------------------------------------
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> Any:
+    """A pandas DataFrame of a .csv (optionally .bz2 / .gz), .jsonl / .json (JSON lines) or .parquet file."""
+    import pandas as pd
+
+    fmt = TABLE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: a table must be .csv, .jsonl, .json (JSON lines) or .parquet")
+    if fmt == "parquet":
+        return pd.read_parquet(path, columns=columns)
+    if fmt == "json":
+        df = pd.read_json(path, lines=True)
+        return df[columns] if columns else df
+    return pd.read_csv(path, usecols=columns, keep_default_na=False)
+
+
+def _is_integer(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    return isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and float(v).is_integer())
+
+
+def label_indices(name: str, values: list[Any], classes: list[str] | None, where: str) -> tuple[list[int], list[str]]:
+    """Map labels to indices: integer labels index ``classes`` (default: ``0..max``); other labels are class names,
+    in ``classes`` (default: their sorted distinct values). Returns ``(indices [N], classes)``.
+
+    Raises:
+        ValueError: a label outside the classes, naming the file (``where``) and the key.
+    """
+    ints = bool(values) and all(_is_integer(v) for v in values)
+    if ints:
+        idx = [int(v) for v in values]
+        n = len(classes) if classes is not None else max(idx) + 1
+        bad = next((v for v in idx if not 0 <= v < n), None)
+        if bad is not None:
+            raise ValueError(f"{where}: label {bad} outside 0..{n - 1} (datasets.{name}.classes has {n} classes; unlabelled split?)")
+        return idx, list(map(str, classes)) if classes is not None else [str(i) for i in range(n)]
+    names = [str(v) for v in values]
+    classes = list(map(str, classes)) if classes is not None else sorted(set(names))
+    index = {c: i for i, c in enumerate(classes)}
+    bad = next((v for v in names if v not in index), None)
+    if bad is not None:
+        raise ValueError(f"{where}: label {bad!r} is not one of the declared classes {classes} (datasets.{name}.classes)")
+    return [index[v] for v in names], classes
+
+
+def _check_table(name: str, d: dict[str, Any]) -> None:
+    cols = [d["text_column"], d["label_column"]]
+    classes = d["classes"]
+    for part in ("train", "test"):
+        if not d[part]:
+            continue
+        path = local_path(d[part])
+        if not path.is_file():
+            raise FileNotFoundError(f"datasets.{name}.{part}: no file {path}")
+        header = (
+            list(read_table(path).columns) if TABLE_FORMATS.get(path.suffix.lower()) != "csv" else list(read_table(path).head(0).columns)
+        )
+        missing = [c for c in cols if c not in header]
+        if missing:
+            keys = {d["text_column"]: "text_column", d["label_column"]: "label_column"}
+            raise ValueError(
+                f"datasets.{name}: {path} has no column {missing[0]!r} (datasets.{name}.{keys[missing[0]]}); "
+                f"its columns: {', '.join(header)}"
+            )
+        labels = read_table(path, [d["label_column"]])[d["label_column"]].tolist()
+        if d["unknown_labels"] == "drop" and classes is not None:
+            labels = [v for v in labels if str(v) in map(str, classes)]
+        _, found = label_indices(name, labels, classes, f"datasets.{name}.{part} ({path})")
+        classes = classes if classes is not None else found  # the test file's labels are the training file's classes
+
+
+def check_dataset(name: str, d: dict[str, Any]) -> None:
+    """Look at a dataset's local source before any job: an image folder's layout (class folders with images, the
+    image sizes when they are not resized: all of them up to 5,000 files, an even sample above), a table's files,
+    columns and labels. Sources that are downloaded or archives are checked when fetched."""
+    if d["kind"] == "imagefolder":
+        source = d["path"] or d["mirror"]
+        if not source or d["url"] or Path(source).is_file():
+            return  # an archive: checked when it is fetched
+        if d["builtin"] and not Path(source).is_dir():
+            return  # e.g. the ImageNet placeholder of config.yaml: the download job says what to provide
+        classes, files = imagefolder_layout(name, Path(source), d)
+        every = [f for f, _ in (files["train"] + files["test"] if isinstance(files, dict) else files)]
+        check_image_sizes(name, every, d, limit=5000)
+    elif d["kind"] == "table" and not d["builtin"]:
+        _check_table(name, d)
+    elif d["kind"] == "huggingface" and (d["path"] or d["mirror"]) and not d["builtin"]:
+        source = Path(d["path"] or d["mirror"])
+        if not source.is_dir():
+            raise FileNotFoundError(f"datasets.{name}.path: {source} is not a directory of the dataset's parquet / CSV / JSON-lines files")
