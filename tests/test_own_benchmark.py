@@ -70,7 +70,8 @@ def own_files(tmp: Path) -> dict[str, str]:
         for placeholder, path in places.items():
             text = text.replace(placeholder, path)
         files[name] = text
-    files["small.yaml"] = yaml.safe_dump({"benchmarks": SMALLER})
+    files["small_images.yaml"] = yaml.safe_dump({"benchmarks": {"shapes": SMALLER["shapes"]}})
+    files["small_texts.yaml"] = yaml.safe_dump({"benchmarks": {"reviews": SMALLER["reviews"]}})
     return files
 
 
@@ -91,7 +92,7 @@ def own_run(tmp_path_factory) -> tuple[Path, dict]:
         (wd / name).write_text(text)
     for target, example in zip(TARGETS, ("my_images.yaml", "my_texts.yaml"), strict=True):
         examples = target.replace("curve.pdf", "examples.pdf")
-        snakemake(wd, target, examples, "--configfile", example, "small.yaml")
+        snakemake(wd, target, examples, "--configfile", example, example.replace("my_", "small_"))
     return wd, {}
 
 

@@ -29,7 +29,7 @@ COVERED_ELSEWHERE = {
     # the README's own-benchmark examples, run to the curve on data and a model the test makes (small settings merged in)
     ".venv/bin/snakemake --cores 8 results/shapes/curve.pdf --configfile my_images.yaml": (
         "tests/test_own_benchmark.py",
-        'snakemake(wd, target, examples, "--configfile", example, "small.yaml")',
+        'snakemake(wd, target, examples, "--configfile", example, example.replace("my_", "small_"))',
     ),
     ".venv/bin/snakemake --cores 8 results/reviews/curve.pdf --configfile my_texts.yaml": (
         "tests/test_own_benchmark.py",
