@@ -64,6 +64,17 @@ def uses_gpu(wildcards):
     return 0 if bench(wildcards)["device"] == "cpu" else 1
 
 
+def training_ranks(wildcards):
+    """Data-parallel ranks of a benchmark's training: train.processes per node x train.nodes."""
+    train = bench(wildcards)["train"]
+    return train["processes"] * train["nodes"]
+
+
+def training_gpus(wildcards):
+    """GPUs per node of a benchmark's training: one per rank on the node, none on the CPU."""
+    return uses_gpu(wildcards) * bench(wildcards)["train"]["processes"]
+
+
 def bench(wildcards):
     if wildcards.bench in SEEDED:
         runs = ", ".join(f"results/{r}/" for r in SEEDED[wildcards.bench])

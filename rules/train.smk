@@ -17,7 +17,13 @@ rule train_multiexit:
         checkpoint=lambda w: f"results/{w.bench}/checkpoint/last.pt",
     threads: 2
     resources:
-        gpu=uses_gpu,
+        gpu=training_gpus,
+        # several ranks (train.processes x train.nodes): one SLURM job with a task per rank, which the script starts
+        # with srun (mpi: the job step does not wrap the script in a one-task srun); one task otherwise
+        tasks=training_ranks,
+        tasks_per_gpu=1,
+        nodes=lambda w: bench(w)["train"]["nodes"],
+        mpi=lambda w: "srun" if training_ranks(w) > 1 else "",
     log:
         "logs/{bench}/train_multiexit.log",
     conda:

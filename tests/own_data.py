@@ -43,9 +43,9 @@ def make_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def make_tiny_bert(root: Path, layers: int = 2, weights: bool = False) -> Path:
+def make_tiny_bert(root: Path, layers: int = 2, weights: bool = False, dropout: float = 0.1) -> Path:
     """A BERT-like model directory from a local config and a word-level vocabulary (no download); ``weights``: with
-    the weights of a random initialisation saved as a pre-trained model's are."""
+    the weights of a random initialisation saved as a pre-trained model's are; ``dropout``: of its layers."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     root.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def make_tiny_bert(root: Path, layers: int = 2, weights: bool = False) -> Path:
     BertTokenizerFast(vocab_file=str(root / "vocab.txt")).save_pretrained(root)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=64,
+        max_position_embeddings=64, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )  # fmt: skip
     config.save_pretrained(root)
     if weights:

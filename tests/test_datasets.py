@@ -145,7 +145,7 @@ def test_imagenet_without_its_directory_says_what_to_provide(tmp_path):
 
 
 def test_imagefolder_is_indexed_and_decoded_by_workers(tmp_path, monkeypatch):
-    from torchvision.io import encode_jpeg
+    from PIL import Image
 
     spec = DatasetSpec(**{**data.IMAGENET.__dict__, "name": "tinynet", "num_classes": 2, "image_size": 32})
     monkeypatch.setitem(data.DATASETS, "tinynet", spec)
@@ -155,7 +155,7 @@ def test_imagefolder_is_indexed_and_decoded_by_workers(tmp_path, monkeypatch):
             (tmp_path / "inet" / sub / cls).mkdir(parents=True)
             for i in range(n):
                 img = torch.randint(0, 256, (3, 40 + 8 * i, 48), dtype=torch.uint8, generator=g)
-                (tmp_path / "inet" / sub / cls / f"{i}.JPEG").write_bytes(encode_jpeg(img).numpy().tobytes())
+                Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "inet" / sub / cls / f"{i}.JPEG", format="JPEG")
     paths = fetch_dataset("tinynet", tmp_path / "data", str(tmp_path / "inet"))
     with open(paths[0], newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -26,6 +26,11 @@ COVERED_ELSEWHERE = {
     "make checkout": ("tests/test_dvc.py", 'eenet_dvc("checkout"'),
     "make report": ("tests/test_report.py", '"--report", "results/report.html"'),
     "make seeds": ("tests/test_seeds.py", 'b["train"]["seed"] = [0, 1]'),
+    # several GPUs: the same training through the local SLURM with 2 ranks (a GPU cluster is not at hand)
+    ".venv/bin/snakemake --workflow-profile profiles/slurm results/imagenet/curve.pdf --configfile my_cluster.yaml": (
+        "tests/test_slurm.py",
+        "test_two_rank_training_is_one_slurm_job_with_two_tasks",
+    ),
     # the README's own-benchmark examples, run to the curve on data and a model the test makes (small settings merged in)
     ".venv/bin/snakemake --cores 8 results/shapes/curve.pdf --configfile my_images.yaml": (
         "tests/test_own_benchmark.py",

@@ -9,6 +9,7 @@ Skips (saying why) only where root or apt-get is unavailable.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from test_workflow import REPO, copy_workflow, tiny_config
 
 from eenet.io import load_tensors
@@ -148,3 +150,24 @@ def test_tiny_pipeline_through_slurm_matches_a_local_run(cluster, tiny_run, tmp_
     trains = [j for j in sacct(since) if j["workdir"] == str(wd) and j["comment"].startswith("rule_train_multiexit")]
     assert len(trains) == 2  # still only the cancelled and the completed one
     assert (wd / TARGET).is_file()
+
+
+def test_two_rank_training_is_one_slurm_job_with_two_tasks(cluster, tmp_path):
+    """train.processes: 2 -> one SLURM job with 2 tasks, whose script starts the ranks with srun (a step of 2 tasks)."""
+    since = time.strftime("%Y-%m-%dT%H:%M:%S")
+    cfg = yaml.safe_load(tiny_config())
+    cfg["benchmarks"]["tiny"]["train"].update(epochs=2, processes=2)
+    wd = copy_workflow(tmp_path / "ddp", yaml.safe_dump(cfg))
+    # one CPU per rank: the local cluster has two
+    proc = on_slurm(wd, "results/tiny/model.pt", "--set-resources", "train_multiexit:gpu=0", "train_multiexit:cpus_per_task=1", check=False)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    out = sh(["sacct", "-n", "-P", "-S", since, "-o", "JobID,NTasks,State,Comment,WorkDir"]).stdout
+    rows = [dict(zip(["id", "tasks", "state", "comment", "workdir"], line.split("|"), strict=True)) for line in out.splitlines() if line]
+    jobs = [r for r in rows if r["workdir"] == str(wd) and r["comment"].startswith("rule_train_multiexit")]
+    assert len(jobs) == 1 and jobs[0]["state"] == "COMPLETED"
+    steps = [r for r in rows if r["id"].startswith(jobs[0]["id"] + ".") and r["id"].split(".")[1].isdigit()]
+    assert [(s["tasks"], s["state"]) for s in steps] == [("2", "COMPLETED")], rows
+    log = (wd / "logs/tiny/train_multiexit.log").read_text()
+    assert "srun --nodes=1 --ntasks=2 --ntasks-per-node=2" in log and "rank 0 of 2 (gloo backend)" in log
+    assert len(re.findall(r"each of the 400 training samples used once across 2 ranks", log)) == 2
+    assert torch.load(wd / "results/tiny/model.pt", weights_only=True)["ranks"] == 2

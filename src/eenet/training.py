@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Split
+from .distributed import Ranks, rank_batches
 from .io import load_checkpoint, save_checkpoint
 from .models import MultiExitNetwork
 
@@ -51,6 +52,10 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr_schedule: str = "multistep"
     warmup_ratio: float = 0.0
+    processes: int = 1
+    nodes: int = 1
+    sync_batchnorm: bool = False
+    backend: str = "auto"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -110,12 +115,30 @@ def predict_probs(model: MultiExitNetwork, split: Split, batch_size: int = 1000,
     return torch.cat(outs, dim=1)
 
 
-def _evaluate(model: MultiExitNetwork, split: Split, batch_size: int, device: torch.device) -> tuple[float, list[float]]:
-    probs = predict_probs(model, split, batch_size, device)
-    labels = split.labels
-    nll = -torch.log(probs[-1].gather(1, labels.view(-1, 1)).clamp_min(1e-12)).mean().item()
-    acc = (probs.argmax(dim=2) == labels.view(1, -1)).float().mean(dim=1).tolist()
-    return nll, acc
+def _evaluate(
+    model: MultiExitNetwork, split: Split, batch_size: int, device: torch.device, ranks: Ranks | None = None
+) -> tuple[float, list[float]]:
+    """Negative log-likelihood of the last exit and the accuracy of every exit on ``split``. Distributed: each rank
+    takes a contiguous part of the split and the sums are added up across the ranks (the same figures as one process,
+    up to the order of summation)."""
+    if ranks is None or not ranks.distributed:
+        probs = predict_probs(model, split, batch_size, device)
+        labels = split.labels
+        nll = -torch.log(probs[-1].gather(1, labels.view(-1, 1)).clamp_min(1e-12)).mean().item()
+        acc = (probs.argmax(dim=2) == labels.view(1, -1)).float().mean(dim=1).tolist()
+        return nll, acc
+    import torch.distributed as dist
+
+    part = split.subset(torch.tensor_split(torch.arange(len(split)), ranks.world_size)[ranks.rank])
+    probs = predict_probs(model, part, batch_size, device)
+    labels = part.labels
+    sums = torch.cat([
+        -torch.log(probs[-1].gather(1, labels.view(-1, 1)).clamp_min(1e-12)).sum().view(1).double(),
+        (probs.argmax(dim=2) == labels.view(1, -1)).sum(dim=1).double(),
+    ]).to(device)  # fmt: skip
+    dist.all_reduce(sums)
+    sums = sums.cpu() / len(split)
+    return float(sums[0]), sums[1:].tolist()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, steps_per_epoch: int) -> tuple[torch.optim.Optimizer, Any, bool]:
@@ -153,8 +176,15 @@ def train_multiexit(
     fingerprint: str,
     device: torch.device,
     on_epoch: Callable[[list[dict[str, Any]]], None] | None = None,
+    ranks: Ranks | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place; return the per-epoch metrics.
+
+    Distributed (``ranks`` with a world size above 1; the process group initialised): the model is wrapped in
+    DistributedDataParallel and each rank trains on its part of every global batch of ``cfg.batch_size``
+    (:func:`eenet.distributed.rank_batches`); every rank resumes from the checkpoint, rank 0 alone writes it (after
+    broadcasting its BatchNorm statistics, which the model's evaluation then uses on every rank). Each epoch checks
+    that every training sample was used exactly once across the ranks.
 
     Args:
         train, val: the samples; ``train`` makes augmented batches (the recipe's crop and flip for images).
@@ -167,8 +197,14 @@ def train_multiexit(
         FloatingPointError: a non-finite loss (the message names the epoch and batch); the last good
             checkpoint is left untouched.
     """
+    ranks = ranks or Ranks()
     torch.manual_seed(cfg.seed)
     model.to(device)
+    net: torch.nn.Module = model
+    if ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt, sched, per_batch = make_optimizer(model, cfg, math.ceil(len(train) / cfg.batch_size))
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict[str, Any]] = []
@@ -186,17 +222,17 @@ def train_multiexit(
             start_epoch = int(state["epoch"])
             log.info("resuming from %s after epoch %d of %d", ckpt, start_epoch, cfg.epochs)
         else:
-            log.info("ignoring checkpoint %s: it belongs to a different recipe, data or architecture", ckpt)
+            log.info("ignoring checkpoint %s: it belongs to a different recipe, data, architecture or code", ckpt)
     weights = exit_weights(model.num_exits)
     distill_from = math.ceil(cfg.distill_start * cfg.epochs)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        model.train()
+        net.train()
         distill = epoch >= distill_from
         total, count = 0.0, 0
-        for b, (x, y) in enumerate(train.batches(cfg.batch_size, device, shuffle=True, generator=gen, augment=True)):
+        for b, ((x, y), w) in enumerate(_epoch_batches(train, cfg, device, gen, ranks, epoch)):
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(x)
+                logits = net(x)
             loss = multiexit_loss([z.float() for z in logits], y, weights, distill, cfg.distill_temperature, cfg.distill_weight)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -204,16 +240,19 @@ def train_multiexit(
                     f"checkpoint {ckpt} still holds epoch {len(history)}"
                 )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * w if ranks.distributed else loss).backward()
             opt.step()
             if per_batch:
                 sched.step()
-            total += loss.item() * y.shape[0]
-            count += y.shape[0]
+            if w > 0:
+                total += loss.item() * y.shape[0]
+                count += y.shape[0]
         lr = opt.param_groups[0]["lr"]
         if not per_batch:
             sched.step()
-        val_nll, val_acc = _evaluate(model, val, cfg.eval_batch_size, device)
+        if ranks.distributed:
+            total, count = _sync_epoch(model, total, count, device)
+        val_nll, val_acc = _evaluate(model, val, cfg.eval_batch_size, device, ranks)
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": lr,
@@ -224,19 +263,58 @@ def train_multiexit(
             "seconds": time.perf_counter() - t0,
         }
         history.append(row)
-        save_checkpoint(
-            ckpt,
-            {
-                "fingerprint": fingerprint,
-                "epoch": epoch + 1,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "lr_scheduler": sched.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-            },
-        )
+        if ranks.main:
+            save_checkpoint(
+                ckpt,
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "lr_scheduler": sched.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                },
+            )
         if on_epoch is not None:
             on_epoch(history)
     return history
+
+
+def _epoch_batches(
+    train: Split, cfg: TrainConfig, device: torch.device, gen: torch.Generator, ranks: Ranks, epoch: int
+) -> Iterator[tuple[tuple[Any, torch.Tensor], float]]:
+    """``((inputs, labels), loss weight)`` of one epoch: the whole batches of a single process (the generator orders and
+    augments), or this rank's part of each (the generator orders, identically on every rank; augmentation, dropout and
+    the like draw from a stream of this rank and epoch, so that a resumed run draws what it would have)."""
+    if not ranks.distributed:
+        yield from ((xy, 1.0) for xy in train.batches(cfg.batch_size, device, shuffle=True, generator=gen, augment=True))
+        return
+    import torch.distributed as dist
+
+    stream = cfg.seed * 1_000_003 + epoch * ranks.world_size + ranks.rank
+    torch.manual_seed(stream)
+    pieces = list(rank_batches(len(train), cfg.batch_size, ranks, gen))
+    seen = torch.zeros(len(train), dtype=torch.int32)
+    for idx, w in pieces:
+        if w > 0:
+            seen[idx] += 1
+    batches = train.batches_of((idx for idx, _ in pieces), device, augment=True, generator=torch.Generator().manual_seed(stream))
+    yield from zip(batches, (w for _, w in pieces), strict=True)
+    seen = seen.to(device)
+    dist.all_reduce(seen)
+    if not bool((seen == 1).all()):
+        raise RuntimeError(f"epoch {epoch + 1}: {int((seen != 1).sum())} training samples were not used exactly once across the ranks")
+    log.info("epoch %d: each of the %d training samples used once across %d ranks", epoch + 1, len(train), ranks.world_size)
+
+
+def _sync_epoch(model: MultiExitNetwork, total: float, count: int, device: torch.device) -> tuple[float, int]:
+    """Across the ranks: the training loss sums added up, rank 0's BatchNorm statistics given to every rank."""
+    import torch.distributed as dist
+
+    sums = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
+    dist.all_reduce(sums)
+    for buf in model.buffers():
+        dist.broadcast(buf, 0)
+    return float(sums[0]), int(sums[1])

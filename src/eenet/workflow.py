@@ -13,12 +13,13 @@ import torch
 __all__ = ["setup_logging", "run_metadata", "data_root"]
 
 
-def setup_logging(log_file: str | None) -> logging.Logger:
-    """Log INFO and above to ``log_file`` (the rule's ``log:``) and to stderr; return the ``eenet`` logger."""
+def setup_logging(log_file: str | None, append: bool = False) -> logging.Logger:
+    """Log INFO and above to ``log_file`` (the rule's ``log:``; ``append``: after what it holds) and to stderr; return
+    the ``eenet`` logger."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="w"))
+        handlers.append(logging.FileHandler(log_file, mode="a" if append else "w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
     logger = logging.getLogger("eenet")
 

@@ -13,7 +13,7 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -183,19 +183,13 @@ class ImageFolderSplit(Split):
         ds = self._decoded([self.files[i] for i in idx.tolist()], augment)
         return self._model_inputs(torch.stack([ds[i] for i in range(len(ds))]), device, augment, generator)
 
-    def batches(
-        self,
-        batch_size: int,
-        device: torch.device,
-        shuffle: bool = False,
-        generator: torch.Generator | None = None,
-        augment: bool = False,
+    def batches_of(
+        self, index_batches: Iterable[torch.Tensor], device: torch.device, augment: bool = False, generator: torch.Generator | None = None
     ) -> Iterator[tuple[Inputs, torch.Tensor]]:
-        order = torch.randperm(len(self), generator=generator) if shuffle else torch.arange(len(self))
-        ds = self._decoded([self.files[i] for i in order.tolist()], augment)
+        """Decoded by ``workers`` DataLoader processes, each batch of indices in order."""
+        order = [idx.tolist() for idx in index_batches]
         loader = torch.utils.data.DataLoader(
-            ds, batch_size=batch_size, num_workers=self.workers, pin_memory=device.type == "cuda", persistent_workers=False
+            self._decoded(self.files, augment), batch_sampler=order, num_workers=self.workers, pin_memory=device.type == "cuda"
         )
-        for b, x in enumerate(loader):
-            idx = order[b * batch_size : b * batch_size + x.shape[0]]
+        for idx, x in zip(order, loader, strict=True):
             yield self._model_inputs(x, device, augment, generator), self.labels[idx].to(device, non_blocking=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -140,5 +140,12 @@ class Split(abc.ABC):
         augment: bool = False,
     ) -> Iterator[tuple[Inputs, torch.Tensor]]:
         """``(inputs, labels [B])`` batches over the split, shuffled with ``generator`` when ``shuffle``."""
-        for idx in iterate_batches(len(self), batch_size, shuffle, generator):
+        yield from self.batches_of(iterate_batches(len(self), batch_size, shuffle, generator), device, augment, generator)
+
+    def batches_of(
+        self, index_batches: Iterable[torch.Tensor], device: torch.device, augment: bool = False, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[Inputs, torch.Tensor]]:
+        """``(inputs, labels [B])`` for each batch of sample indices (``int64 [B]``), in the given order (a rank's parts
+        of the global batches in distributed training)."""
+        for idx in index_batches:
             yield self.inputs(idx, device, augment, generator), self.labels[idx].to(device, non_blocking=True)

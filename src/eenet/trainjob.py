@@ -1,0 +1,127 @@
+"""Rule train_multiexit's work: train a benchmark's multi-exit network, write ``model.pt`` and the metrics CSV --
+in the rule's own process, or as one rank of a data-parallel run (``python -m eenet.trainjob JOB.json``, started by
+:func:`eenet.distributed.launch` with ``torchrun`` or ``srun``).
+
+A job is a JSON-ready dict: ``dataset``, ``arch``, ``arch_kwargs``, ``split``, ``train``, ``device``,
+``max_length``, ``checkpoint``, ``data`` (the dataset's manifest), ``code`` (the rule's code files, for the
+checkpoint's fingerprint), ``log``, ``threads``, ``model`` and ``metrics`` (the outputs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import torch
+
+from .benchmark import open_benchmark
+from .data import DatasetSpec
+from .distributed import Ranks
+from .io import file_sha256, write_csv
+from .models import build_model, prepare_model, save_model
+from .training import TrainConfig, pick_device, train_multiexit, training_fingerprint
+from .workflow import data_root, run_metadata, setup_logging
+
+__all__ = ["run_training", "world_size", "main"]
+
+
+def world_size(train: dict[str, Any]) -> int:
+    """Ranks a recipe asks for: ``processes`` per node x ``nodes``."""
+    return int(train.get("processes", 1)) * int(train.get("nodes", 1))
+
+
+def _device(requested: str, ranks: Ranks) -> torch.device:
+    device = pick_device(requested)
+    if device.type == "cuda" and ranks.distributed:
+        device = torch.device("cuda", ranks.local_rank)  # one GPU per rank
+        torch.cuda.set_device(device)
+    return device
+
+
+def run_training(job: dict[str, Any], ranks: Ranks | None = None) -> list[dict[str, Any]]:
+    """Train as the job says; rank 0 (the only rank of a single-process run) logs, checkpoints and writes the outputs.
+
+    Returns the per-epoch metrics."""
+    ranks = ranks or Ranks()
+    if ranks.main:
+        log = setup_logging(job["log"], append=ranks.distributed)  # the launcher's lines come first
+    else:
+        logging.basicConfig(level=logging.WARNING, format=f"[rank {ranks.rank}] %(levelname)s %(name)s: %(message)s", force=True)
+        log = logging.getLogger("eenet")
+    cfg = TrainConfig.from_dict(job["train"])
+    torch.set_num_threads(max(1, int(job["threads"]) // max(1, cfg.processes)))
+    device = _device(job["device"], ranks)
+    if ranks.distributed:
+        import torch.distributed as dist
+
+        backend = cfg.backend if cfg.backend != "auto" else ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend, rank=ranks.rank, world_size=ranks.world_size)
+        log.info("rank %d of %d (%s backend) on %s", ranks.rank, ranks.world_size, backend, device)
+    try:
+        return _train(job, cfg, device, ranks, log)
+    finally:
+        if ranks.distributed:
+            torch.distributed.destroy_process_group()
+
+
+def _train(job: dict[str, Any], cfg: TrainConfig, device: torch.device, ranks: Ranks, log: logging.Logger) -> list[dict[str, Any]]:
+    spec = DatasetSpec.from_manifest(job["data"])  # the dataset as fetched: classes, image size, normalisation
+    workers = max(1, int(job["threads"]) // cfg.processes)  # image decoding processes of each rank
+    splits = open_benchmark(spec, data_root(job["data"]), job["arch"], job["arch_kwargs"], job["split"], ("train", "val"),
+                            train=job["train"], max_length=job["max_length"], workers=workers)  # fmt: skip
+    torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe (the same on every rank)
+    model = prepare_model(build_model(job["arch"], spec.num_classes, spec.in_channels, **job["arch_kwargs"]), device)
+    if cfg.sync_batchnorm and ranks.distributed:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over every rank's samples
+    recipe = {"arch": job["arch"], "arch_kwargs": job["arch_kwargs"], "split": job["split"], "train": job["train"],
+              "max_length": job["max_length"], "data": file_sha256(job["data"])}  # fmt: skip
+    fingerprint = training_fingerprint(recipe, job["code"])  # a checkpoint of other code is not resumed
+    per_rank = f", {ranks.world_size} ranks x {cfg.batch_size // ranks.world_size} samples per batch" if ranks.distributed else ""
+    log.info(
+        "training %s on %s: %d train / %d val samples, %d exits, %d parameters, device %s%s",
+        job["arch"], job["dataset"], len(splits["train"]), len(splits["val"]), model.num_exits,
+        sum(q.numel() for q in model.parameters()), device, per_rank,
+    )  # fmt: skip
+
+    def progress(history: list[dict[str, Any]]) -> None:
+        """A progress line per epoch, and the metrics CSV rewritten so that it can be followed during training."""
+        row = history[-1]
+        accs = " ".join(f"exit{k}={row[f'val_acc_exit{k}']:.4f}" for k in range(model.num_exits))
+        log.info("epoch %d/%d  loss %.4f  lr %.3g  val acc %s  (%.1f s)", row["epoch"], cfg.epochs, row["train_loss"], row["lr"], accs,
+                 row["seconds"])  # fmt: skip
+        write_csv(job["metrics"], history)
+
+    history = train_multiexit(
+        model,
+        splits["train"],
+        splits["val"],
+        cfg,
+        job["checkpoint"],
+        fingerprint,
+        device,
+        on_epoch=progress if ranks.main else None,
+        ranks=ranks,
+    )
+    if ranks.main:
+        write_csv(job["metrics"], history)
+        meta = {"arch": job["arch"], "arch_kwargs": job["arch_kwargs"], "num_classes": spec.num_classes, "in_channels": spec.in_channels,
+                "dataset": job["dataset"], "max_length": job["max_length"], "fingerprint": fingerprint, **run_metadata(device)}  # fmt: skip
+        if ranks.distributed:
+            meta["ranks"] = ranks.world_size
+        plain = model.cpu().to(memory_format=torch.contiguous_format)
+        save_model(job["model"], plain, meta)
+        log.info("saved %s", job["model"])
+    return history
+
+
+def main(argv: list[str]) -> None:
+    """``python -m eenet.trainjob JOB.json``: one rank of a distributed run (rank and world from the environment)."""
+    with open(argv[0]) as fh:
+        job = json.load(fh)
+    run_training(job, Ranks.from_env())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
