@@ -71,8 +71,8 @@ def training_ranks(wildcards):
 
 
 def training_gpus(wildcards):
-    """GPUs per node of a benchmark's training: one per rank on the node, none on the CPU."""
-    return uses_gpu(wildcards) * bench(wildcards)["train"]["processes"]
+    """GPUs of a benchmark's training job (all its nodes: SLURM's --gpus): one per rank, none on the CPU."""
+    return uses_gpu(wildcards) * training_ranks(wildcards)
 
 
 def bench(wildcards):

@@ -18,8 +18,9 @@ rule train_multiexit:
     threads: 2
     resources:
         gpu=training_gpus,
-        # several ranks (train.processes x train.nodes): one SLURM job with a task per rank, which the script starts
-        # with srun (mpi: the job step does not wrap the script in a one-task srun); one task otherwise
+        # several ranks (train.processes x train.nodes): one SLURM job over train.nodes nodes with a task and a GPU per
+        # rank, whose script starts the ranks with srun (mpi: the job step does not wrap the script in a one-task
+        # srun); one task otherwise
         tasks=training_ranks,
         tasks_per_gpu=1,
         nodes=lambda w: bench(w)["train"]["nodes"],

@@ -64,8 +64,8 @@ def test_cifar_benchmark_downloads_its_archive_and_trains(tmp_path):
     try:
         wd = copy_workflow(tmp_path / "wf", (REPO / "tests" / "config" / "cifar.yaml").read_text().replace("MIRROR", url))
         # the copy's registry holds this archive's md5 in place of the real one: the code path is the real one
-        data_py = wd / "src" / "eenet" / "data" / "datasets.py"
-        data_py.write_text(data_py.read_text().replace(CIFAR10.files["cifar-10-binary.tar.gz"], md5))
+        catalog = wd / "src" / "eenet" / "catalog.py"
+        catalog.write_text(catalog.read_text().replace(CIFAR10.files["cifar-10-binary.tar.gz"], md5))
         snakemake(wd, "results/cifar_tiny/model.pt", "results/cifar_tiny/cost.csv")
     finally:
         srv.shutdown()
