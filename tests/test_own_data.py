@@ -14,7 +14,7 @@ import torch
 from own_data import CLASSES, make_image_folder, make_texts, make_tiny_bert
 
 from eenet.catalog import check_benchmark, resolve_datasets
-from eenet.data import ChecksumError, DatasetSpec, open_split, prepare_dataset, read_text_csv
+from eenet.data import ChecksumError, DatasetSpec, open_split, prepare_dataset, raw_paths, read_text_csv
 from eenet.models import build_model, exit_points, text_tokenizer
 from eenet.sources import check_dataset
 
@@ -74,7 +74,9 @@ def test_image_folder_archive_from_a_url_is_checked_and_extracted(tmp_path):
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
     paths, done = prepare_dataset(spec_of("shapes", kind="imagefolder", url=archive.as_uri(), sha256=sha), tmp_path / "data")
     rows = list(csv.DictReader(open(paths[0], newline="")))
-    assert len(rows) == 6 and all(r["path"].startswith(str((tmp_path / "data" / "images").resolve())) for r in rows)
+    assert len(rows) == 6 and all(r["path"].startswith("images/shapes/train/") for r in rows)  # relative: moves with data/
+    assert open_split(done, tmp_path / "data", "train").inputs(torch.arange(6), CPU).shape == (6, 3, 8, 8)
+    assert raw_paths(done, tmp_path / "data")[-1] == tmp_path / "data" / "images"  # DVC tracks the extracted tree
     with pytest.raises(ChecksumError):
         prepare_dataset(spec_of("shapes", kind="imagefolder", url=archive.as_uri(), sha256="0" * 64), tmp_path / "bad")
     assert not [p for p in (tmp_path / "bad").rglob("*") if p.is_file()]

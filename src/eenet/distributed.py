@@ -69,15 +69,19 @@ def rank_batches(n: int, batch_size: int, ranks: Ranks, generator: torch.Generat
     The permutation of ``range(n)`` is drawn from ``generator`` (the same state on every rank) and cut into batches of
     ``batch_size``; each batch into ``world_size`` contiguous pieces (sizes differing by at most one). ``weight`` =
     ``b * world_size / B`` scales this rank's mean loss so that the gradients DistributedDataParallel averages equal
-    the gradient of the global batch's mean loss. A rank whose piece of a short last batch is empty gets the batch's
-    first sample with weight 0 (it must still take part in the gradient exchange).
+    the gradient of the global batch's mean loss. A short last batch is shared by fewer ranks, two samples each at
+    least (BatchNorm cannot train on one); a rank without a piece gets the batch's first sample twice with weight 0
+    (it must still take part in the gradient exchange).
     """
     order = torch.randperm(n, generator=generator)
     for batch in order.split(batch_size):
-        piece = torch.tensor_split(batch, ranks.world_size)[ranks.rank]
-        if piece.numel() == 0:
-            yield batch[:1], 0.0
+        # at least 2 samples per rank where the batch allows (BatchNorm cannot train on one sample), so a short last
+        # batch goes to the first ranks only
+        sharing = max(1, min(ranks.world_size, batch.numel() // 2))
+        if ranks.rank >= sharing:
+            yield batch[:1].repeat(2), 0.0
         else:
+            piece = torch.tensor_split(batch, sharing)[ranks.rank]
             yield piece, piece.numel() * ranks.world_size / batch.numel()
 
 
@@ -87,11 +91,22 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _slurm_tasks(job_id: str) -> int:
+    """Tasks of a SLURM job (0 when scontrol cannot say): srun starts the ranks only where the job has one per rank."""
+    try:
+        out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    m = re.search(r"NumTasks=(\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
 def launch_command(job_file: str | Path, processes: int, nodes: int, threads: int) -> tuple[list[str], dict[str, str]]:
     """The command (and environment) that starts ``processes`` x ``nodes`` ranks of ``python -m eenet.trainjob job_file``.
 
-    Inside a SLURM allocation (``SLURM_JOB_ID`` set): ``srun`` with one task per rank (``--kill-on-bad-exit``: a rank
-    that dies ends the step), the first node of the allocation as the rendezvous. Elsewhere: ``torchrun --standalone``
+    Inside a SLURM job with a task per rank (the SLURM executor submits it so): ``srun`` with one task per rank
+    (``--kill-on-bad-exit``: a rank that dies ends the step), the first node of the allocation as the rendezvous.
+    Elsewhere (a machine of one's own, or a one-task SLURM job running Snakemake locally): ``torchrun --standalone``
     with ``processes`` workers (one machine only).
     """
     src = str(Path(__file__).resolve().parents[1])  # the package importable by every rank, installed or not
@@ -99,7 +114,7 @@ def launch_command(job_file: str | Path, processes: int, nodes: int, threads: in
            "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
     module = ["-m", "eenet.trainjob", str(job_file)]
     worker = [sys.executable, *module]
-    if os.environ.get("SLURM_JOB_ID"):
+    if os.environ.get("SLURM_JOB_ID") and _slurm_tasks(os.environ["SLURM_JOB_ID"]) >= processes * nodes:
         nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST")
         if not nodelist:  # Snakemake's job step keeps only the job id of the SLURM variables
             nodelist = subprocess.run(
@@ -156,4 +171,5 @@ def launch(job_file: str | Path, processes: int, nodes: int, threads: int, check
             from .io import load_checkpoint
 
             kept = f"; {checkpoint} holds epoch {int(load_checkpoint(checkpoint)['epoch'])}: the next run resumes from it"
+            kept += " (with the same code and config)"
         raise RankFailedError(f"distributed training stopped: {who}; the other ranks were stopped{kept}")

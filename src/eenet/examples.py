@@ -74,14 +74,13 @@ def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]
         texts, _ = read_text_csv(Path(root) / "test.csv")
         return [texts[i] for i in indices]
     if spec.kind == "imagefolder":
-        import csv
-
         from torchvision.transforms import v2
 
-        with open(Path(root) / "test.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        from .data.folders import read_index
+
+        files, _ = read_index(root, "test")
         shown = v2.Compose([v2.Resize(64, antialias=True), v2.CenterCrop(64)])
-        return [shown(decode_rgb(rows[i]["path"])) for i in indices]
+        return [shown(decode_rgb(files[i])) for i in indices]
     images, _ = load_images(spec, root, train=False)
     return [images[i] for i in indices]
 

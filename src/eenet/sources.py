@@ -22,6 +22,7 @@ __all__ = [
     "check_image_sizes",
     "read_table",
     "label_indices",
+    "known_labels",
     "check_dataset",
 ]
 
@@ -130,6 +131,14 @@ def _is_integer(v: Any) -> bool:
     return isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and float(v).is_integer())
 
 
+def known_labels(values: list[Any], classes: list[str]) -> list[bool]:
+    """Which labels are among ``classes``: integer labels index it (``0 <= v < len(classes)``), others are names."""
+    if values and all(_is_integer(v) for v in values):
+        return [0 <= int(v) < len(classes) for v in values]
+    names = set(map(str, classes))
+    return [str(v) in names for v in values]
+
+
 def label_indices(name: str, values: list[Any], classes: list[str] | None, where: str) -> tuple[list[int], list[str]]:
     """Map labels to indices: integer labels index ``classes`` (default: ``0..max``); other labels are class names,
     in ``classes`` (default: their sorted distinct values). Returns ``(indices [N], classes)``.
@@ -143,7 +152,8 @@ def label_indices(name: str, values: list[Any], classes: list[str] | None, where
         n = len(classes) if classes is not None else max(idx) + 1
         bad = next((v for v in idx if not 0 <= v < n), None)
         if bad is not None:
-            raise ValueError(f"{where}: label {bad} outside 0..{n - 1} (datasets.{name}.classes has {n} classes; unlabelled split?)")
+            why = f"datasets.{name}.classes has {n} classes" if classes is not None else "labels are class indices from 0"
+            raise ValueError(f"{where}: label {bad} outside 0..{n - 1} ({why}; an unlabelled split? unknown_labels: drop skips such rows)")
         return idx, list(map(str, classes)) if classes is not None else [str(i) for i in range(n)]
     names = [str(v) for v in values]
     classes = list(map(str, classes)) if classes is not None else sorted(set(names))
@@ -175,7 +185,7 @@ def _check_table(name: str, d: dict[str, Any]) -> None:
             )
         labels = read_table(path, [d["label_column"]])[d["label_column"]].tolist()
         if d["unknown_labels"] == "drop" and classes is not None:
-            labels = [v for v in labels if str(v) in map(str, classes)]
+            labels = [v for v, known in zip(labels, known_labels(labels, classes), strict=True) if known]
         _, found = label_indices(name, labels, classes, f"datasets.{name}.{part} ({path})")
         classes = classes if classes is not None else found  # the test file's labels are the training file's classes
 

@@ -35,7 +35,7 @@ def world_size(train: dict[str, Any]) -> int:
 def _device(requested: str, ranks: Ranks) -> torch.device:
     device = pick_device(requested)
     if device.type == "cuda" and ranks.distributed:
-        device = torch.device("cuda", ranks.local_rank)  # one GPU per rank
+        device = torch.device("cuda", ranks.local_rank % torch.cuda.device_count())  # one GPU per rank (SLURM may show each only its own)
         torch.cuda.set_device(device)
     return device
 

@@ -24,7 +24,9 @@ job = {
 if world_size(p.train) == 1:
     run_training(job)
 else:
-    setup_logging(snakemake.log[0])
+    Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
+    Path(snakemake.log[0]).write_text("")  # then every writer appends: this process and rank 0 share the file
+    setup_logging(snakemake.log[0], append=True)
     job_file = Path(p.checkpoint).with_name("job.json")  # what every rank reads
     write_json(job_file, job)
     launch(job_file, p.train["processes"], p.train["nodes"], snakemake.threads, checkpoint=p.checkpoint)

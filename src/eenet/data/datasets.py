@@ -14,7 +14,6 @@ the completed spec into the manifest; training, logit caching and profiling then
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from ..catalog import BUILTIN_DATASETS, resolve_datasets
-from .folders import ImageFolderSplit, index_imagefolder
+from .folders import ImageFolderSplit, index_imagefolder, read_index
 from .images import CIFAR_MEMBERS, ImageSplit, fetch_cifar, fetch_idx, load_cifar, load_idx
 from .spec import DatasetSpec, Split
 from .text import fetch_hf, fetch_table, open_text
@@ -75,7 +74,9 @@ def raw_paths(spec: DatasetSpec | str, root: str | os.PathLike[str]) -> list[Pat
     if spec.kind == "cifar":
         train, test, _ = CIFAR_MEMBERS[spec.name]
         return [base / name for name in train + test]
-    return [Path(root) / f"{part}.csv" for part in ("train", "test")]
+    index = [Path(root) / f"{part}.csv" for part in ("train", "test")]
+    archive = spec.kind == "imagefolder" and (spec.url or (spec.path and not Path(spec.path).is_dir()))
+    return index + [Path(root) / "images"] if archive else index  # images extracted from an archive live here
 
 
 def prepare_dataset(spec: DatasetSpec, root: str | os.PathLike[str]) -> tuple[list[Path], DatasetSpec]:
@@ -146,9 +147,7 @@ def open_split(
             raise ValueError(f"{spec.name} is a text dataset: open_split needs the model's tokenizer")
         return open_text(Path(root) / f"{part}.csv", tokenizer, max_length)
     if spec.kind == "imagefolder":
-        with open(Path(root) / f"{part}.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        labels = torch.tensor([int(r["label"]) for r in rows], dtype=torch.long)
-        return ImageFolderSplit([r["path"] for r in rows], labels, spec, workers, augment_pad, augment_flip)
+        files, labels = read_index(root, part)
+        return ImageFolderSplit(files, labels, spec, workers, augment_pad, augment_flip)
     images, labels = load_images(spec, root, train=part == "train")
     return ImageSplit(images, labels, spec.mean, spec.std, augment_pad, augment_flip)

@@ -7,6 +7,7 @@ spec (classes, image size, normalisation); batches are decoded by DataLoader wor
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 import shutil
@@ -25,7 +26,7 @@ from ..sources import check_image_sizes, image_files, imagefolder_layout
 from .images import _model_images, augment_batch
 from .spec import DatasetSpec, Split, split_indices
 
-__all__ = ["index_imagefolder", "decode_rgb", "ImageFolderSplit"]
+__all__ = ["index_imagefolder", "read_index", "decode_rgb", "ImageFolderSplit"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def _imagefolder_source(spec: DatasetSpec, root: Path, tmp: Path) -> Path:
     else:
         archive = Path(source)
         if not archive.is_file():
-            raise FileNotFoundError(f"datasets.{spec.name}.path: {source} is neither a directory nor an archive file")
+            key = "path" if spec.path else "mirror"
+            raise FileNotFoundError(f"datasets.{spec.name}.{key}: {source} is neither a directory nor an archive file")
         if spec.sha256 and (got := file_sha256(archive)) != spec.sha256:
             raise ChecksumError(f"{archive}: sha256 is {got}, expected {spec.sha256} (datasets.{spec.name}.sha256)")
     dest = root / "images"
@@ -85,11 +87,26 @@ def index_imagefolder(spec: DatasetSpec, root: Path) -> tuple[list[Path], Datase
         spec = spec.completed(mean=spec.mean or mean, std=spec.std or std)
     out = []
     for part in ("train", "test"):
-        write_csv(root / f"{part}.csv", [{"path": str(f.resolve()), "label": label} for f, label in parts[part]])
+        write_csv(root / f"{part}.csv", [{"path": _indexed(f, root), "label": label} for f, label in parts[part]])
         log.info("%s: %d %s images in %d classes", spec.name, len(parts[part]), part, len(classes))
         out.append(root / f"{part}.csv")
     log.info("%s: images %dx%d (%s), mean %s, std %s", spec.name, size, size, spec.transform, _fmt(spec.mean), _fmt(spec.std))
     return out, spec
+
+
+def _indexed(file: Path, root: Path) -> str:
+    """How the index names an image: relative to ``root`` when it was extracted there from an archive (the tree moves
+    with the data directory, and DVC tracks it), else its absolute path in the user's folder."""
+    path = file.resolve()
+    return str(path.relative_to(root.resolve())) if path.is_relative_to(root.resolve()) else str(path)
+
+
+def read_index(root: str | os.PathLike[str], part: str) -> tuple[list[str], torch.Tensor]:
+    """``(image paths, labels int64 [N])`` of ``root/<part>.csv`` written by :func:`index_imagefolder`."""
+    with open(Path(root) / f"{part}.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    files = [r["path"] if os.path.isabs(r["path"]) else str(Path(root) / r["path"]) for r in rows]
+    return files, torch.tensor([int(r["label"]) for r in rows], dtype=torch.long)
 
 
 def _fmt(values: tuple[float, ...] | None) -> str:

@@ -22,7 +22,7 @@ import torch
 from ..catalog import local_path
 from ..download import ChecksumError, DownloadError
 from ..io import atomic_path, file_sha256
-from ..sources import label_indices
+from ..sources import known_labels, label_indices
 from .spec import DatasetSpec, Split, split_indices
 
 __all__ = ["fetch_table", "fetch_hf", "read_text_csv", "open_text", "TextSplit"]
@@ -80,7 +80,9 @@ def _labelled(spec: DatasetSpec, df: Any, where: str, classes: list[str] | None)
             f"its columns: {', '.join(map(str, df.columns))}"
         )
     if spec.unknown_labels == "drop" and classes is not None:
-        df = df[df[spec.label_column].astype(str).isin(classes)]
+        df = df[known_labels(df[spec.label_column].tolist(), classes)]
+        if not len(df):
+            raise ValueError(f"{where}: no row has a label among the classes {classes} (datasets.{spec.name}.classes)")
     if spec.drop_duplicates:
         df = df.drop_duplicates(spec.text_column)
     labels, classes = label_indices(spec.name, df[spec.label_column].tolist(), classes, where)
