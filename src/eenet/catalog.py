@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "DATASET_KINDS",
     "USER_KINDS",
+    "TEXT_KINDS",
     "BUILTIN_DATASETS",
     "BUILTIN_ARCHS",
     "TEXT_ARCHS",
@@ -39,6 +40,8 @@ folders of image files), ``table`` (CSV / JSON-lines / parquet files of texts an
 dataset, or a local directory of its files)."""
 
 USER_KINDS = ("imagefolder", "table", "huggingface")
+TEXT_KINDS = ("table", "huggingface")
+"""The kinds that hold texts (the others hold images)."""
 """The kinds a config can declare a new dataset of (the other two read the files of one dataset each)."""
 
 
@@ -227,7 +230,7 @@ def _check_source_keys(name: str, d: dict[str, Any]) -> None:
 
 def dataset_modality(d: dict[str, Any]) -> str:
     """``image`` or ``text``."""
-    return "text" if d["kind"] in ("table", "huggingface") else "image"
+    return "text" if d["kind"] in TEXT_KINDS else "image"
 
 
 def arch_modality(arch: str) -> str:

@@ -66,11 +66,12 @@ def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]
     """The test samples at ``indices`` as a person sees them: images ``uint8 [C, H, W]`` (IDX, CIFAR, image folders:
     64 x 64) or the texts (text datasets). ``dataset``: the spec from the download's manifest, or a built-in name.
     Indices are those of the test split (its first ``max_test`` are the same samples)."""
+    from .catalog import TEXT_KINDS
     from .data import dataset_spec, decode_rgb, load_images
     from .data.text import read_text_csv
 
     spec = dataset_spec(dataset)
-    if spec.kind in ("table", "huggingface"):
+    if spec.kind in TEXT_KINDS:
         texts, _ = read_text_csv(Path(root) / "test.csv")
         return [texts[i] for i in indices]
     if spec.kind == "imagefolder":

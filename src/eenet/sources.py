@@ -23,6 +23,8 @@ __all__ = [
     "read_table",
     "label_indices",
     "known_labels",
+    "labelled_rows",
+    "even_sample",
     "check_dataset",
 ]
 
@@ -80,6 +82,11 @@ def imagefolder_layout(
     return classes, (files if split else files["all"])
 
 
+def even_sample(items: list[Any], limit: int | None) -> list[Any]:
+    """``items``, or an evenly spaced sample of ``limit`` of them when there are more."""
+    return items if limit is None or len(items) <= limit else [items[i * len(items) // limit] for i in range(limit)]
+
+
 def check_image_sizes(name: str, files: list[Path], d: dict[str, Any], limit: int | None = None) -> int | None:
     """With ``transform: none`` every image must have one size, square, equal to ``image_size`` when given; returns it.
 
@@ -89,7 +96,7 @@ def check_image_sizes(name: str, files: list[Path], d: dict[str, Any], limit: in
         return d["image_size"]
     from PIL import Image
 
-    sample = files if limit is None or len(files) <= limit else [files[i * len(files) // limit] for i in range(limit)]
+    sample = even_sample(files, limit)
     first: tuple[Path, tuple[int, int]] | None = None
     for f in sample:
         with Image.open(f) as im:
@@ -164,8 +171,30 @@ def label_indices(name: str, values: list[Any], classes: list[str] | None, where
     return [index[v] for v in names], classes
 
 
+def labelled_rows(name: str, df: Any, d: dict[str, Any], classes: list[str] | None, where: str) -> tuple[list[int], list[str], list[str]]:
+    """``(label indices, texts, classes)`` of a table's rows (a pandas DataFrame): the columns ``d["text_column"]`` and
+    ``d["label_column"]``, rows of labels outside ``classes`` dropped when ``d["unknown_labels"]`` says ``drop``, repeated
+    texts when ``d["drop_duplicates"]``. ``where`` names the file in errors.
+
+    Raises:
+        ValueError: a missing column (the file's columns listed), a label outside the classes, no row left.
+    """
+    text_col, label_col = d["text_column"], d["label_column"]
+    missing = [c for c in (text_col, label_col) if c not in df.columns]
+    if missing:
+        key = "text_column" if missing[0] == text_col else "label_column"
+        raise ValueError(f"{where} has no column {missing[0]!r} (datasets.{name}.{key}); its columns: {', '.join(map(str, df.columns))}")
+    if d["unknown_labels"] == "drop" and classes is not None:
+        df = df[known_labels(df[label_col].tolist(), classes)]
+        if not len(df):
+            raise ValueError(f"{where}: no row has a label among the classes {classes} (datasets.{name}.classes)")
+    if d["drop_duplicates"]:
+        df = df.drop_duplicates(text_col)
+    labels, classes = label_indices(name, df[label_col].tolist(), classes, where)
+    return labels, df[text_col].astype(str).tolist(), classes
+
+
 def _check_table(name: str, d: dict[str, Any]) -> None:
-    cols = [d["text_column"], d["label_column"]]
     classes = d["classes"]
     for part in ("train", "test"):
         if not d[part]:
@@ -173,20 +202,7 @@ def _check_table(name: str, d: dict[str, Any]) -> None:
         path = local_path(d[part])
         if not path.is_file():
             raise FileNotFoundError(f"datasets.{name}.{part}: no file {path}")
-        header = (
-            list(read_table(path).columns) if TABLE_FORMATS.get(path.suffix.lower()) != "csv" else list(read_table(path).head(0).columns)
-        )
-        missing = [c for c in cols if c not in header]
-        if missing:
-            keys = {d["text_column"]: "text_column", d["label_column"]: "label_column"}
-            raise ValueError(
-                f"datasets.{name}: {path} has no column {missing[0]!r} (datasets.{name}.{keys[missing[0]]}); "
-                f"its columns: {', '.join(header)}"
-            )
-        labels = read_table(path, [d["label_column"]])[d["label_column"]].tolist()
-        if d["unknown_labels"] == "drop" and classes is not None:
-            labels = [v for v, known in zip(labels, known_labels(labels, classes), strict=True) if known]
-        _, found = label_indices(name, labels, classes, f"datasets.{name}.{part} ({path})")
+        _, _, found = labelled_rows(name, read_table(path), d, classes, f"datasets.{name}.{part} ({path})")
         classes = classes if classes is not None else found  # the test file's labels are the training file's classes
 
 

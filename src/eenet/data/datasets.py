@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..catalog import BUILTIN_DATASETS, resolve_datasets
+from ..catalog import TEXT_KINDS, resolve_datasets
 from .folders import ImageFolderSplit, index_imagefolder, read_index
 from .images import CIFAR_MEMBERS, ImageSplit, fetch_cifar, fetch_idx, load_cifar, load_idx
 from .spec import DatasetSpec, Split
@@ -44,9 +44,7 @@ __all__ = [
     "open_split",
 ]
 
-DATASETS: dict[str, DatasetSpec] = {
-    name: DatasetSpec.from_entry(name, e) for name, e in resolve_datasets({}).items() if name in BUILTIN_DATASETS
-}
+DATASETS: dict[str, DatasetSpec] = {name: DatasetSpec.from_entry(name, e) for name, e in resolve_datasets({}).items()}
 """The built-in datasets with their defaults (a config's ``datasets:`` block may override their keys)."""
 FASHION_MNIST, CIFAR10, CIFAR100, IMAGENET = DATASETS["fashion_mnist"], DATASETS["cifar10"], DATASETS["cifar100"], DATASETS["imagenet"]
 ROTTEN_TOMATOES, SST2, AG_NEWS = DATASETS["rotten_tomatoes"], DATASETS["sst2"], DATASETS["ag_news"]
@@ -142,7 +140,7 @@ def open_split(
     if part not in ("train", "test"):
         raise ValueError(f"part must be 'train' or 'test', got {part!r}")
     spec = dataset_spec(name)
-    if spec.kind in ("table", "huggingface"):
+    if spec.kind in TEXT_KINDS:
         if tokenizer is None:
             raise ValueError(f"{spec.name} is a text dataset: open_split needs the model's tokenizer")
         return open_text(Path(root) / f"{part}.csv", tokenizer, max_length)

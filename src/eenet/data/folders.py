@@ -22,9 +22,9 @@ import torch
 from ..batch import Inputs
 from ..download import ChecksumError, download, safe_extract
 from ..io import file_sha256, write_csv
-from ..sources import check_image_sizes, image_files, imagefolder_layout
+from ..sources import check_image_sizes, even_sample, image_files, imagefolder_layout
 from .images import _model_images, augment_batch
-from .spec import DatasetSpec, Split, split_indices
+from .spec import DatasetSpec, Split, holdout_split
 
 __all__ = ["index_imagefolder", "read_index", "decode_rgb", "ImageFolderSplit"]
 
@@ -78,7 +78,7 @@ def index_imagefolder(spec: DatasetSpec, root: Path) -> tuple[list[Path], Datase
     if isinstance(files, dict):
         parts = files
     else:
-        train_idx, test_idx = split_indices(len(files), _test_count(spec, len(files)), spec.test_seed)
+        train_idx, test_idx = holdout_split(spec.name, len(files), spec.test_size, spec.test_seed)
         parts = {"train": [files[i] for i in train_idx.tolist()], "test": [files[i] for i in test_idx.tolist()]}
     size = check_image_sizes(spec.name, [f for part in parts.values() for f, _ in part], entry)
     spec = spec.completed(classes=classes, image_size=size)
@@ -113,18 +113,10 @@ def _fmt(values: tuple[float, ...] | None) -> str:
     return "[" + ", ".join(f"{v:.4f}" for v in values or ()) + "]"
 
 
-def _test_count(spec: DatasetSpec, n: int) -> int:
-    k = int(spec.test_size) if spec.test_size >= 1 else round(n * spec.test_size)
-    if not 0 < k < n:
-        raise ValueError(f"datasets.{spec.name}.test_size: {spec.test_size} leaves no train or no test image of {n}")
-    return k
-
-
 def _channel_stats(files: list[str], spec: DatasetSpec, limit: int = 5000) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of pixel values in [0, 1] over (an even sample of) ``files``,
     as the model sees them (after the evaluation transform)."""
-    sample = files if len(files) <= limit else [files[i * len(files) // limit] for i in range(limit)]
-    ds = _DecodedImages(sample, spec.image_size, train=False, transform=spec.transform)
+    ds = _DecodedImages(even_sample(files, limit), spec.image_size, train=False, transform=spec.transform)
     total = torch.zeros(3, dtype=torch.float64)
     squares = torch.zeros(3, dtype=torch.float64)
     pixels = 0

@@ -10,14 +10,14 @@ import abc
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 
 from ..batch import Inputs
 
-__all__ = ["DatasetSpec", "Split", "split_indices", "iterate_batches"]
+__all__ = ["DatasetSpec", "Split", "split_indices", "holdout_split", "iterate_batches"]
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,11 @@ class DatasetSpec:
 
     def completed(self, **found: Any) -> DatasetSpec:
         """This spec with what fetching found (``classes``, ``num_classes``, ``image_size``, ``mean``, ``std``)."""
-        found = {k: tuple(v) if isinstance(v, list) else v for k, v in found.items()}
+        entry = {**self.to_json(), **found}
+        del entry["name"]
         if found.get("classes") is not None and found.get("num_classes") is None:
-            found["num_classes"] = len(found["classes"])
-        return replace(self, **found)
+            entry["num_classes"] = None  # counted again from the classes found
+        return DatasetSpec.from_entry(self.name, entry)
 
 
 def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +105,15 @@ def split_indices(n: int, val_size: int, seed: int) -> tuple[torch.Tensor, torch
         raise ValueError(f"val_size must be in (0, {n}), got {val_size}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[: n - val_size], perm[n - val_size :]
+
+
+def holdout_split(name: str, n: int, test_size: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, test indices) of a dataset whose files have no test split: test = the last ``test_size`` (a
+    number of samples, or a fraction below 1) of a permutation of ``range(n)`` seeded with ``seed``."""
+    k = int(test_size) if test_size >= 1 else round(n * test_size)
+    if not 0 < k < n:
+        raise ValueError(f"datasets.{name}.test_size: {test_size} leaves no train or no test sample of {n}")
+    return split_indices(n, k, seed)
 
 
 def iterate_batches(n: int, batch_size: int, shuffle: bool, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:

@@ -22,8 +22,8 @@ import torch
 from ..catalog import local_path
 from ..download import ChecksumError, DownloadError
 from ..io import atomic_path, file_sha256
-from ..sources import known_labels, label_indices
-from .spec import DatasetSpec, Split, split_indices
+from ..sources import labelled_rows
+from .spec import DatasetSpec, Split, holdout_split
 
 __all__ = ["fetch_table", "fetch_hf", "read_text_csv", "open_text", "TextSplit"]
 
@@ -46,14 +46,9 @@ def read_text_csv(path: str | os.PathLike[str]) -> tuple[list[str], torch.Tensor
 
 
 def _split_rows(spec: DatasetSpec, labels: list[int], texts: list[str], root: Path) -> list[Path]:
-    """``train.csv`` / ``test.csv`` from one labelled table: test = the last ``test_size`` (a count, or a fraction)
-    of a permutation seeded with ``test_seed``."""
-    n = len(texts)
-    k = int(spec.test_size) if spec.test_size >= 1 else round(n * spec.test_size)
-    if not 0 < k < n:
-        raise ValueError(f"datasets.{spec.name}.test_size: {spec.test_size} leaves no train or no test example of {n}")
-    train, test = split_indices(n, k, spec.test_seed)
-    log.info("%s: %d examples, %d train / %d test (seed %d)", spec.name, n, n - k, k, spec.test_seed)
+    """``train.csv`` / ``test.csv`` from one labelled table, the test part held out with a seed (:func:`holdout_split`)."""
+    train, test = holdout_split(spec.name, len(texts), spec.test_size, spec.test_seed)
+    log.info("%s: %d examples, %d train / %d test (seed %d)", spec.name, len(texts), len(train), len(test), spec.test_seed)
     return [
         _write_text_csv(root / f"{part}.csv", [labels[i] for i in idx], [texts[i] for i in idx])
         for part, idx in (("train", train.tolist()), ("test", test.tolist()))
@@ -71,22 +66,8 @@ def _table_file(spec: DatasetSpec, part: str) -> Path:
 
 
 def _labelled(spec: DatasetSpec, df: Any, where: str, classes: list[str] | None) -> tuple[list[int], list[str], list[str]]:
-    """``(label indices, texts, classes)`` of a table's rows (rows of unknown labels dropped when asked, repeated
-    texts dropped when asked)."""
-    missing = [c for c in (spec.text_column, spec.label_column) if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{where} has no column {missing[0]!r} (datasets.{spec.name}.text_column / label_column); "
-            f"its columns: {', '.join(map(str, df.columns))}"
-        )
-    if spec.unknown_labels == "drop" and classes is not None:
-        df = df[known_labels(df[spec.label_column].tolist(), classes)]
-        if not len(df):
-            raise ValueError(f"{where}: no row has a label among the classes {classes} (datasets.{spec.name}.classes)")
-    if spec.drop_duplicates:
-        df = df.drop_duplicates(spec.text_column)
-    labels, classes = label_indices(spec.name, df[spec.label_column].tolist(), classes, where)
-    return labels, df[spec.text_column].astype(str).tolist(), classes
+    """``(label indices, texts, classes)`` of a table's rows, as the check before any job reads them."""
+    return labelled_rows(spec.name, df, spec.to_json(), classes, where)
 
 
 def fetch_table(spec: DatasetSpec, root: Path) -> tuple[list[Path], DatasetSpec]:

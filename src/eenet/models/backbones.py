@@ -109,6 +109,14 @@ def exit_points(model: nn.Module, depth: int = 2) -> list[str]:
     return out
 
 
+def _check_reads(arch: str, in_channels: int, head: str) -> None:
+    """A torchvision backbone reads RGB images, through one of :data:`HEADS`."""
+    if in_channels != 3:
+        raise ValueError(f"{arch} reads RGB images (3 channels); this dataset's images have {in_channels}")
+    if head not in HEADS:
+        raise ValueError(f"{arch}: arch_kwargs.head must be one of {', '.join(HEADS)}, got {head!r}")
+
+
 def _torchvision_model(name: str, kwargs: dict[str, Any] | None) -> nn.Module:
     import torchvision.models
 
@@ -196,10 +204,7 @@ def torchvision_multiexit(
     random images the chain is checked on (a ViT uses its own image size).
     """
     arch = f"torchvision:{name}"
-    if in_channels != 3:
-        raise ValueError(f"{arch} reads RGB images (3 channels); this dataset's images have {in_channels}")
-    if head not in HEADS:
-        raise ValueError(f"{arch}: arch_kwargs.head must be one of {', '.join(HEADS)}, got {head!r}")
+    _check_reads(arch, in_channels, head)
     model = _torchvision_model(name, kwargs)
     if weights:
         state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -253,10 +258,7 @@ def check_torchvision(name: str, *, in_channels: int = 3, exits: Sequence[str] =
     """Before any job: the model exists, the exits are modules it runs in that order, it reads what the dataset holds.
     Built on the meta device (no memory, no weights read); the check against its forward runs when it is built."""
     arch = f"torchvision:{name}"
-    if in_channels != 3:
-        raise ValueError(f"{arch} reads RGB images (3 channels); this dataset's images have {in_channels}")
-    if kwargs.get("head", "pool_linear") not in HEADS:
-        raise ValueError(f"{arch}: arch_kwargs.head must be one of {', '.join(HEADS)}, got {kwargs['head']!r}")
+    _check_reads(arch, in_channels, kwargs.get("head", "pool_linear"))
     weights = kwargs.get("weights")
     if weights and not Path(weights).is_file():
         raise FileNotFoundError(f"{arch}: arch_kwargs.weights {weights} does not exist")
