@@ -40,3 +40,22 @@ def test_figures_are_written_with_either_axis_and_a_wrong_axis_is_refused(tmp_pa
         plot_curve(rows, "t", "c", [str(tmp_path / "x.png")], None, "flops")
     plot_runtime([runtime_row("maxpred", "0.5", 1, 1.2), runtime_row("maxpred", "0.5", 64, 0.3)], "t", "c", [str(tmp_path / "r.pdf")])
     assert (tmp_path / "r.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_the_plain_network_is_copied_into_the_summary_and_drawn_on_the_curve(tmp_path, monkeypatch):
+    import eenet.plotting as plotting
+
+    rows = [{"method": "maxpred", "budget_value": 0.5, "test_cost_ms": 1.0, "test_accuracy": 0.8}]
+    add_measured(rows, [{**runtime_row("maxpred", "0.5", 1, 1.2), "plain_ms": "1.5", "speedup_vs_plain": str(1.5 / 1.2)}])
+    assert rows[0]["plain_ms"] == 1.5 and rows[0]["speedup_vs_plain"] == pytest.approx(1.25)
+    figures = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, paths: figures.append(fig))
+    plot_curve(rows, "t", "c", [str(tmp_path / "c.png")], None, "simulated", None, 1.5)
+    lines = [ln for ln in figures[0].axes[0].get_lines() if "plain network" in ln.get_label()]
+    assert len(lines) == 1 and list(lines[0].get_xdata()) == [1.5, 1.5]
+    plot_curve(rows, "t", "c", [str(tmp_path / "c.png")])  # no plain network (a cost.csv written before it): no line
+    assert not [ln for ln in figures[1].axes[0].get_lines() if "plain network" in ln.get_label()]
+    # runtime.pdf: the speed-up axis is over the plain network when runtime.csv has it
+    plot_runtime([{**runtime_row("maxpred", "0.5", 1, 1.2), "plain_ms": "1.5", "speedup_vs_plain": "1.25"}], "t", "c", ["r.pdf"])
+    assert figures[2].axes[1].get_ylabel() == "speed-up over the plain network (x)"
+    assert [float(v) for v in figures[2].axes[1].collections[0].get_offsets()[:, 1]] == [1.25]

@@ -141,3 +141,131 @@ def test_measure_policies_times_the_runtime_beside_the_full_model_and_the_cost_m
     assert row["measured_vs_simulated"] == pytest.approx(res["maxpred"]["ms"] / row["simulated_ms"])
     assert row["speedup_vs_full"] == pytest.approx(res["full"]["ms"] / res["maxpred"]["ms"])
     assert json.loads(row["exit_histogram"]) == torch.bincount(want, minlength=3).tolist()
+
+
+def test_the_plain_network_runs_every_stage_and_only_the_last_head(net):
+    from eenet.costs import run_plain
+
+    model, kind, *_ = net
+    x = make_inputs(kind, 6, 3)
+    called = []
+    hooks = [h.register_forward_hook(lambda m, i, o, k=k: called.append(k)) for k, h in enumerate(model.heads)]
+    try:
+        with torch.inference_mode():
+            plain = model.forward_plain(x)
+            preds = run_plain(model, x)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert called == [model.num_exits - 1] * 2  # the intermediate heads are never computed
+    with torch.inference_mode():
+        assert torch.equal(plain, model(x)[-1])  # and the last exit's logits are the all-heads forward's
+    assert torch.equal(preds, plain.argmax(dim=1))
+
+
+def test_the_plain_networks_flops_are_the_stages_and_the_last_head_only():
+    """On a model whose exit heads are expensive (the paper's 3-conv heads), the plain network's count leaves them out."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from eenet.costs import count_flops, count_plain_flops
+
+    model = build_model("small_cnn_3", 10, 1, width=8).eval()
+    x = torch.randn(2, 1, 28, 28)
+    head_flops = []
+    with torch.inference_mode():
+        state = model.begin(x)
+        for k in range(model.num_exits):
+            state = model.advance(k, state)
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model.head(k, state)
+            head_flops.append(counter.get_total_flops() // 2)
+    assert min(head_flops[:-1]) > 0
+    per_exit, plain = count_flops(model, x), count_plain_flops(model, x)
+    assert plain == per_exit[-1] - sum(head_flops[:-1])
+
+
+def test_policies_that_decide_alike_share_one_timing():
+    from eenet.runtime import measure_policies
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).eval()
+    val = cached_probs(model, torch.randn(60, 1, 28, 28, generator=torch.Generator().manual_seed(5)))
+    labels = torch.zeros(60, dtype=torch.long)
+    costs = [1.0, 2.0, 4.0]
+    a = make_scheduler("maxpred").fit(val, labels, costs, 2.0)
+    b = make_scheduler("maxpred").fit(val, labels, costs, 2.0)  # the same thresholds: the same decisions
+    c = make_scheduler("entropy").fit(val, labels, costs, 2.0)  # another policy: timed on its own
+    batches = [torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(i)) for i in range(6)]
+    res = measure_policies(model, {"a": a, "b": b, "c": c}, batches, torch.device("cpu"), warmup=1, repeats=3, chunk=2)
+    assert res["a"]["timing_shared_with"] == "" and res["c"]["timing_shared_with"] == ""
+    assert res["b"]["timing_shared_with"] == "a" and res["b"]["ms"] == res["a"]["ms"]
+    assert torch.equal(res["b"]["exits"], res["a"]["exits"])
+    assert res["plain"]["ms"] > 0 and res["full"]["ms"] > 0
+
+
+def test_the_sample_plan_fits_the_time_budget():
+    from eenet.runtime import plan_samples
+
+    probs = torch.rand(3, 1000, 4).softmax(-1)
+    labels = torch.zeros(1000, dtype=torch.long)
+    costs = [1.0, 2.0, 4.0]
+    pols = {f"m{b}": make_scheduler("maxpred").fit(probs, labels, costs, b) for b in (1.5, 2.5, 3.5)}
+    cached = {n: s.assign(probs) for n, s in pols.items()}
+    n_all, est_all = plan_samples(cached, pols, costs, 1000, None, 4, 2, 100)
+    assert n_all == 1000
+    # ms per sample: 2 baselines x 4 passes x 4 ms + each policy 4 passes at its simulated cost, x 2 batch sizes
+    per_sample = 2 * (32 + sum(4 * float(torch.tensor(costs)[e].mean()) for e in cached.values())) / 1000
+    assert est_all == pytest.approx(1000 * per_sample)
+    n, est = plan_samples(cached, pols, costs, 1000, 0.3 * est_all, 4, 2, 100)
+    assert n == int(0.3 * 1000) or n == int(0.3 * 1000) - 1
+    assert est <= 0.3 * est_all + 1e-9
+    assert plan_samples(cached, pols, costs, 1000, 1e-6, 4, 2, 100)[0] == 100  # never below min_samples
+    assert plan_samples(cached, pols, costs, 50, 1e-6, 4, 2, 100)[0] == 50
+    # a policy deciding as another of its class is timed once: the estimate drops
+    twin = {**pols, "twin": pols["m1.5"]}
+    _, est_twin = plan_samples({**cached, "twin": cached["m1.5"]}, twin, costs, 1000, None, 4, 2, 100)
+    one_pass = 2 * float(torch.tensor(costs)[cached["m1.5"]].mean())  # the recording pass at both batch sizes
+    assert est_twin == pytest.approx(est_all + one_pass)
+
+
+def test_measure_runtime_logs_progress_and_bounds_the_samples(caplog):
+    import logging
+
+    from eenet.runtime import measure_runtime
+    from eenet.schedulers import exit_predictions
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).eval()
+    x = torch.randn(80, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    probs = cached_probs(model, x)
+    labels = probs[-1].argmax(1)
+    costs = [0.05, 0.1, 0.2]  # ms: as a profile would give; only the plan reads them
+    pols = {"maxpred/0.5": make_scheduler("maxpred").fit(probs, labels, costs, 0.1)}
+    cfg = {"samples": None, "seconds": 1e-4, "min_samples": 24, "batch_size": 8, "warmup": 1, "repeats": 2}
+    log = logging.getLogger("test-runtime")
+    with caplog.at_level(logging.INFO, logger="test-runtime"):
+        rows = measure_runtime(model, pols, lambda idx, dev: x[idx], probs, labels, costs, cfg, torch.device("cpu"), log)
+    assert {(r["name"], r["batch_size"]) for r in rows} == {("maxpred/0.5", 1), ("maxpred/0.5", 8)}
+    for r in rows:
+        assert r["samples"] == 24 and r["exits_agree"] == 1.0 and r["preds_agree"] == 1.0
+        assert r["speedup_vs_plain"] == pytest.approx(r["plain_ms"] / r["measured_ms"])
+        want = exit_predictions(probs[:, :24], pols["maxpred/0.5"].assign(probs[:, :24]))
+        assert r["accuracy"] == pytest.approx(float((want == labels[:24]).float().mean()))
+    text = caplog.text
+    assert "on 24 test samples (of 80 asked" in text and "s left" in text and "distinct timings" in text
+
+
+def test_progress_is_logged_at_most_every_interval(caplog):
+    import logging
+
+    from eenet.runtime import ProgressLog
+
+    log = logging.getLogger("test-progress")
+    with caplog.at_level(logging.INFO, logger="test-progress"):
+        p = ProgressLog(log, "timing", every=1000.0)
+        for i in range(1, 10):
+            p(i, 10)
+        assert caplog.records == []  # nothing before the interval has passed
+        p(10, 10)  # the end is always logged
+    assert len(caplog.records) == 1 and "timing: 10/10 (100 %)" in caplog.text and "~0 s left" in caplog.text

@@ -99,6 +99,9 @@ def test_pipeline_produces_curve_summary_and_artifacts(workdir):
     flops = [int(r["flops"]) for r in costs]
     assert flops[0] < flops[1] < flops[2]
     assert all(r["device"].startswith("cpu") and r["batch_size"] == "8" for r in costs)
+    # the plain network (stages + last head) is profiled in the same run: fewer FLOPs than the last exit with every head
+    assert len({r["plain_ms"] for r in costs}) == 1 and float(costs[0]["plain_ms"]) > 0
+    assert flops[0] < int(costs[0]["plain_flops"]) < flops[2]
     rows = list(csv.DictReader(open(res / "summary.csv")))
     methods = {(r["method"], r["budget_value"]) for r in rows}
     for m in ["eenet", "maxpred", "entropy", "oracle"]:
@@ -117,9 +120,12 @@ def test_pipeline_produces_curve_summary_and_artifacts(workdir):
     } | {(f"static_exit{k}", "", bs) for k in range(3) for bs in ["1", "16"]}
     for r in runtime:
         assert float(r["measured_ms"]) > 0 and float(r["full_ms"]) > 0 and r["samples"] == "100"
+        assert float(r["speedup_vs_plain"]) == pytest.approx(float(r["plain_ms"]) / float(r["measured_ms"]))
+        assert r["timing_shared_with"] in {"", *(f"{x['method']}/{x['budget_value']}" for x in runtime)}
         assert float(r["exits_agree"]) == 1.0 and float(r["preds_agree"]) == 1.0, r  # the runtime decides as the cached evaluation
     measured = {(r["method"], r["budget_value"]): r for r in rows if r["measured_ms"]}
     assert ("maxpred", "0.9") in measured and ("oracle", "0.9") not in measured and "measured_batch_ms" in rows[0]
+    assert float(measured[("maxpred", "0.9")]["speedup_vs_plain"]) > 0 and float(measured[("maxpred", "0.9")]["plain_ms"]) > 0
     assert (res / "runtime.pdf").read_bytes()[:4] == b"%PDF"
     stats = read_csv(res / "stats.csv")
     per_policy = {r["method"]: r for r in stats if r["budget_value"] == "all"}

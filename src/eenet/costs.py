@@ -3,6 +3,12 @@
 The cost of exit ``k`` is cumulative: the backbone up to stage ``k``, the heads of exits ``0..k`` and the
 decisions taken at exits ``0..k-1`` (early-exit inference evaluates every earlier head, and decides there
 whether to stop, before it reaches exit ``k``): what :mod:`eenet.runtime` pays for a sample leaving at ``k``.
+
+The baseline every speed-up is quoted against is the *plain network*: every stage and the last head only
+(:meth:`MultiExitNetwork.forward_plain`), what a user would run without early exit. It is timed in the same
+interleaved run as the exits and written beside them in cost.csv (``plain_ms``, ``plain_flops``). A budget given
+as a fraction (``unit: fraction``) is a fraction of the last exit's cumulative cost (cost.csv's last ``ms``), which
+includes every intermediate head and decision: the plain network costs less than that (its ratio is in the log).
 """
 
 from __future__ import annotations
@@ -26,14 +32,22 @@ __all__ = [
     "sync_device",
     "time_summary",
     "run_to_exit",
+    "run_plain",
     "time_per_sample",
     "measure_latency",
+    "profile_costs",
     "check_spread",
     "count_flops",
+    "count_plain_flops",
     "cost_table",
     "resolve_budget",
     "read_costs",
+    "read_plain_cost",
+    "PLAIN_FIELDS",
 ]
+
+PLAIN_FIELDS = ["plain_ms", "plain_q1", "plain_q3", "plain_flops"]
+"""Columns of cost.csv with the plain network's cost (the same on every row; absent from files written before them)."""
 
 
 class NoisyMeasurementError(RuntimeError):
@@ -67,6 +81,12 @@ def run_to_exit(model: MultiExitNetwork, x: Inputs, exit_index: int) -> torch.Te
 
 
 @torch.inference_mode()
+def run_plain(model: MultiExitNetwork, x: Inputs) -> torch.Tensor:
+    """The plain network on a batch (every stage, the last head only): predictions ``int64 [B]``."""
+    return model.forward_plain(x).argmax(dim=1)
+
+
+@torch.inference_mode()
 def time_per_sample(
     runs: Mapping[str, Callable[[Any], object]],
     batches: Sequence[Inputs],
@@ -74,6 +94,7 @@ def time_per_sample(
     warmup: int = 1,
     repeats: int = 5,
     chunk: int = 10,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Mean wall-clock ms per sample of each ``runs[name](batch)`` over ``batches``, robust to bursts of load.
 
@@ -82,9 +103,11 @@ def time_per_sample(
     them alike). A chunk's time is the median of its repeats, and ``ms`` is the sum over chunks per sample: the
     mean latency over the samples, with a burst of another process's load, which spoils one repeat of a chunk,
     left out. ``ms_q1``, ``ms_q3``: quartiles of the per-repeat totals (the spread between whole passes).
-    CUDA is synchronised around every timed call.
+    CUDA is synchronised around every timed call. ``progress(done, total)``, if given, is called after each
+    chunk with the chunks done and their number.
     """
     n = sum(first_tensor(b).shape[0] for b in batches)
+    n_chunks = -(-len(batches) // chunk)
     for run in runs.values():
         for _ in range(warmup):
             for b in batches:
@@ -106,6 +129,8 @@ def time_per_sample(
                 totals[name][r] += dt
         for name, ts in times.items():
             medians[name] += statistics.median(ts)
+        if progress is not None:
+            progress(i // chunk + 1, n_chunks)
     out = {}
     for name in runs:
         spread = time_summary([t / n for t in totals[name]])
@@ -123,12 +148,25 @@ def measure_latency(
     :func:`time_per_sample`, the same way :mod:`eenet.runtime` is timed, with the exits as the interleaved runs.
     Returns one dict per exit: ``ms`` (mean per sample, bursts of load left out), ``ms_q1``, ``ms_q3``.
     """
+    return profile_costs(model, batches, warmup, repeats, plain=False)[0]
+
+
+def profile_costs(
+    model: MultiExitNetwork, batches: Inputs | Sequence[Inputs], warmup: int = 1, repeats: int = 5, plain: bool = True
+) -> tuple[list[dict[str, float]], dict[str, float] | None]:
+    """:func:`measure_latency` of every exit and, in the same interleaved run, the plain network (:func:`run_plain`).
+
+    Returns ``(per exit, plain)``: the rows of :func:`measure_latency`, and the plain network's ``ms``, ``ms_q1``,
+    ``ms_q3`` (``None`` when ``plain`` is false).
+    """
     model.eval()
     if not isinstance(batches, (list, tuple)):
         batches = [batches]
-    runs = {str(k): partial(run_to_exit, model, exit_index=k) for k in range(model.num_exits)}
+    runs: dict[str, Callable[[Any], object]] = {str(k): partial(run_to_exit, model, exit_index=k) for k in range(model.num_exits)}
+    if plain:
+        runs["plain"] = partial(run_plain, model)
     timing = time_per_sample(runs, batches, first_tensor(batches[0]).device, warmup, repeats)
-    return [timing[str(k)] for k in range(model.num_exits)]
+    return [timing[str(k)] for k in range(model.num_exits)], timing.get("plain")
 
 
 def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:
@@ -159,28 +197,60 @@ def count_flops(model: MultiExitNetwork, sample: Inputs) -> list[int]:
     return flops
 
 
-def cost_table(latency: list[dict[str, float]], flops: list[int], meta: dict[str, Any]) -> list[dict[str, Any]]:
+@torch.inference_mode()
+def count_plain_flops(model: MultiExitNetwork, sample: Inputs) -> int:
+    """FLOPs per sample of the plain network (:meth:`MultiExitNetwork.forward_plain`: stages and the last head)."""
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.forward_plain(sample)
+    return int(counter.get_total_flops() // first_tensor(sample).shape[0])
+
+
+def cost_table(
+    latency: list[dict[str, float]],
+    flops: list[int],
+    meta: dict[str, Any],
+    plain: dict[str, float] | None = None,
+    plain_flops: int | None = None,
+) -> list[dict[str, Any]]:
     """Rows of cost.csv: one per exit, with the cost made monotone (``ms`` = running max of ``ms_raw``).
 
     A deeper exit runs a superset of the work of a shallower one, so a measured time below the
-    previous exit's is timing noise; ``ms_raw`` keeps what was measured.
+    previous exit's is timing noise; ``ms_raw`` keeps what was measured. ``plain`` (a timing of
+    :func:`profile_costs`) and ``plain_flops`` add the plain network's cost to every row (:data:`PLAIN_FIELDS`).
     """
+    extra = {}
+    if plain is not None:
+        extra = {"plain_ms": plain["ms"], "plain_q1": plain["ms_q1"], "plain_q3": plain["ms_q3"], "plain_flops": plain_flops}
     rows, running = [], 0.0
     for k, (lat, fl) in enumerate(zip(latency, flops, strict=True)):
         running = max(running, lat["ms"])
-        rows.append({"exit": k, "ms": running, "ms_raw": lat["ms"], "ms_q1": lat["ms_q1"], "ms_q3": lat["ms_q3"], "flops": fl, **meta})
+        rows.append(
+            {"exit": k, "ms": running, "ms_raw": lat["ms"], "ms_q1": lat["ms_q1"], "ms_q3": lat["ms_q3"], "flops": fl, **extra, **meta}
+        )
     return rows
 
 
 def read_costs(rows: list[dict[str, str]]) -> tuple[list[float], list[int], dict[str, str]]:
     """``(ms [K], flops [K], meta)`` from the rows of a cost.csv (as read by :func:`eenet.io.read_csv`)."""
     rows = sorted(rows, key=lambda r: int(r["exit"]))
-    meta = {k: v for k, v in rows[0].items() if k not in {"exit", "ms", "ms_raw", "ms_q1", "ms_q3", "flops"}}
+    meta = {k: v for k, v in rows[0].items() if k not in {"exit", "ms", "ms_raw", "ms_q1", "ms_q3", "flops", *PLAIN_FIELDS}}
     return [float(r["ms"]) for r in rows], [int(r["flops"]) for r in rows], meta
 
 
+def read_plain_cost(rows: list[dict[str, str]]) -> dict[str, float] | None:
+    """The plain network's ``ms``, ``ms_q1``, ``ms_q3``, ``flops`` from the rows of a cost.csv; ``None`` for a
+    cost.csv written before the plain network was profiled (re-run profile_latency to get it)."""
+    if not rows or rows[0].get("plain_ms") in (None, ""):
+        return None
+    r = rows[0]
+    return {"ms": float(r["plain_ms"]), "ms_q1": float(r["plain_q1"]), "ms_q3": float(r["plain_q3"]), "flops": float(r["plain_flops"])}
+
+
 def resolve_budget(value: float, unit: str, costs_ms: list[float]) -> float:
-    """A budget in ms per sample: ``unit`` is ``ms`` or ``fraction`` (of the full model's cost, the last exit)."""
+    """A budget in ms per sample: ``unit`` is ``ms`` or ``fraction`` of ``costs_ms[-1]``, the last exit's cumulative
+    cost (every stage, every head and the decisions at exits ``0..K-2``; not the plain network's cost)."""
     if unit == "ms":
         return float(value)
     if unit == "fraction":

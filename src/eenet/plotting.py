@@ -16,15 +16,18 @@ SUMMARY_FIELDS = [
     "bench", "seed", "method", "budget_value", "budget_unit", "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops",
     "cost_ratio", "within_tolerance", "val_accuracy", "val_cost_ms", "exit_histogram", "infeasible", "note", "device",
     "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_size",
-    "measured_batch_ms", "measured_samples", "test_accuracy_min", "test_accuracy_max",
+    "measured_batch_ms", "measured_samples", "test_accuracy_min", "test_accuracy_max", "plain_ms", "speedup_vs_plain",
 ]  # fmt: skip
 """Columns of summary.csv. ``seed``: the run's training seed, or ``mean`` for a row over seeds, whose numbers are
-means and ``test_accuracy_min/max`` the spread of the seeds."""
+means and ``test_accuracy_min/max`` the spread of the seeds. ``plain_ms``: the plain network (stages + last head,
+measured by the runtime at batch 1), ``speedup_vs_plain`` its time over the policy's: the speed-up a user gets over
+running the network without early exit; ``speedup_vs_full`` is over ``model(x)``, which also runs every intermediate head."""
 
 # summary columns averaged over seeds (the rest are kept from the first seed where they agree)
 _MEAN_FIELDS = [
     "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops", "cost_ratio", "val_accuracy", "val_cost_ms",
     "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_ms",
+    "plain_ms", "speedup_vs_plain",
 ]  # fmt: skip
 
 STYLE = {
@@ -71,7 +74,8 @@ def oracle_frontier(probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[fl
 
 def add_measured(rows: list[dict[str, Any]], runtime: list[dict[str, str]]) -> None:
     """Copy the runtime's measurements (rows of runtime.csv) into the summary ``rows`` of the same policy: at
-    batch 1 ``measured_ms`` (median, quartiles), ``measured_vs_simulated``, ``speedup_vs_full``; at the larger
+    batch 1 ``measured_ms`` (median, quartiles), ``measured_vs_simulated``, ``plain_ms``, ``speedup_vs_plain``,
+    ``speedup_vs_full``; at the larger
     batch size ``measured_batch_ms``. Rows the runtime did not run (the oracle, infeasible budgets) are left as they are."""
     by_key: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
     for r in runtime:
@@ -82,9 +86,8 @@ def add_measured(rows: list[dict[str, Any]], runtime: list[dict[str, str]]) -> N
             continue
         one = found.get("1")
         if one:
-            row.update(
-                {k: float(one[k]) for k in ("measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full")}
-            )
+            keys = ("measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "plain_ms", "speedup_vs_plain")
+            row.update({k: float(one[k]) for k in keys if one.get(k) not in (None, "")})  # runtime.csv before 0.2: no plain_*
             row["measured_samples"] = int(one["samples"])
         batched = [r for bs, r in found.items() if bs != "1"]
         if batched:
@@ -131,8 +134,9 @@ def save_figure(fig: Any, paths: list[str]) -> None:
 
 
 def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths: list[str]) -> None:
-    """Measured against simulated cost (left, batch 1, with the ±15 % band) and the speed-up over the full model
-    against the simulated cost (right, every batch size), one marker per policy and budget (rows of runtime.csv)."""
+    """Measured against simulated cost (left, batch 1, with the ±15 % band) and the speed-up over the plain network
+    (stages + last head; ``model(x)`` for a runtime.csv without it) against the simulated cost (right, every batch
+    size), one marker per policy and budget (rows of runtime.csv)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,6 +144,8 @@ def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths:
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.4))
     methods = list(dict.fromkeys(r["method"] for r in runtime))
+    # the plain network is the baseline; a runtime.csv written before it was timed has only model(x)
+    speedup = "speedup_vs_plain" if runtime and runtime[0].get("speedup_vs_plain") not in (None, "") else "speedup_vs_full"
     hi = max([float(r["simulated_ms"]) for r in runtime] + [float(r["measured_ms"]) for r in runtime if r["batch_size"] == "1"])
     ax.plot([0, hi], [0, hi], color="black", linewidth=0.8, label="measured = simulated")
     ax.fill_between([0, hi], [0, 0.85 * hi], [0, 1.15 * hi], color="gray", alpha=0.15, label="±15 %")
@@ -154,13 +160,13 @@ def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths:
             kw = {**style, **extra}
             if bs == "1":
                 ax.scatter([float(r["simulated_ms"]) for r in pts], [float(r["measured_ms"]) for r in pts], **kw)
-            bx.scatter([float(r["simulated_ms"]) for r in pts], [float(r["speedup_vs_full"]) for r in pts],
+            bx.scatter([float(r["simulated_ms"]) for r in pts], [float(r[speedup]) for r in pts],
                        **({**kw, "label": f"{style['label']} (batch {bs})"}))  # fmt: skip
     bx.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("simulated cost per sample (ms)")
     ax.set_ylabel("measured latency per sample, batch 1 (ms)")
     bx.set_xlabel("simulated cost per sample (ms)")
-    bx.set_ylabel("speed-up over the full model (x)")
+    bx.set_ylabel("speed-up over the plain network (x)" if speedup == "speedup_vs_plain" else "speed-up over model(x), every head (x)")
     for a in (ax, bx):
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="upper left")
@@ -179,8 +185,12 @@ def plot_curve(
     frontier: list[tuple[float, float]] | None = None,
     x_axis: str = "simulated",
     auc: dict[str, float] | None = None,
+    plain_ms: float | None = None,
 ) -> None:
     """Accuracy (%) against realised cost (ms/sample): one line per method, static exits as points.
+
+    ``plain_ms``: the plain network's cost (stages + last head, no early exit; on the same axis as ``x_axis``),
+    drawn as a vertical reference line: a policy left of it is faster than running the network without early exit.
 
     ``x_axis``: ``simulated`` (``test_cost_ms``) or ``measured`` (``measured_ms``, the runtime at batch 1, where a
     row has it; the oracle and its frontier stay simulated). ``frontier``, the oracle's curve on the same test
@@ -216,6 +226,8 @@ def plot_curve(
     if frontier:
         ax.plot([c for c, _ in frontier], [100 * a for _, a in frontier], color="black", linestyle="--",
                 label="Oracle (upper bound)" + (", simulated cost" if x_axis == "measured" else ""))  # fmt: skip
+    if plain_ms is not None:
+        ax.axvline(plain_ms, color="dimgray", linestyle=":", linewidth=1.2, label=f"plain network, no early exit ({plain_ms:.3g} ms)")
     statics = [r for r in rows if str(r["method"]).startswith("static")]
     ax.scatter([x(r) for r in statics], [100 * r["test_accuracy"] for r in statics], color="gray", zorder=3, label="single exits")
     for r in statics:

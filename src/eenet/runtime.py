@@ -9,11 +9,19 @@ threshold policy's decision at exit ``k`` reads exits ``0..k`` only.
     model, _ = load_model("results/fashion_mnist/model.pt")
     sched = scheduler_from_json(read_json("results/fashion_mnist/schedulers/maxpred/0.5.json"))
     preds, exits = adaptive_forward(model, sched, batch)
+
+:func:`measure_runtime` times every fitted policy this way beside the plain network (every stage, the last head
+only: what a user runs without early exit) and the all-heads forward ``model(x)``, within a time budget: policies
+whose decisions are identical on the timed samples share one timing, and the number of samples is chosen so that
+the estimated time fits ``seconds``; progress is logged every ~30 s with an estimate of the time left.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -22,19 +30,25 @@ import torch
 import torch.nn.functional as F
 
 from .batch import Inputs, first_tensor
-from .costs import time_per_sample
+from .costs import run_plain, time_per_sample
 from .data import Split
 from .models import MultiExitNetwork, select_samples
 from .schedulers import ExitScheduler, realised_cost
 
-__all__ = ["adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "RUNTIME_FIELDS"]
+__all__ = [
+    "adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "plan_samples", "measure_runtime",
+    "ProgressLog", "RUNTIME_FIELDS",
+]  # fmt: skip
 
 RUNTIME_FIELDS = [
     "bench", "method", "budget_value", "budget_ms", "batch_size", "samples", "measured_ms", "measured_q1", "measured_q3",
-    "simulated_ms", "measured_vs_simulated", "full_ms", "speedup_vs_full", "accuracy", "exits_agree", "preds_agree",
-    "exit_histogram", "threads", "device", "torch_version",
+    "simulated_ms", "measured_vs_simulated", "plain_ms", "speedup_vs_plain", "full_ms", "speedup_vs_full", "timing_shared_with",
+    "accuracy", "exits_agree", "preds_agree", "exit_histogram", "threads", "device", "torch_version",
 ]  # fmt: skip
-"""Columns of runtime.csv (rule measure_runtime): one row per policy and batch size; times in ms per sample."""
+"""Columns of runtime.csv (rule measure_runtime): one row per policy and batch size; times in ms per sample.
+``plain_ms``: the plain network (stages + last head), the baseline of ``speedup_vs_plain``; ``full_ms``: ``model(x)``,
+every stage and head; ``timing_shared_with``: the policy whose timing this row carries because their decisions were
+identical on the timed samples (empty: timed itself)."""
 
 
 @torch.inference_mode()
@@ -89,6 +103,29 @@ def run_split(
     return torch.cat(preds), torch.cat(exits)
 
 
+class ProgressLog:
+    """Log ``done / total`` at most every ``every`` seconds (and at the end), with the elapsed time and an estimate of
+    the time left from the rate so far. Call it with ``(done, total)``."""
+
+    def __init__(self, log: logging.Logger, what: str, every: float = 30.0) -> None:
+        self.log, self.what, self.every = log, what, every
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and done < total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed / done * (total - done) if done else float("nan")
+        self.log.info("%s: %d/%d (%.0f %%), %.0f s elapsed, ~%.0f s left", self.what, done, total, 100 * done / total, elapsed, left)
+
+
+def _timing_key(sched: ExitScheduler, exits: torch.Tensor) -> tuple[str, bytes]:
+    """Two policies of the same class that send every timed sample to the same exit do the same work."""
+    return type(sched).__name__, exits.numpy().astype("int64").tobytes()
+
+
 def measure_policies(
     model: MultiExitNetwork,
     policies: Mapping[str, ExitScheduler],
@@ -97,38 +134,67 @@ def measure_policies(
     warmup: int = 1,
     repeats: int = 5,
     chunk: int = 10,
+    log: logging.Logger | None = None,
+    what: str = "",
 ) -> dict[str, dict[str, Any]]:
-    """Run every policy's adaptive inference over ``batches`` and time it beside the full model.
+    """Run every policy's adaptive inference over ``batches`` and time it beside the plain network and ``model(x)``.
 
-    Returns, per policy name, ``preds`` and ``exits`` (``int64 [N]``, CPU, from one untimed pass) and the
-    timing of :func:`eenet.costs.time_per_sample` (``ms``, ``ms_q1``, ``ms_q3``; ``chunk`` batches at a time);
-    under the name ``"full"``, the timing of ``model(x)`` (every stage and head: the network without early exit).
+    A first pass of every policy records its ``preds`` and ``exits`` (``int64 [N]``, CPU); it counts as the first of
+    the ``warmup`` untimed passes. Policies of the same class whose exits are identical share the timing of the first
+    of them (``timing_shared_with`` names it; empty for a policy timed itself). The rest is timed by
+    :func:`eenet.costs.time_per_sample` (``ms``, ``ms_q1``, ``ms_q3``; ``chunk`` batches at a time, the runs
+    interleaved). Under the name ``"plain"`` the timing of the plain network (every stage, the last head:
+    :func:`eenet.costs.run_plain`), under ``"full"`` that of ``model(x)`` (every stage and head). With ``log``,
+    progress is logged every ~30 s (``what`` names the measurement).
     """
     model.eval()
     out: dict[str, dict[str, Any]] = {}
-    for name, sched in policies.items():
+    record = ProgressLog(log, f"{what}recording the decisions of every policy") if log else None
+    leaders: dict[tuple[str, bytes], str] = {}
+    for i, (name, sched) in enumerate(policies.items()):
         preds, exits = zip(*(adaptive_forward(model, sched, b) for b in batches), strict=True)
         out[name] = {"preds": torch.cat(preds).cpu(), "exits": torch.cat(exits).cpu()}
-    runs: dict[str, Callable[[Any], object]] = {"full": model}
-    runs.update({name: partial(adaptive_forward, model, sched) for name, sched in policies.items()})
-    timing = time_per_sample(runs, batches, device, warmup, repeats, chunk)
+        leader = leaders.setdefault(_timing_key(sched, out[name]["exits"]), name)
+        out[name]["timing_shared_with"] = "" if leader == name else leader
+        if record:
+            record(i + 1, len(policies))
+    runs: dict[str, Callable[[Any], object]] = {"plain": partial(run_plain, model), "full": model}
+    if warmup:  # the baselines' first untimed pass (the policies' was the recording pass)
+        for run in runs.values():
+            for b in batches:
+                run(b)
+    runs.update({name: partial(adaptive_forward, model, policies[name]) for name in leaders.values()})
+    if log:
+        n = sum(first_tensor(b).shape[0] for b in batches)
+        log.info("%s%d policies, %d distinct timings (policies that decide alike share one), %d samples",
+                 what, len(policies), len(leaders), n)  # fmt: skip
+    timing = time_per_sample(runs, batches, device, max(warmup - 1, 0), repeats, chunk, ProgressLog(log, f"{what}timing") if log else None)
     for name, t in timing.items():
         out.setdefault(name, {}).update(t)
+    for r in out.values():
+        if r.get("timing_shared_with"):
+            r.update({k: timing[r["timing_shared_with"]][k] for k in ("ms", "ms_q1", "ms_q3")})
     return out
 
 
 def compare_to_simulation(
-    result: Mapping[str, Any], full: Mapping[str, float], costs_ms: Sequence[float], num_exits: int
+    result: Mapping[str, Any],
+    full: Mapping[str, float],
+    costs_ms: Sequence[float],
+    num_exits: int,
+    plain: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Measured against simulated for one policy of :func:`measure_policies`: its ``result`` and the ``full`` model's.
+    """Measured against simulated for one policy of :func:`measure_policies`: its ``result``, the ``full`` model's
+    (``model(x)``) and the ``plain`` network's timing.
 
     ``simulated_ms`` is the cost model's prediction for the same samples: the runtime's own exit histogram
     times the per-exit costs ``costs_ms [K]`` (cost.csv). Returns that, the measured median and quartiles,
-    ``full_ms``, ``measured_vs_simulated``, ``speedup_vs_full`` and the ``exit_histogram`` (``K`` counts, as JSON text).
+    ``full_ms``, ``plain_ms``, ``measured_vs_simulated``, ``speedup_vs_full``, ``speedup_vs_plain`` (the plain
+    network's time over the policy's), ``timing_shared_with`` and the ``exit_histogram`` (``K`` counts, as JSON text).
     """
     exits = result["exits"]
     simulated = realised_cost(exits, torch.tensor(costs_ms, dtype=torch.float64))
-    return {
+    row = {
         "simulated_ms": simulated,
         "measured_ms": result["ms"],
         "measured_q1": result["ms_q1"],
@@ -136,5 +202,105 @@ def compare_to_simulation(
         "full_ms": full["ms"],
         "measured_vs_simulated": result["ms"] / simulated,
         "speedup_vs_full": full["ms"] / result["ms"],
+        "timing_shared_with": result.get("timing_shared_with", ""),
         "exit_histogram": json.dumps(torch.bincount(exits, minlength=num_exits).tolist()),
     }
+    if plain is not None:
+        row.update({"plain_ms": plain["ms"], "speedup_vs_plain": plain["ms"] / result["ms"]})
+    return row
+
+
+def plan_samples(
+    cached_exits: Mapping[str, torch.Tensor],
+    policies: Mapping[str, ExitScheduler],
+    costs_ms: Sequence[float],
+    available: int,
+    seconds: float | None,
+    passes: int,
+    batch_sizes: int,
+    min_samples: int,
+) -> tuple[int, float]:
+    """How many test samples to time so that the measurement's estimated duration fits ``seconds``.
+
+    The estimate is the cost model's: a policy's pass over a sample costs its simulated cost (``costs_ms`` at its
+    cached exit, ``cached_exits[name]`` ``int64 [N]``); every policy makes one recording pass, every distinct
+    timing (same class, same exits) and the two baselines (plain network and ``model(x)``, each ~ the last exit's
+    cost) make ``passes - 1`` more; each of the ``batch_sizes`` batch sizes repeats it (a larger batch is counted
+    at batch 1's cost, an over-estimate on most hardware). Returns ``(samples, estimated seconds)``:
+    ``min(available, the most that fit)``, but at least ``min(min_samples, available)``; ``seconds=None`` times all.
+    """
+    c = torch.tensor(costs_ms, dtype=torch.float64)
+    per_sample_ms = 2 * passes * float(c[-1])  # the plain network and model(x)
+    seen = set()
+    for name, exits in cached_exits.items():
+        sim = float(c[exits].mean())
+        key = _timing_key(policies[name], exits)
+        per_sample_ms += sim * (1 + (passes - 1) * (key not in seen))
+        seen.add(key)
+    per_sample_s = per_sample_ms * batch_sizes / 1000.0
+    if seconds is None:
+        n = available
+    else:
+        n = max(min(min_samples, available), min(available, math.floor(seconds / per_sample_s)))
+    return n, n * per_sample_s
+
+
+def measure_runtime(
+    model: MultiExitNetwork,
+    policies: Mapping[str, ExitScheduler],
+    inputs: Callable[[torch.Tensor, torch.device], Inputs],
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    costs_ms: Sequence[float],
+    cfg: Mapping[str, Any],
+    device: torch.device,
+    log: logging.Logger,
+) -> list[dict[str, Any]]:
+    """Time every policy through the adaptive runtime, at batch 1 and at ``cfg["batch_size"]``, within a time budget.
+
+    Args:
+        policies: name -> fitted policy (no oracle: it reads the labels).
+        inputs: ``inputs(indices int64 [n], device)`` -> the test inputs of those samples (a split's ``inputs``).
+        probs: the cached test probabilities ``[K, N, C]`` of the same samples; ``labels`` ``int64 [N]``.
+        costs_ms: cost.csv's per-exit costs ``[K]``.
+        cfg: the benchmark's ``runtime`` block: ``samples`` (at most; ``None``: all), ``seconds`` (time budget of the
+            whole measurement, estimated by :func:`plan_samples`; ``None``: no bound), ``min_samples``, ``batch_size``,
+            ``warmup``, ``repeats``.
+    Returns:
+        One row per policy and batch size: :func:`compare_to_simulation` plus ``method``-free fields ``name``,
+        ``batch_size``, ``samples``, ``accuracy`` and how often the runtime's exits and predictions equal the cached
+        evaluation's (``exits_agree``, ``preds_agree``). The caller adds what names the policy and the run.
+    """
+    from .schedulers import exit_predictions
+
+    total = probs.shape[1] if cfg.get("samples") is None else min(cfg["samples"], probs.shape[1])
+    cached = {name: sched.assign(probs[:, :total]) for name, sched in policies.items()}
+    batch_sizes = sorted({1, cfg["batch_size"]})
+    passes = max(cfg["warmup"], 1) + cfg["repeats"]
+    n, estimate = plan_samples(cached, policies, costs_ms, total, cfg.get("seconds"), passes, len(batch_sizes), cfg.get("min_samples", 100))
+    log.info(
+        "%d policies on %d test samples (of %d asked: runtime.seconds = %s), batch sizes %s; estimated %.0f s",
+        len(policies), n, total, cfg.get("seconds"), batch_sizes, estimate,
+    )  # fmt: skip
+    probs, labels = probs[:, :n], labels[:n]
+    num_exits = probs.shape[0]
+    rows = []
+    for bs in batch_sizes:
+        t0 = time.perf_counter()
+        batches = [inputs(torch.arange(i, min(i + bs, n)), device) for i in range(0, n, bs)]
+        res = measure_policies(model, policies, batches, device, cfg["warmup"], cfg["repeats"], log=log, what=f"batch {bs}: ")
+        log.info(
+            "batch %d: plain network %.4f ms/sample, model(x) %.4f ms/sample (%.0f s)",
+            bs, res["plain"]["ms"], res["full"]["ms"], time.perf_counter() - t0,
+        )  # fmt: skip
+        for name in policies:
+            r = res[name]
+            want = cached[name][:n]
+            rows.append({
+                "name": name, "batch_size": bs, "samples": n,
+                **compare_to_simulation(r, res["full"], costs_ms, num_exits, res["plain"]),
+                "accuracy": float((r["preds"] == labels).float().mean()),
+                "exits_agree": float((r["exits"] == want).float().mean()),
+                "preds_agree": float((r["preds"] == exit_predictions(probs, want)).float().mean()),
+            })  # fmt: skip
+    return rows

@@ -5,7 +5,7 @@ import json
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.costs import read_costs
+from eenet.costs import read_costs, read_plain_cost
 from eenet.io import load_tensors, read_csv, read_json, write_csv
 from eenet.plotting import SUMMARY_FIELDS, add_measured, oracle_frontier, plot_curve, plot_runtime, static_rows
 from eenet.workflow import setup_logging
@@ -14,7 +14,9 @@ snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 bench = snakemake.wildcards.bench
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-costs_ms, flops, meta = read_costs(read_csv(snakemake.input.cost))
+cost_rows = read_csv(snakemake.input.cost)
+costs_ms, flops, meta = read_costs(cost_rows)
+plain = read_plain_cost(cost_rows)
 tensors, _ = load_tensors(snakemake.input.test)
 rows = [read_json(f) for f in snakemake.input.evals]
 rows.sort(key=lambda r: (r["method"], r["budget_ms"]))
@@ -31,19 +33,24 @@ caption = (
 )
 frontier = oracle_frontier(tensors["probs"], tensors["labels"], costs_ms)
 x_axis = snakemake.params.x_axis
+plain_ms = plain["ms"] if plain else None
 if x_axis == "measured":
     n = runtime[0]["samples"] if runtime else "?"
     caption += f" x: the adaptive runtime's measured latency at batch 1 on {n} test samples (runtime.csv)."
+    plain_ms = next((float(r["plain_ms"]) for r in runtime if r["batch_size"] == "1" and r.get("plain_ms")), None)
+if plain_ms is not None:
+    caption += f" Dotted: the plain network (stages + last head, no early exit), {plain_ms / costs_ms[-1]:.2f} of the last exit's cost."
 # the legend gives each policy's mean accuracy over the budget range (stats.csv)
 auc = {r["method"]: float(r["auc"]) for r in read_csv(snakemake.input.stats) if r["budget_value"] == "all" and r["auc"] not in ("", "nan")}
-plot_curve(rows, f"{bench}: accuracy vs. average latency", caption, [snakemake.output.pdf, snakemake.output.png], frontier, x_axis, auc)
+plot_curve(rows, f"{bench}: accuracy vs. average latency", caption, [snakemake.output.pdf, snakemake.output.png], frontier, x_axis, auc,
+           plain_ms)  # fmt: skip
 rt = runtime[0] if runtime else {}
 plot_runtime(
     runtime,
     f"{bench}: the adaptive runtime, measured vs. simulated",
     f"Measured on {rt.get('device')} ({rt.get('threads')} thread(s), torch {rt.get('torch_version')}), {rt.get('samples')} test "
     "samples, mean per sample (per ten batches the median of the timed repeats); simulated = the runtime's exit histogram x "
-    "cost.csv; full model = every stage and head.",
+    "cost.csv; speed-up over the plain network (every stage, the last head only: the network run without early exit).",
     [snakemake.output.runtime_pdf],
 )
 for r in rows:

@@ -1,10 +1,11 @@
-"""Rule profile_latency: measured cumulative per-sample latency and FLOPs to each exit -> cost.csv."""
+"""Rule profile_latency: measured cumulative per-sample latency and FLOPs to each exit, and of the plain network
+(stages + last head, timed in the same run) -> cost.csv."""
 
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
 from eenet.benchmark import open_benchmark
-from eenet.costs import NoisyMeasurementError, check_spread, cost_table, count_flops, measure_latency
+from eenet.costs import NoisyMeasurementError, check_spread, cost_table, count_flops, count_plain_flops, profile_costs
 from eenet.data import DatasetSpec
 from eenet.io import write_csv
 from eenet.models import load_model
@@ -24,18 +25,19 @@ test = open_benchmark(spec, data_root(snakemake.input.data), str(meta["arch"]), 
 n = min(prof["batch_size"], len(test))
 # distinct test samples, a stream of new inputs as inference sees them
 batches = [test.inputs(torch.arange(i, i + n), device) for i in range(0, min(len(test) - n + 1, prof["samples"]), n)]
-latency = measure_latency(model, batches, prof["warmup"], prof["repeats"])
+latency, plain = profile_costs(model, batches, prof["warmup"], prof["repeats"])
 try:
-    spreads = check_spread(latency, prof["max_spread"])
+    spreads = check_spread([*latency, plain], prof["max_spread"])
 except NoisyMeasurementError as exc:
     raise NoisyMeasurementError(
         f"{exc}. Nothing was written. Re-run when the machine is idle: snakemake --forcerun profile_latency "
         f"{snakemake.output[0]}; or raise benchmarks.{snakemake.wildcards.bench}.profile.repeats (now {prof['repeats']}) "
         f"or .max_spread (now {prof['max_spread']}) in the config"
     ) from None
-flops = count_flops(model, test.inputs(torch.arange(1), device))
+one = test.inputs(torch.arange(1), device)
+flops, plain_flops = count_flops(model, one), count_plain_flops(model, one)
 info = {"batch_size": n, "samples": len(batches) * n, "repeats": prof["repeats"], "threads": prof["threads"], **run_metadata(device)}
-rows = cost_table(latency, flops, info)
+rows = cost_table(latency, flops, info, plain, plain_flops)
 write_csv(snakemake.output[0], rows)
 for r in rows:
     log.info(
@@ -47,5 +49,8 @@ for r in rows:
         r["ms_q3"],
         r["flops"],
     )
-log.info("device %s, batch %d, torch %s; spread (IQR / median) per exit %s", info["device"], n, info["torch_version"],
-         " ".join(f"{s:.3f}" for s in spreads))  # fmt: skip
+log.info("plain network (stages + last head): %.4f ms/sample (IQR %.4f-%.4f), %.3g FLOPs; %.3f of the last exit's cost "
+         "(a budget fraction is a fraction of the last exit's cost)", plain["ms"], plain["ms_q1"], plain["ms_q3"], plain_flops,
+         plain["ms"] / rows[-1]["ms"])  # fmt: skip
+log.info("device %s, batch %d, torch %s; spread (IQR / median) per exit %s, plain %.3f", info["device"], n, info["torch_version"],
+         " ".join(f"{s:.3f}" for s in spreads[:-1]), spreads[-1])  # fmt: skip

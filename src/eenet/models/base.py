@@ -3,7 +3,8 @@
 A :class:`MultiExitNetwork` is a chain of ``stages``; exit ``k`` reads the output of stage ``k`` through
 ``heads[k]``. ``forward(x)`` returns the logits of every exit; ``forward_until(x, k)`` stops after exit
 ``k`` (0-based) and returns the logits of exits ``0..k`` -- exactly what early-exit inference computes to
-decide whether a sample leaves at exit ``k``.
+decide whether a sample leaves at exit ``k``; ``forward_plain(x)`` is the network without early exit (every
+stage, the last head only).
 
 Architectures are explicit builders (as torchvision's), registered with :func:`register_model`;
 :func:`build_model` builds one by name, :func:`prepare_model` puts it on a device.
@@ -126,10 +127,18 @@ class MultiExitNetwork(nn.Module):
         """The state stage 0 reads: the batch itself here (a transformer embeds it first)."""
         return x
 
+    def advance(self, k: int, state: State) -> State:
+        """Run stage ``k`` alone on ``state`` (the previous stage's output, batch first): no exit head."""
+        return self.stages[k](state)
+
+    def head(self, k: int, state: State) -> torch.Tensor:
+        """Exit ``k``'s logits ``[B, C]`` from stage ``k``'s output ``state``."""
+        return self.heads[k](state)
+
     def step(self, k: int, state: State) -> tuple[State, torch.Tensor]:
         """Run stage ``k`` on ``state`` (the previous stage's output, batch first); return its output and exit ``k``'s logits ``[B, C]``."""
-        state = self.stages[k](state)
-        return state, self.heads[k](state)
+        state = self.advance(k, state)
+        return state, self.head(k, state)
 
     def forward_until(self, x: Inputs, exit_index: int) -> list[torch.Tensor]:
         """Logits of exits ``0..exit_index``, each ``[B, C]``; later stages are not computed."""
@@ -143,6 +152,16 @@ class MultiExitNetwork(nn.Module):
     def forward(self, x: Inputs) -> list[torch.Tensor]:
         """Logits of every exit: a list of ``K`` tensors ``[B, C]``."""
         return self.forward_until(x, self.num_exits - 1)
+
+    def forward_plain(self, x: Inputs) -> torch.Tensor:
+        """The plain network, what a user runs without early exit: every stage and the last head only; logits ``[B, C]``.
+
+        The intermediate heads are not computed, so this is the baseline a speed-up of early exit is quoted against.
+        """
+        state = self.begin(x)
+        for k in range(self.num_exits - 1):
+            state = self.advance(k, state)
+        return self.head(self.num_exits - 1, self.advance(self.num_exits - 1, state))
 
 
 @dataclass(frozen=True)

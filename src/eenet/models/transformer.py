@@ -74,12 +74,16 @@ class TransformerMultiExit(MultiExitNetwork):
         h = self.embeddings(input_ids=x["input_ids"])
         return h, (1.0 - x["attention_mask"][:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
 
-    def step(self, k: int, state: State) -> tuple[State, torch.Tensor]:
+    def advance(self, k: int, state: State) -> State:
         h, mask = state
         for layer in self.stages[k]:
             h = layer(h, attention_mask=mask)
             h = h[0] if isinstance(h, tuple) else h  # transformers < 5 returns a tuple
-        return (h, mask), self.heads[k](h, mask)
+        return h, mask
+
+    def head(self, k: int, state: State) -> torch.Tensor:
+        h, mask = state
+        return self.heads[k](h, mask)
 
 
 def pretrained_path(pretrained: str) -> str:
