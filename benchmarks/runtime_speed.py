@@ -1,12 +1,13 @@
-"""Does early exit really make inference faster? The adaptive runtime (eenet.runtime) against the full model.
+"""Does early exit really make inference faster? The adaptive runtime (eenet.runtime) against the plain network.
 
     python benchmarks/runtime_speed.py                      # the demo's model and policies (make demo first), CPU
     python benchmarks/runtime_speed.py --synthetic resnet56_3 densenet121_4 --device cuda
 
 For every policy and budget: the *simulated* cost (the exit histogram of the runtime's own decisions times the
 per-exit costs measured now, as cost.csv does: ``eenet.costs.run_to_exit`` at batch 1 on a stream of samples), and the *measured* wall-clock
-time per sample of the runtime, at batch 1 and at a larger batch, beside the full model (every stage and head,
-as cost.csv's last exit) on the same samples. Timed by eenet.costs.time_per_sample (warm-up pass, ``--repeats`` interleaved repeats).
+time per sample of the runtime, at batch 1 and at a larger batch, beside the plain network (every stage and the last
+head: the network without early exit) and ``model(x)`` (every stage and head, as cost.csv's last exit) on the same
+samples. Timed by eenet.costs.time_per_sample (warm-up pass, ``--repeats`` interleaved repeats).
 
 ``--synthetic ARCH``: a randomly initialised CIFAR-shaped network (3x32x32 inputs, 100 classes) on random
 inputs, with maxpred fitted on random validation inputs: the exit histogram is what the budget makes it, which
@@ -39,8 +40,8 @@ from eenet.runtime import compare_to_simulation, measure_policies  # noqa: E402
 from eenet.schedulers import make_scheduler, scheduler_from_json  # noqa: E402
 from eenet.workflow import device_name  # noqa: E402
 
-FIELDS = ["model", "method", "budget", "batch", "simulated_ms", "measured_ms", "measured_q1", "measured_q3", "full_ms",
-          "measured_vs_simulated", "speedup_vs_full", "exit_histogram"]  # fmt: skip
+FIELDS = ["model", "method", "budget", "batch", "simulated_ms", "measured_ms", "measured_q1", "measured_q3", "plain_ms", "full_ms",
+          "measured_vs_simulated", "speedup_vs_plain", "speedup_vs_full", "exit_histogram"]  # fmt: skip
 
 
 def batches_of(x, size: int) -> list:
@@ -58,11 +59,12 @@ def measure(model, scheds: dict, x, per_exit_ms: list[float], device, batch_size
         res = measure_policies(model, policies, batches_of(x, bs), device, warmup=1, repeats=repeats)
         for method, budget in scheds:
             r = {"model": name, "method": method, "budget": budget, "batch": bs,
-                 **compare_to_simulation(res[f"{method}/{budget}"], res["full"], per_exit_ms, model.num_exits)}  # fmt: skip
+                 **compare_to_simulation(res[f"{method}/{budget}"], res["full"], per_exit_ms, model.num_exits, res["plain"])}  # fmt: skip
             rows.append(r)
             msg = f"{name} {method} {budget} batch {bs}: simulated {r['simulated_ms']:.4f} ms, measured {r['measured_ms']:.4f} ms "
             print(
-                msg + f"(x{r['measured_vs_simulated']:.3f}), full {r['full_ms']:.4f} ms, speed-up x{r['speedup_vs_full']:.2f}", flush=True
+                msg + f"(x{r['measured_vs_simulated']:.3f}), plain network {r['plain_ms']:.4f} ms, speed-up x{r['speedup_vs_plain']:.2f}",
+                flush=True,
             )
     return rows
 
@@ -128,25 +130,27 @@ def main() -> None:
 
     csv_path = REPO / "benchmarks" / "out" / "runtime_speed.csv"
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    new = not csv_path.exists()
-    with open(csv_path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["date", "device", *FIELDS])
-        if new:
-            w.writeheader()
+    fields = ["date", "device", *FIELDS]
+    old = list(csv.DictReader(open(csv_path))) if csv_path.exists() else []
+    with open(csv_path, "w", newline="") as fh:  # earlier rows kept, under today's columns (empty where they had none)
+        w = csv.DictWriter(fh, fieldnames=fields, restval="", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(old)
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
         for r in rows:
             w.writerow({"date": stamp, "device": device_name(device), **r})
     lines = [
-        "| model | method | budget | batch | simulated | measured (IQR) | measured / simulated | full model | speed-up | exits |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | method | budget | batch | simulated | measured (IQR) | measured / simulated | plain network | speed-up over plain "
+        "| model(x) | speed-up over model(x) | exits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['method']} | {r['budget']} | {r['batch']} | {r['simulated_ms']:.4f} | {r['measured_ms']:.4f} "
-            f"({r['measured_q1']:.4f}–{r['measured_q3']:.4f}) | {r['measured_vs_simulated']:.3f} | {r['full_ms']:.4f} | "
-            f"x{r['speedup_vs_full']:.2f} | {r['exit_histogram']} |"
+            f"({r['measured_q1']:.4f}–{r['measured_q3']:.4f}) | {r['measured_vs_simulated']:.3f} | {r['plain_ms']:.4f} | "
+            f"x{r['speedup_vs_plain']:.2f} | {r['full_ms']:.4f} | x{r['speedup_vs_full']:.2f} | {r['exit_histogram']} |"
         )
-    title = f"Adaptive runtime vs full model — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}"
+    title = f"Adaptive runtime vs the plain network — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}"
     note = (f"{args.samples} samples; mean per sample, per ten batches the median of {args.repeats} interleaved repeats (IQR: of "
             "whole passes); simulated = exit histogram x per-exit cost (decision included) measured at batch 1 in the same process "
             "just before; ms per sample.")  # fmt: skip
