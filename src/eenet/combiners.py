@@ -110,7 +110,7 @@ class ZeroTimeWaste(ExitCombiner):
             b = torch.zeros(logp.shape[2], dtype=torch.float64, requires_grad=True)
             opt = torch.optim.LBFGS([w, b], lr=1, max_iter=self.iters, line_search_fn="strong_wolfe")
 
-            def closure(w: torch.Tensor = w, b: torch.Tensor = b, k: int = k) -> torch.Tensor:
+            def closure(w: torch.Tensor = w, b: torch.Tensor = b, k: int = k, opt: torch.optim.LBFGS = opt) -> torch.Tensor:
                 opt.zero_grad()
                 z = (w.exp().view(-1, 1, 1) * logp[: k + 1]).sum(0) + b
                 loss = F.cross_entropy(z, labels)

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from .data import DatasetSpec
 from .combiners import policy_outputs
+from .data import DatasetSpec
 from .schedulers import exit_predictions, scheduler_from_json
 
 __all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
@@ -25,7 +25,9 @@ EXAMPLES_FIELDS = ["bench", "method", "budget_value", "exit", "index", "label", 
 """Columns of examples.csv: the test samples shown in examples.pdf (``index`` into the test split)."""
 
 
-def _assign(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _assign(
+    fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exits ``[N]`` of a fitted policy and the outputs ``[K, N, C]`` it reads (its combiner's, if it has one)."""
     sched = scheduler_from_json(fitted)
     outs = policy_outputs(sched, {"probs": probs, **({} if logits is None else {"logits": logits})})

@@ -53,7 +53,8 @@ def style_of(method: str) -> dict[str, Any]:
     if not comb:
         return dict(STYLE.get(method, {"color": "gray", "marker": "." if method.startswith("static") else "d", "label": method}))
     style = dict(STYLE.get(base, {"color": "gray", "marker": "d", "label": base}))
-    style.update({"linestyle": "--" if style.get("linestyle") != "none" else "none", "label": f"{COMBINER_LABELS.get(comb, comb)} + {style['label']}"})
+    dashed = "--" if style.get("linestyle") != "none" else "none"
+    style.update({"linestyle": dashed, "label": f"{COMBINER_LABELS.get(comb, comb)} + {style['label']}"})
     return style
 
 

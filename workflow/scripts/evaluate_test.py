@@ -3,8 +3,8 @@
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.costs import read_costs
 from eenet.combiners import policy_outputs
+from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_json
 from eenet.schedulers import accuracy, realised_cost, scheduler_from_json
 from eenet.workflow import setup_logging

@@ -3,9 +3,9 @@
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.combiners import fit_combined
 from eenet.costs import read_costs, resolve_budget
 from eenet.io import load_tensors, read_csv, write_json
-from eenet.combiners import fit_combined
 from eenet.schedulers import InfeasibleBudgetError
 from eenet.workflow import setup_logging
 
