@@ -99,9 +99,8 @@ class BasicBlock(nn.Module):
             nn.Conv2d(cout, cout, 3, padding=1, bias=False),
             nn.BatchNorm2d(cout),
         )
-        self.shortcut = (
-            nn.Identity() if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
-        )
+        same = stride == 1 and cin == cout
+        self.shortcut = nn.Identity() if same else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
