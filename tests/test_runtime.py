@@ -17,6 +17,7 @@ FAST_EENET = {"lr": 0.01, "epochs": 15, "patience": 10, "restarts": 2}
 # architecture, builder arguments, input: ("image", C, H) or ("text", vocabulary)
 ARCHS = [
     ("small_cnn_3", {"width": 4}, ("image", 1, 28)),
+    ("resnet_6", {"width": 4}, ("image", 1, 28)),
     ("resnet56_3", {"blocks": (1, 1, 1), "width": 4}, ("image", 3, 32)),
     ("densenet121_4", {"growth": 4, "blocks": (1, 1, 1, 1)}, ("image", 3, 32)),
     ("msdnet", {"blocks": 3, "base": 1, "step": 1, "channels": 4, "growth": 4}, ("image", 3, 224)),
