@@ -21,7 +21,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     bench="|".join([*BENCHMARKS, *SEEDED]),
     dataset="|".join(sorted({b["dataset"] for b in BENCHMARKS.values()})),
-    method="[a-z][a-z_]*",
+    method=r"([a-z]+\+)?[a-z][a-z_]*",
     budget=r"[0-9]+(\.[0-9]+)?",
 
 

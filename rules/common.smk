@@ -110,11 +110,16 @@ def budget_names(name):
     return [str(v) for v in BENCHMARKS[name]["budgets"]["values"]]
 
 
+def policy_methods(b):
+    """Every policy of a benchmark's config: its methods, then each combiner composed with each ("ztw+maxpred")."""
+    return b["methods"] + [f"{c}+{m}" for c in b.get("combiners", []) for m in b["methods"]]
+
+
 def per_policy(pattern):
     """An input function: ``pattern`` (with {bench}, {method}, {budget}) for every method and budget of the benchmark."""
 
     def files(wildcards):
-        return expand(pattern, bench=wildcards.bench, method=bench(wildcards)["methods"], budget=budget_names(wildcards.bench))
+        return expand(pattern, bench=wildcards.bench, method=policy_methods(bench(wildcards)), budget=budget_names(wildcards.bench))
 
     return files
 
@@ -127,7 +132,7 @@ def method_params(wildcards):
     """Hyper-parameters of a method from the benchmark's config: the `eenet` block, for EENet and its ablations, and
     the scheduler seed (fit_scheduler keeps what the method accepts)."""
     b = bench(wildcards)
-    return {**(b.get("eenet", {}) if wildcards.method.startswith("eenet") else {}), "seed": b["scheduler_seed"]}
+    return {**(b.get("eenet", {}) if wildcards.method.split("+")[-1].startswith("eenet") else {}), "seed": b["scheduler_seed"]}
 
 
 def seed_runs(pattern):
@@ -144,7 +149,7 @@ def seed_policies(pattern):
 
     def files(wildcards):
         first = SEEDED[wildcards.bench][0]
-        return expand(pattern, run=SEEDED[wildcards.bench], method=BENCHMARKS[first]["methods"], budget=budget_names(first))
+        return expand(pattern, run=SEEDED[wildcards.bench], method=policy_methods(BENCHMARKS[first]), budget=budget_names(first))
 
     return files
 

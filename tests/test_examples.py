@@ -39,6 +39,29 @@ def test_exit_shares_sum_to_one_and_their_accuracies_give_the_policy_accuracy(va
     assert mp[0]["mean_confidence"] > probs[0].max(dim=1).values[exits != 0].mean().item()
 
 
+def test_exits_csv_gives_a_combiners_per_exit_accuracy_beside_the_single_exits():
+    from eenet.combiners import fit_combined
+
+    g = torch.Generator().manual_seed(5)
+    labels = torch.randint(0, 4, (2000,), generator=g)
+    logits = torch.stack([1.2 * torch.nn.functional.one_hot(labels, 4) + torch.randn(2000, 4, generator=g) for _ in range(3)])
+    probs = torch.softmax(logits, 2)
+    val, test = slice(0, 1000), slice(1000, 2000)
+    fitted = [
+        fit_combined(m, {}, probs[:, val], logits[:, val], labels[val], [1.0, 2.0, 3.0], 2.0).to_json() | {"budget_value": 2.0}
+        for m in ("maxpred", "ztw+maxpred")
+    ]
+    with pytest.raises(ValueError, match="--forcerun cache_logits"):
+        exit_table("b", probs[:, test], labels[test], fitted)  # a cache without logits cannot evaluate ztw+maxpred
+    rows = exit_table("b", probs[:, test], labels[test], fitted, logits[:, test])
+    single = (probs[:, test].argmax(2) == labels[test]).double().mean(1).tolist()
+    plain = [r for r in rows if r["method"] == "maxpred"]
+    ztw = [r for r in rows if r["method"] == "ztw+maxpred"]
+    assert [r["single_exit_accuracy"] for r in ztw] == single == [r["exit_accuracy"] for r in plain]
+    # independent views: the ensemble at the last exit beats the single last exit
+    assert ztw[2]["exit_accuracy"] > single[2] + 0.02 and ztw[0]["exit_accuracy"] == pytest.approx(single[0], abs=0.02)
+
+
 def test_examples_are_the_first_samples_leaving_at_each_exit():
     probs, labels = make_probs(n=300, k=3, seed=4)
     fitted = _fitted(probs, labels)[1]

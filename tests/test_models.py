@@ -186,3 +186,21 @@ def test_minilm_weights_come_from_the_package_and_survive_save_and_load(tmp_path
 def test_transformer_exit_layers_are_checked():
     with pytest.raises(ValueError, match="exit_layers must increase"):
         build_model("minilm_3", 2, None, exit_layers=[2, 4])
+
+
+def test_many_exit_networks_have_an_exit_after_every_block_and_layer():
+    torch.manual_seed(0)
+    resnet = build_model("resnet_6", 10, 1).eval()
+    with torch.no_grad():
+        out = resnet(torch.randn(2, 1, 28, 28))
+    assert resnet.num_exits == 6 == len(out) and all(o.shape == (2, 10) for o in out)
+    assert build_model("resnet_6", 10, 1, blocks=(3, 3, 3)).num_exits == 9
+    from transformers import AutoModel
+
+    from eenet.models import pretrained_path
+
+    minilm = build_model("minilm_6", 2, None).eval()
+    ref = AutoModel.from_pretrained(pretrained_path(MINILM))
+    assert minilm.num_exits == 6
+    for k in range(6):  # stage k ends with the encoder's layer k (weights from the package)
+        assert torch.equal(minilm.stages[k][-1].output.dense.weight, ref.encoder.layer[k].output.dense.weight)

@@ -17,6 +17,7 @@ FAST_EENET = {"lr": 0.01, "epochs": 15, "patience": 10, "restarts": 2}
 # architecture, builder arguments, input: ("image", C, H) or ("text", vocabulary)
 ARCHS = [
     ("small_cnn_3", {"width": 4}, ("image", 1, 28)),
+    ("resnet_6", {"width": 4}, ("image", 1, 28)),
     ("resnet56_3", {"blocks": (1, 1, 1), "width": 4}, ("image", 3, 32)),
     ("densenet121_4", {"growth": 4, "blocks": (1, 1, 1, 1)}, ("image", 3, 32)),
     ("msdnet", {"blocks": 3, "base": 1, "step": 1, "channels": 4, "growth": 4}, ("image", 3, 224)),
@@ -269,3 +270,26 @@ def test_progress_is_logged_at_most_every_interval(caplog):
         assert caplog.records == []  # nothing before the interval has passed
         p(10, 10)  # the end is always logged
     assert len(caplog.records) == 1 and "timing: 10/10 (100 %)" in caplog.text and "~0 s left" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["ztw+maxpred", "mie+patience", "pa+entropy"])
+def test_runtime_with_a_combiner_decides_and_predicts_as_the_cached_evaluation(net, method):
+    from eenet.combiners import fit_combined, policy_outputs
+
+    model, kind, _, labels, costs = net
+    with torch.inference_mode():
+        val_logits = torch.stack([z.float() for z in model(make_inputs(kind, 48, 1))])
+    sched = fit_combined(method, {}, F.softmax(val_logits, 2), val_logits, labels, costs, 0.5 * (costs[0] + costs[-1]))
+    x = make_inputs(kind, 40, 3)
+    with torch.inference_mode():
+        logits = torch.stack([z.float() for z in model(x)])
+    probs = policy_outputs(sched, {"probs": F.softmax(logits, 2), "logits": logits})
+    want_exits = sched.assign(probs)
+    want_preds = probs.argmax(dim=2).gather(0, want_exits.view(1, -1)).squeeze(0)
+    preds, exits = adaptive_forward(model, sched, x)
+    assert torch.equal(exits, want_exits)
+    assert torch.equal(preds, want_preds)
+    for i in range(0, 40, 5):
+        one = {k: v[i : i + 1] for k, v in x.items()} if isinstance(x, dict) else x[i : i + 1]
+        p1, e1 = adaptive_forward(model, sched, one)
+        assert (int(e1), int(p1)) == (int(want_exits[i]), int(want_preds[i])), f"sample {i}"

@@ -130,3 +130,16 @@ def test_a_checkpoint_of_other_code_or_another_recipe_is_not_resumed(tmp_path):
     assert fp != training_fingerprint({**recipe, "train": {"epochs": 3}}, code)
     code[1].write_text("y = 3\n")  # e.g. a head that pools differently, same parameters
     assert fp != training_fingerprint(recipe, code)
+
+
+def test_predict_outputs_keeps_the_cached_probabilities_byte_identical_beside_the_raw_logits():
+    from eenet.training import predict_outputs
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 3, 1, width=4)
+    split = _data(70, 3)
+    logits, probs = predict_outputs(model, split, batch_size=32)
+    assert torch.equal(probs, predict_probs(model, split, batch_size=32))  # what cache_logits stored before
+    assert logits.shape == probs.shape == (3, 70, 3)
+    assert torch.allclose(torch.softmax(logits, 2), probs, atol=1e-6)
+    assert not torch.allclose(logits.exp().sum(2), torch.ones(3, 70))  # raw logits, not log-probabilities

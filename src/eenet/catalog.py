@@ -153,9 +153,9 @@ _DEFAULTS: dict[str, Any] = {
     "splits": {"train": "train", "test": "test"},
 }
 
-BUILTIN_ARCHS = ("small_cnn_3", "resnet56_3", "densenet121_4", "msdnet", "bert_4", "minilm_3")
+BUILTIN_ARCHS = ("small_cnn_3", "resnet_6", "resnet56_3", "densenet121_4", "msdnet", "bert_4", "minilm_3", "minilm_6")
 """The registered builders (:data:`eenet.models.MODELS`: the paper's exact architectures)."""
-TEXT_ARCHS = ("bert_4", "minilm_3")
+TEXT_ARCHS = ("bert_4", "minilm_3", "minilm_6")
 ARCH_FAMILIES = {"torchvision": "image", "huggingface": "text"}
 """``<family>:<name>`` architectures: any torchvision classification model (``torchvision:resnet18``) cut after
 the modules named in ``arch_kwargs.exits``; any Hugging Face encoder (``huggingface:<local dir or hub id>``)

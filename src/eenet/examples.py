@@ -9,48 +9,64 @@ from typing import Any
 
 import torch
 
+from .combiners import policy_outputs
 from .data import DatasetSpec
 from .schedulers import exit_predictions, scheduler_from_json
 
 __all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
 
-EXITS_FIELDS = ["bench", "method", "budget_value", "exit", "samples", "share", "accuracy", "mean_confidence"]
+EXITS_FIELDS = ["bench", "method", "budget_value", "exit", "samples", "share", "accuracy", "mean_confidence", "exit_accuracy",
+                "single_exit_accuracy"]  # fmt: skip
 """Columns of exits.csv: per policy, budget and exit, the test samples that leave there, their share and accuracy,
-and the mean max-probability of that exit on them."""
+and the mean max-probability of that exit on them; the accuracy on every test sample of the outputs the policy reads at
+that exit (``exit_accuracy``: a combiner's, for ``"<combiner>+<policy>"``) and of the single exit's softmax."""
 
 EXAMPLES_FIELDS = ["bench", "method", "budget_value", "exit", "index", "label", "prediction", "confidence", "text"]
 """Columns of examples.csv: the test samples shown in examples.pdf (``index`` into the test split)."""
 
 
-def _assign(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    return scheduler_from_json(fitted).assign(probs, labels)  # only the oracle reads the labels
+def _assign(
+    fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exits ``[N]`` of a fitted policy and the outputs ``[K, N, C]`` it reads (its combiner's, if it has one)."""
+    sched = scheduler_from_json(fitted)
+    outs = policy_outputs(sched, {"probs": probs, **({} if logits is None else {"logits": logits})})
+    return sched.assign(outs, labels), outs  # only the oracle reads the labels
 
 
-def exit_table(bench: str, probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def exit_table(
+    bench: str, probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]], logits: torch.Tensor | None = None
+) -> list[dict[str, Any]]:
     """Rows of exits.csv (:data:`EXITS_FIELDS`) for every feasible fitted scheduler (its JSON) on the test split
-    (``probs [K, N, C]``, ``labels [N]``). An exit no sample leaves at has accuracy and confidence empty."""
+    (``probs [K, N, C]``, ``labels [N]``, raw ``logits [K, N, C]`` for policies with a combiner). An exit no sample
+    leaves at has accuracy and confidence empty."""
     rows = []
     n = labels.numel()
-    conf = probs.max(dim=2).values  # [K, N]
+    single = (probs.argmax(dim=2) == labels).double().mean(dim=1).tolist()  # [K]
     for f in sorted((f for f in fitted if not f.get("infeasible")), key=lambda f: (f["method"], f["budget_value"])):
-        exits = _assign(f, probs, labels)
-        correct = exit_predictions(probs, exits) == labels
+        exits, outs = _assign(f, probs, labels, logits)
+        conf = outs.max(dim=2).values  # [K, N]
+        every = (outs.argmax(dim=2) == labels).double().mean(dim=1).tolist()
+        correct = exit_predictions(outs, exits) == labels
         for k in range(probs.shape[0]):
             here = exits == k
             m = int(here.sum())
             rows.append({
                 "bench": bench, "method": f["method"], "budget_value": f["budget_value"], "exit": k, "samples": m,
                 "share": m / n, "accuracy": correct[here].float().mean().item() if m else "",
-                "mean_confidence": conf[k][here].mean().item() if m else "",
+                "mean_confidence": conf[k][here].mean().item() if m else "", "exit_accuracy": every[k],
+                "single_exit_accuracy": single[k],
             })  # fmt: skip
     return rows
 
 
-def pick_examples(fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, per_exit: int) -> list[dict[str, Any]]:
+def pick_examples(
+    fitted: dict[str, Any], probs: torch.Tensor, labels: torch.Tensor, per_exit: int, logits: torch.Tensor | None = None
+) -> list[dict[str, Any]]:
     """Up to ``per_exit`` test samples per exit under one fitted scheduler, the first ones in test order (the test
     split's order is the dataset's, so the choice is reproducible and not cherry-picked): rows of examples.csv
     without ``bench`` and ``text``."""
-    exits = _assign(fitted, probs, labels)
+    exits, probs = _assign(fitted, probs, labels, logits)
     preds = exit_predictions(probs, exits)
     rows = []
     for k in range(probs.shape[0]):

@@ -44,6 +44,19 @@ STYLE = {
     "eenet_noclass": {"color": "darkred", "marker": "o", "label": "EENet without class-wise inputs"},
 }
 
+COMBINER_LABELS = {"ztw": "ZTW", "mie": "MIE", "pa": "PA"}
+
+
+def style_of(method: str) -> dict[str, Any]:
+    """Plot style of a method; ``"<combiner>+<policy>"`` takes its policy's colour and marker, dashed."""
+    comb, _, base = method.rpartition("+")
+    if not comb:
+        return dict(STYLE.get(method, {"color": "gray", "marker": "." if method.startswith("static") else "d", "label": method}))
+    style = dict(STYLE.get(base, {"color": "gray", "marker": "d", "label": base}))
+    dashed = "--" if style.get("linestyle") != "none" else "none"
+    style.update({"linestyle": dashed, "label": f"{COMBINER_LABELS.get(comb, comb)} + {style['label']}"})
+    return style
+
 
 def static_rows(
     bench: str, probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[float], flops: list[int], device: str
@@ -150,7 +163,7 @@ def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths:
     ax.plot([0, hi], [0, hi], color="black", linewidth=0.8, label="measured = simulated")
     ax.fill_between([0, hi], [0, 0.85 * hi], [0, 1.15 * hi], color="gray", alpha=0.15, label="±15 %")
     for m in methods:
-        style = STYLE.get(m, {"color": "gray", "marker": "." if m.startswith("static") else "d", "label": m})
+        style = style_of(m)
         style = {k: v for k, v in style.items() if k != "linestyle"}
         for bs, fill in (("1", True), *((b, False) for b in sorted({r["batch_size"] for r in runtime} - {"1"}))):
             pts = [r for r in runtime if r["method"] == m and r["batch_size"] == bs]
@@ -215,7 +228,7 @@ def plot_curve(
         pts = sorted((x(r), 100 * r["test_accuracy"]) for r in rows if r["method"] == m and not r.get("infeasible"))
         if not pts:
             continue
-        style = {"linestyle": "-", **STYLE.get(m, {"label": m})}
+        style = {"linestyle": "-", **style_of(m)}
         if auc and m in auc:
             style["label"] = f"{style['label']} (AUC {100 * auc[m]:.2f})"
         ax.plot([p[0] for p in pts], [p[1] for p in pts], **style)

@@ -63,10 +63,19 @@ def adaptive_forward(model: MultiExitNetwork, sched: ExitScheduler, x: Inputs) -
     last = model.num_exits - 1
     state = model.begin(x)
     seen: list[torch.Tensor] = []  # probabilities of exits 0..k of the samples still running, [n, C] each
+    combiner = getattr(sched, "combiner_", None)  # eenet.combiners: probabilities combined from the raw logits so far
+    raw: list[torch.Tensor] = []  # with a combiner: the logits of exits 0..k of the samples still running
+
+    def outputs(k: int, logits: torch.Tensor) -> torch.Tensor:
+        if combiner is None:
+            return F.softmax(logits.float(), dim=1)
+        raw.append(logits.float())
+        return combiner.step(k, raw)
+
     if b == 1:  # one sample: no bookkeeping of who is left, one Python decision per exit
         for k in range(model.num_exits):
             state, logits = model.step(k, state)
-            seen.append(F.softmax(logits.float(), dim=1))
+            seen.append(outputs(k, logits))
             if k == last or sched.leaves_one(k, seen):
                 return seen[-1].argmax(dim=1), torch.tensor([k], device=ref.device)
     rows = torch.arange(b, device=ref.device)
@@ -74,7 +83,7 @@ def adaptive_forward(model: MultiExitNetwork, sched: ExitScheduler, x: Inputs) -
     exits = torch.empty(b, dtype=torch.long, device=ref.device)
     for k in range(model.num_exits):
         state, logits = model.step(k, state)
-        probs = F.softmax(logits.float(), dim=1)
+        probs = outputs(k, logits)
         seen.append(probs)
         leave = torch.ones(probs.shape[0], dtype=torch.bool, device=probs.device) if k == last else sched.leaves(k, seen)
         n_leave = int(leave.sum())
@@ -87,6 +96,7 @@ def adaptive_forward(model: MultiExitNetwork, sched: ExitScheduler, x: Inputs) -
             keep = ~leave
             state = select_samples(state, keep)
             seen = [p[keep] for p in seen]
+            raw[:] = [z[keep] for z in raw]
             rows = rows[keep]
     return preds, exits
 
@@ -123,7 +133,8 @@ class ProgressLog:
 
 def _timing_key(sched: ExitScheduler, exits: torch.Tensor) -> tuple[str, bytes]:
     """Two policies of the same class that send every timed sample to the same exit do the same work."""
-    return type(sched).__name__, exits.numpy().astype("int64").tobytes()
+    combiner = getattr(sched, "combiner_", None)  # a combiner is work of its own
+    return type(sched).__name__ + ("" if combiner is None else "+" + combiner.name), exits.numpy().astype("int64").tobytes()
 
 
 def measure_policies(
@@ -255,13 +266,15 @@ def measure_runtime(
     cfg: Mapping[str, Any],
     device: torch.device,
     log: logging.Logger,
+    logits: torch.Tensor | None = None,
 ) -> list[dict[str, Any]]:
     """Time every policy through the adaptive runtime, at batch 1 and at ``cfg["batch_size"]``, within a time budget.
 
     Args:
         policies: name -> fitted policy (no oracle: it reads the labels).
         inputs: ``inputs(indices int64 [n], device)`` -> the test inputs of those samples (a split's ``inputs``).
-        probs: the cached test probabilities ``[K, N, C]`` of the same samples; ``labels`` ``int64 [N]``.
+        probs: the cached test probabilities ``[K, N, C]`` of the same samples; ``labels`` ``int64 [N]``; ``logits``
+            the cached raw logits ``[K, N, C]`` (needed by policies with a combiner, :mod:`eenet.combiners`).
         costs_ms: cost.csv's per-exit costs ``[K]``.
         cfg: the benchmark's ``runtime`` block: ``samples`` (at most; ``None``: all), ``seconds`` (time budget of the
             whole measurement, estimated by :func:`plan_samples`; ``None``: no bound), ``min_samples``, ``batch_size``,
@@ -271,10 +284,13 @@ def measure_runtime(
         ``batch_size``, ``samples``, ``accuracy`` and how often the runtime's exits and predictions equal the cached
         evaluation's (``exits_agree``, ``preds_agree``). The caller adds what names the policy and the run.
     """
+    from .combiners import policy_outputs
     from .schedulers import exit_predictions
 
     total = probs.shape[1] if cfg.get("samples") is None else min(cfg["samples"], probs.shape[1])
-    cached = {name: sched.assign(probs[:, :total]) for name, sched in policies.items()}
+    cache = {"probs": probs[:, :total], **({} if logits is None else {"logits": logits[:, :total]})}
+    outs = {name: policy_outputs(sched, cache) for name, sched in policies.items()}
+    cached = {name: sched.assign(outs[name]) for name, sched in policies.items()}
     batch_sizes = sorted({1, cfg["batch_size"]})
     passes = max(cfg["warmup"], 1) + cfg["repeats"]
     n, estimate = plan_samples(cached, policies, costs_ms, total, cfg.get("seconds"), passes, len(batch_sizes), cfg.get("min_samples", 100))
@@ -282,7 +298,7 @@ def measure_runtime(
         "%d policies on %d test samples (of %d asked: runtime.seconds = %s), batch sizes %s; estimated %.0f s",
         len(policies), n, total, cfg.get("seconds"), batch_sizes, estimate,
     )  # fmt: skip
-    probs, labels = probs[:, :n], labels[:n]
+    labels = labels[:n]
     num_exits = probs.shape[0]
     rows = []
     for bs in batch_sizes:
@@ -301,6 +317,6 @@ def measure_runtime(
                 **compare_to_simulation(r, res["full"], costs_ms, num_exits, res["plain"]),
                 "accuracy": float((r["preds"] == labels).float().mean()),
                 "exits_agree": float((r["exits"] == want).float().mean()),
-                "preds_agree": float((r["preds"] == exit_predictions(probs, want)).float().mean()),
+                "preds_agree": float((r["preds"] == exit_predictions(outs[name][:, :n], want)).float().mean()),
             })  # fmt: skip
     return rows

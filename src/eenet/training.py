@@ -115,6 +115,21 @@ def predict_probs(model: MultiExitNetwork, split: Split, batch_size: int = 1000,
     return torch.cat(outs, dim=1)
 
 
+@torch.inference_mode()
+def predict_outputs(
+    model: MultiExitNetwork, split: Split, batch_size: int = 1000, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw logits and softmax of every exit on ``split`` (test-time inputs): ``float32 [K, N, C]`` each. The
+    probabilities are computed batch by batch exactly as :func:`predict_probs` computes them."""
+    model.eval()
+    logits, probs = [], []
+    for x, _ in split.batches(batch_size, torch.device(device)):
+        z = torch.stack([o.float() for o in model(x)])
+        logits.append(z.cpu())
+        probs.append(torch.stack([F.softmax(o, dim=1) for o in z]).cpu())
+    return torch.cat(logits, dim=1), torch.cat(probs, dim=1)
+
+
 def _evaluate(
     model: MultiExitNetwork, split: Split, batch_size: int, device: torch.device, ranks: Ranks | None = None
 ) -> tuple[float, list[float]]:

@@ -1,4 +1,4 @@
-"""Rule cache_logits: softmax of every exit on validation and test, [K, N, C] + labels, safetensors."""
+"""Rule cache_logits: raw logits and softmax of every exit on validation and test, [K, N, C] each + labels, safetensors."""
 
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
@@ -7,7 +7,7 @@ from eenet.benchmark import open_benchmark
 from eenet.data import DatasetSpec
 from eenet.io import file_sha256, save_tensors
 from eenet.models import load_model
-from eenet.training import pick_device, predict_probs
+from eenet.training import pick_device, predict_outputs
 from eenet.workflow import data_root, run_metadata, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -22,9 +22,9 @@ splits = open_benchmark(spec, data_root(snakemake.input.data), str(meta["arch"])
 model_sha = file_sha256(snakemake.input.model)
 for name, split in splits.items():
     # validation samples go through exactly the test-time preprocessing: no augmentation
-    probs = predict_probs(model, split, p.batch_size, device)
+    logits, probs = predict_outputs(model, split, p.batch_size, device)
     acc = (probs.argmax(2) == split.labels).float().mean(1).tolist()
     info = {"bench": snakemake.wildcards.bench, "split": name, "dataset": p.dataset, "model_sha256": model_sha,
             "num_exits": probs.shape[0], "num_classes": probs.shape[2], "device": run_metadata(device)["device"]}  # fmt: skip
-    save_tensors(snakemake.output[name], {"probs": probs, "labels": split.labels}, info)
+    save_tensors(snakemake.output[name], {"probs": probs, "logits": logits, "labels": split.labels}, info)
     log.info("%s: %d samples, accuracy per exit %s", name, len(split), " ".join(f"{a:.4f}" for a in acc))

@@ -3,6 +3,7 @@
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.combiners import policy_outputs
 from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_json
 from eenet.schedulers import accuracy, realised_cost, scheduler_from_json
@@ -24,7 +25,7 @@ if fitted.get("infeasible"):
     log.warning("%s at %s: infeasible (%s)", w.method, w.budget, fitted["reason"])
 else:
     sched = scheduler_from_json(fitted)
-    probs, labels = tensors["probs"], tensors["labels"]
+    probs, labels = policy_outputs(sched, tensors, snakemake.input.test), tensors["labels"]  # combined, with a combiner
     exits = sched.assign(probs, labels)  # only policies that need labels (the oracle) read them
     cost = realised_cost(exits, torch.tensor(costs_ms))
     ratio = cost / fitted["budget_ms"]

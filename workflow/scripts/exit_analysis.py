@@ -18,12 +18,12 @@ torch.set_num_threads(snakemake.threads)
 tensors, _ = load_tensors(snakemake.input.test)
 probs, labels = tensors["probs"], tensors["labels"]
 fitted = [read_json(f) for f in snakemake.input.schedulers]
-table = exit_table(bench, probs, labels, fitted)
+table = exit_table(bench, probs, labels, fitted, tensors.get("logits"))
 write_csv(snakemake.output.exits, table, EXITS_FIELDS)
 shown = next((f for f in fitted if f["method"] == p.method and str(f["budget_value"]) == str(p.budget)), None)
 if shown is None or shown.get("infeasible"):
     raise ValueError(f"examples.method {p.method!r} at budget {p.budget} has no feasible fit in results/{bench}/schedulers/")
-rows = pick_examples(shown, probs, labels, p.per_exit)
+rows = pick_examples(shown, probs, labels, p.per_exit, tensors.get("logits"))
 spec = DatasetSpec.from_manifest(snakemake.input.data)
 samples = raw_samples(spec, data_root(snakemake.input.data), [r["index"] for r in rows])
 for r, s in zip(rows, samples, strict=True):

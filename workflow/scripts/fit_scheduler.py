@@ -3,9 +3,10 @@
 import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.combiners import fit_combined
 from eenet.costs import read_costs, resolve_budget
 from eenet.io import load_tensors, read_csv, write_json
-from eenet.schedulers import InfeasibleBudgetError, accepted_params, make_scheduler
+from eenet.schedulers import InfeasibleBudgetError
 from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -22,7 +23,8 @@ record = {"bench": w.bench, "budget_value": float(w.budget), "budget_unit": p.un
           "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256")}  # fmt: skip
 try:
     # the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
-    sched = make_scheduler(w.method, **accepted_params(w.method, p.hyper)).fit(tensors["probs"], tensors["labels"], costs_ms, budget_ms)
+    # "<combiner>+<policy>": the combiner is fitted first and the policy on its probabilities (eenet.combiners)
+    sched = fit_combined(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budget_ms)
 except InfeasibleBudgetError as exc:
     log.warning("infeasible: %s", exc)
     write_json(snakemake.output[0], {**record, "method": w.method, "infeasible": True, "reason": str(exc)})

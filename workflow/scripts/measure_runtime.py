@@ -42,7 +42,7 @@ for k in range(model.num_exits):
     policies[f"static_exit{k}"] = StaticScheduler(exit_index=k).fit(probs, labels, costs_ms, costs_ms[k])
     info[f"static_exit{k}"] = {"method": f"static_exit{k}", "budget_value": "", "budget_ms": costs_ms[k]}
 
-rows = measure_runtime(model, policies, test.inputs, probs, labels, costs_ms, p.runtime, device, log)
+rows = measure_runtime(model, policies, test.inputs, probs, labels, costs_ms, p.runtime, device, log, tensors.get("logits"))
 extra = {"bench": snakemake.wildcards.bench, "threads": p.threads, **run_metadata(device)}
 table = [{**r, **info[r["name"]], **extra} for r in rows]
 for r in table:

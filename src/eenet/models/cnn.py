@@ -1,4 +1,5 @@
-"""The CNNs: a small 3-exit CNN (Fashion-MNIST) and the paper's CIFAR networks (ResNet, DenseNet-BC)."""
+"""The CNNs: a small 3-exit CNN and a 6-exit residual network (Fashion-MNIST), the paper's CIFAR networks (ResNet,
+DenseNet-BC)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from torch import nn
 
 from .base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, register_model
 
-__all__ = ["small_cnn_3", "resnet56_3", "densenet121_4"]
+__all__ = ["small_cnn_3", "resnet_6", "resnet56_3", "densenet121_4"]
 
 
 @register_model()
@@ -82,6 +83,47 @@ def resnet56_3(*, num_classes: int = 10, in_channels: int = 3, blocks: Sequence[
             layers.insert(0, _conv_bn_relu(in_channels, width))
         stages.append(nn.Sequential(*layers))
     chans = [width * 2**s * Bottleneck.expansion for s in range(len(blocks))]
+    heads: list[nn.Module] = [ExitHead(c, num_classes) for c in chans[:-1]] + [PoolLinearHead(chans[-1], num_classes)]
+    return MultiExitNetwork(stages, heads, num_classes)
+
+
+class BasicBlock(nn.Module):
+    """conv3x3 (stride) -> BN -> ReLU -> conv3x3 -> BN, plus the input (a 1x1 projection when shapes change), ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        same = stride == 1 and cin == cout
+        self.shortcut = nn.Identity() if same else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+
+@register_model()
+def resnet_6(*, num_classes: int = 10, in_channels: int = 1, blocks: Sequence[int] = (2, 2, 2), width: int = 16) -> MultiExitNetwork:
+    """A small residual network with an exit after every residual block: ``sum(blocks)`` exits (6 by default).
+
+    Stem conv3x3 (w channels), then for scale ``s`` ``blocks[s]`` :class:`BasicBlock` of width ``w * 2**s`` (the first
+    of scales 1, 2 halves the resolution: 28 -> 14 -> 7 for Fashion-MNIST). Every stage is one block (the stem goes
+    with the first); the exits are :class:`ExitHead`, the last pool + linear. Input ``[B, in_channels, H, W]``.
+    """
+    stages: list[nn.Module] = []
+    chans: list[int] = []
+    cin = width
+    for s, n in enumerate(blocks):
+        for b in range(n):
+            block = BasicBlock(cin, width * 2**s, stride=2 if (s > 0 and b == 0) else 1)
+            stages.append(nn.Sequential(_conv_bn_relu(in_channels, width), block) if not stages else block)
+            cin = width * 2**s
+            chans.append(cin)
     heads: list[nn.Module] = [ExitHead(c, num_classes) for c in chans[:-1]] + [PoolLinearHead(chans[-1], num_classes)]
     return MultiExitNetwork(stages, heads, num_classes)
 

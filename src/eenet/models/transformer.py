@@ -20,6 +20,7 @@ __all__ = [
     "pretrained_path",
     "bert_4",
     "minilm_3",
+    "minilm_6",
     "text_tokenizer",
     "MINILM",
 ]
@@ -169,6 +170,19 @@ def minilm_3(
     varies between inputs (standard deviation ~0.001 against ~0.15 for the mean), and an exit reading it stayed at
     the majority class through training.
     """
+    return transformer_multiexit(num_classes, pretrained, exit_layers, num_hidden_layers, random_init=random_init, pooling="mean")
+
+
+@register_model(modality="text", default_weights=MINILM)
+def minilm_6(
+    *,
+    num_classes: int = 2,
+    pretrained: str = MINILM,
+    exit_layers: Sequence[int] = (1, 2, 3, 4, 5, 6),
+    num_hidden_layers: int | None = None,
+    random_init: bool = False,
+) -> TransformerMultiExit:
+    """all-MiniLM-L6-v2 with an exit after every one of its 6 layers (mean pooling, as :func:`minilm_3`)."""
     return transformer_multiexit(num_classes, pretrained, exit_layers, num_hidden_layers, random_init=random_init, pooling="mean")
 
 

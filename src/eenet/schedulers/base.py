@@ -276,11 +276,13 @@ class ExitScheduler(abc.ABC):
         """A JSON-serialisable dict that :func:`scheduler_from_json` turns back into this scheduler."""
         if not hasattr(self, "num_exits_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
+        combiner = getattr(self, "combiner_", None)  # eenet.combiners: the policy reads its combined probabilities
         return {
             "format_version": FORMAT_VERSION,
-            "method": self.method,
+            "method": self.method if combiner is None else f"{combiner.name}+{self.method}",
             **{key: getattr(self, f"{key}_") for key in _FITTED},
             "state": self._state(),
+            **({} if combiner is None else {"combiner": combiner.to_json()}),
         }
 
     @classmethod
@@ -328,9 +330,16 @@ def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
     """Rebuild a fitted scheduler from :meth:`ExitScheduler.to_json` output (checked, no pickle)."""
     if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"not a scheduler file of format version {FORMAT_VERSION}")
-    method = d.get("method")
+    from ..combiners import combiner_from_json, split_method
+
+    comb, method = split_method(str(d.get("method")))
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} in scheduler file; known: {sorted(METHODS)}")
     if len(d["costs"]) != d["num_exits"]:
         raise ValueError(f"scheduler file has {len(d['costs'])} costs for {d['num_exits']} exits")
-    return METHODS[method].from_json(d)
+    sched = METHODS[method].from_json(d)
+    if comb is not None:
+        if not isinstance(d.get("combiner"), dict) or d["combiner"].get("name") != comb:
+            raise ValueError(f"scheduler file of method {d['method']!r} holds no {comb} combiner")
+        sched.combiner_ = combiner_from_json(d["combiner"])
+    return sched
