@@ -28,7 +28,10 @@ import yaml
 
 from .io import file_digest
 
-__all__ = ["lineage", "write_record", "main"]
+__all__ = ["lineage", "write_record", "uncommitted_changes", "origins", "main"]
+
+MEASURED = {"profile_latency": "latency is measured anew on every run and machine"}
+"""Rules whose output differs on every run: a new file from them is expected, not a fault."""
 
 RECORD_FILE = "dvc-record.json"
 CODE_PREFIXES = ("src/", "workflow/")
@@ -59,16 +62,37 @@ def _device(path: Path) -> str | None:
     return None
 
 
+RECORD_OWN = ("dvc.yaml", "dvc.lock", "dvc-params.yaml", RECORD_FILE)
+"""Tracked files that recording itself writes: not changes to the code the record describes."""
+
+
+def uncommitted_changes(workdir: str | Path = ".") -> list[str] | None:
+    """Tracked files whose content differs from the git commit ``HEAD`` (staged or not), but the record's own files
+    (:data:`RECORD_OWN`); ``None`` outside a git repository or before its first commit (no commit to name)."""
+    try:
+        proc = subprocess.run(["git", "diff", "--name-only", "HEAD", "--"], cwd=workdir, capture_output=True, text=True)
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    return [f for f in proc.stdout.splitlines() if f and f not in RECORD_OWN]
+
+
 def write_record(workdir: str | Path = ".") -> Path:
-    """Write dvc-record.json: when the artifacts were recorded, from which commit, with which packages."""
+    """Write dvc-record.json: when the artifacts were recorded, from which commit, with which packages.
+
+    ``git_dirty``: the tracked files that differed from that commit when it was recorded (``[]``: the commit holds
+    exactly the code; ``null``: no git commit to name). ``make record`` refuses to record with such files unless told
+    to (:func:`eenet.dvcstages.main`'s ``--allow-dirty``).
+    """
     from .io import write_json
 
     wd = Path(workdir)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=wd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=wd, capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
-        commit, dirty = None, None
+        commit = None
+    dirty = uncommitted_changes(wd) if commit else None
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -172,11 +196,46 @@ def root_causes(graph: dict[str, Any]) -> dict[str, str]:
     return {path: node["own_causes"][0] for path, node in graph["artifacts"].items() if node.get("stale") and node.get("own_causes")}
 
 
+def origins(graph: dict[str, Any]) -> dict[str, str]:
+    """Where the staleness starts: the stale artifacts with a cause of their own and no stale artifact upstream,
+    ``{path: first own cause}``. Every other stale artifact is stale because of (at least) one of them."""
+    return {
+        path: node["own_causes"][0]
+        for path, node in graph["artifacts"].items()
+        if node.get("stale") and node.get("own_causes") and not any(w.startswith("upstream ") for w in node["why"])
+    }
+
+
+def summary(graph: dict[str, Any]) -> list[str]:
+    """The closing lines of the readable tree: where the staleness starts, named once each, what follows from it,
+    and what to do."""
+    arts = graph["artifacts"]
+    stale = [p for p, n in arts.items() if n.get("stale")]
+    starts = origins(graph)
+    lines = [f"{len(stale)} stale artifact(s) behind {graph['target']}; where it starts:"]
+    for path, why in sorted(starts.items(), key=lambda item: (arts[item[0]].get("rule") not in MEASURED, item[0])):
+        text = why if why.startswith(path) else f"{path}: {why}"
+        if arts[path].get("rule") in MEASURED:
+            text += f" ({MEASURED[arts[path]['rule']]}: every fit, evaluation and figure after it moves with it)"
+        lines.append(f"  {text}")
+    changed_after = [p for p in stale if p not in starts and arts[p].get("own_causes")]
+    if changed_after:
+        lines.append(f"  {len(changed_after)} artifact(s) after it changed with it (--verbose: every cause)")
+    if any(c.endswith("changed since it was recorded") for c in starts.values()):
+        lines.append("to adopt the files on disk as the record: `make record`; to restore the recorded ones: `make checkout`")
+    return lines
+
+
 def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None:
     rec = graph.get("record") or {}
     if rec:
         pk = ", ".join(f"{k} {v}" for k, v in rec.get("packages", {}).items() if v)
-        dirty = " (uncommitted changes)" if rec.get("git_dirty") else ""
+        dirty = rec.get("git_dirty")
+        if isinstance(dirty, list) and dirty:  # recorded with --allow-dirty: the commit does not hold exactly this code
+            more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
+            dirty = f" plus uncommitted changes to {', '.join(dirty[:3])}{more}"
+        else:
+            dirty = " (uncommitted changes)" if dirty is True else ""  # a record of an older version: a bare flag
         print(f"recorded {rec.get('recorded_at')} at git commit {rec.get('git_commit')}{dirty}; python {rec.get('python')}; {pk}", file=out)
     else:
         print(f"no {RECORD_FILE}: run `make record`", file=out)
@@ -215,8 +274,8 @@ def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None
     show(graph["target"], "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", nargs="?")
     ap.add_argument("--json", action="store_true", help="print the tree as JSON (every cause of staleness)")
     ap.add_argument("-v", "--verbose", action="store_true", help="every cause of staleness, not only the first")
@@ -239,10 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         _print(graph, verbose=args.verbose)
     stale = [p for p, n in graph["artifacts"].items() if n.get("stale")]
     if stale:
-        causes = root_causes(graph)
-        print(f"\n{len(stale)} stale artifact(s) behind {args.target}; where it starts:", file=sys.stderr)
-        for path, why in causes.items():
-            print(f"  {path}: {why}", file=sys.stderr)
+        print("\n" + "\n".join(summary(graph)), file=sys.stderr)
     return 1 if stale else 0
 
 
