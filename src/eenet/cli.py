@@ -104,13 +104,18 @@ def main(argv: list[str] | None = None) -> int:
 
         return lineage_main(argv[1:], prog="eenet lineage")
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format=f"eenet {args.command}: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)  # the package's warnings (e.g. a policy without a model checksum)
+    handler.setFormatter(logging.Formatter(f"eenet {args.command}: warning: %(message)s"))
+    log = logging.getLogger("eenet")
+    log.addHandler(handler)
     run = {"predict": _predict, "export": _export, "stats": _stats}[args.command]
     try:
         return run(args)
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         print(f"eenet {args.command}: {exc}", file=sys.stderr)
         return 2
+    finally:
+        log.removeHandler(handler)
 
 
 def entry() -> None:

@@ -174,7 +174,9 @@ def _decode(path: Path, spec: DatasetSpec) -> torch.Tensor:
     return _DecodedImages([], spec.image_size, train=False, transform=transform).tf(x)
 
 
-def read_inputs(inputs: list[str | Path], spec: DatasetSpec, arch: str, arch_kwargs: dict[str, Any], max_length: int) -> tuple[list[str], Split]:
+def read_inputs(
+    inputs: list[str | Path], spec: DatasetSpec, arch: str, arch_kwargs: dict[str, Any], max_length: int
+) -> tuple[list[str], Split]:
     """``(names, samples)`` of image files / folders, or of table files of texts (CSV, JSON lines, parquet: the column
     ``text_column`` of the dataset, else ``text``), as a :class:`~eenet.data.Split` (labels: -1)."""
     if is_text_model(arch):
