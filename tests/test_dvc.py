@@ -151,6 +151,8 @@ def test_corrupt_artifact_is_reported_and_repaired(recorded):
     assert text.returncode == 1
     assert max(len(line) for line in text.stdout.splitlines() if "STALE" in line) < 300
     assert "results/tiny/curve.pdf  [STALE: " in text.stdout and "more)" in text.stdout
+    alias = run([sys.executable, "-m", "eenet.cli", "lineage", "results/tiny/curve.pdf"], repo, check=False)
+    assert (alias.returncode, alias.stdout, alias.stderr) == (text.returncode, text.stdout, text.stderr)  # `eenet lineage`
     closing = text.stderr.strip().split("where it starts:\n")[1].splitlines()
     assert closing[0].startswith("  results/tiny/cost.csv changed since it was recorded (latency is measured anew")
     assert closing[1] == "  1 artifact(s) after it changed with it (--verbose: every cause)"

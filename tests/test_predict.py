@@ -265,3 +265,14 @@ def test_export_refuses_what_it_cannot_express(run, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("eenet export: ") and "looks at the labels" in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_stats_subcommand_prints_the_markdown_table(run, capsys):
+    from eenet.io import read_csv
+    from eenet.stats import markdown_table
+
+    assert main(["stats", str(run["res"] / "stats.csv")]) == 0
+    assert capsys.readouterr().out == markdown_table(read_csv(run["res"] / "stats.csv")) + "\n"
+    assert main(["stats", str(run["res"] / "nothing.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("eenet stats: ") and "no such file" in err and len(err.splitlines()) == 1
