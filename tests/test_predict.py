@@ -276,3 +276,40 @@ def test_stats_subcommand_prints_the_markdown_table(run, capsys):
     assert main(["stats", str(run["res"] / "nothing.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("eenet stats: ") and "no such file" in err and len(err.splitlines()) == 1
+
+
+def test_predict_on_texts_gives_the_cached_evaluation(tmp_path):
+    """A text benchmark's run, made here at small scale: MiniLM cut to 3 layers with 3 exits, MaxPred fitted on the
+    validation logits of 64 Rotten Tomatoes snippets; `eenet predict` on a JSON-lines file of 16 others decides as
+    the evaluation of their cached logits (cache_logits' predict_probs, batch 16)."""
+    from eenet.catalog import DATASETS, local_path
+    from eenet.data.text import TextSplit
+    from eenet.io import file_sha256
+    from eenet.models import build_model, save_model, text_tokenizer
+    from eenet.sources import read_table
+    from eenet.training import predict_probs
+
+    table = read_table(local_path(DATASETS["rotten_tomatoes"]["train"]))
+    table = table[table["category"].isin(["rotten", "fresh"])].drop_duplicates("text").iloc[:80]
+    texts, labels = table["text"].tolist(), torch.tensor([["rotten", "fresh"].index(c) for c in table["category"]])
+    kwargs = {"num_hidden_layers": 3, "exit_layers": [1, 2, 3]}
+    torch.manual_seed(0)
+    model = build_model("minilm_3", 2, None, **kwargs).eval()
+    res = tmp_path / "results" / "reviews"
+    save_model(str(res / "model.pt"), model, {"arch": "minilm_3", "arch_kwargs": kwargs, "num_classes": 2, "in_channels": 3,
+                                               "dataset": "rotten_tomatoes", "max_length": 32})  # fmt: skip
+    enc = text_tokenizer(kwargs, "minilm_3")(texts, padding="max_length", truncation=True, max_length=32, return_tensors="pt")
+    split = TextSplit(enc["input_ids"].long(), enc["attention_mask"].long(), labels)
+    probs = predict_probs(model, split, 16)
+    costs = [1.0, 2.0, 3.0]
+    sched = make_scheduler("maxpred").fit(probs[:, :64], labels[:64], costs, 2.0)
+    write_json(res / "schedulers" / "maxpred" / "2.0.json", {"logits_model_sha256": file_sha256(res / "model.pt"), **sched.to_json()})
+    inputs = tmp_path / "reviews.jsonl"
+    inputs.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[64:]))
+    exits = sched.assign(probs[:, 64:])
+    assert len(set(exits.tolist())) > 1
+    for batch in ("1", "16"):
+        rows = predict_csv([str(res), "--method", "maxpred", "--budget", "2", "--batch-size", batch, str(inputs)], tmp_path / "out.csv")
+        assert [r["input"] for r in rows] == [f"{inputs}:{i}" for i in range(16)]
+        assert [int(r["exit"]) for r in rows] == exits.tolist(), batch
+        assert [r["prediction"] for r in rows] == [["rotten", "fresh"][i] for i in exit_predictions(probs[:, 64:], exits).tolist()]
