@@ -278,18 +278,19 @@ def test_stats_subcommand_prints_the_markdown_table(run, capsys):
     assert err.startswith("eenet stats: ") and "no such file" in err and len(err.splitlines()) == 1
 
 
-def test_predict_on_texts_gives_the_cached_evaluation(tmp_path):
+def test_predict_on_texts_gives_the_cached_evaluation(tmp_path, capsys):
     """A text benchmark's run, made here at small scale: MiniLM cut to 3 layers with 3 exits, MaxPred fitted on the
     validation logits of 64 Rotten Tomatoes snippets; `eenet predict` on a JSON-lines file of 16 others decides as
     the evaluation of their cached logits (cache_logits' predict_probs, batch 16)."""
-    from eenet.catalog import DATASETS, local_path
+    from eenet.catalog import local_path
+    from eenet.data import ROTTEN_TOMATOES
     from eenet.data.text import TextSplit
     from eenet.io import file_sha256
     from eenet.models import build_model, save_model, text_tokenizer
     from eenet.sources import read_table
     from eenet.training import predict_probs
 
-    table = read_table(local_path(DATASETS["rotten_tomatoes"]["train"]))
+    table = read_table(local_path(ROTTEN_TOMATOES.train))
     table = table[table["category"].isin(["rotten", "fresh"])].drop_duplicates("text").iloc[:80]
     texts, labels = table["text"].tolist(), torch.tensor([["rotten", "fresh"].index(c) for c in table["category"]])
     kwargs = {"num_hidden_layers": 3, "exit_layers": [1, 2, 3]}
@@ -313,3 +314,5 @@ def test_predict_on_texts_gives_the_cached_evaluation(tmp_path):
         assert [r["input"] for r in rows] == [f"{inputs}:{i}" for i in range(16)]
         assert [int(r["exit"]) for r in rows] == exits.tolist(), batch
         assert [r["prediction"] for r in rows] == [["rotten", "fresh"][i] for i in exit_predictions(probs[:, 64:], exits).tolist()]
+    assert main(["export", str(res), "--method", "maxpred", "--budget", "2", "-o", str(tmp_path / "text.pt2")]) == 2
+    assert not (tmp_path / "text.pt2").exists() and "is a text model" in capsys.readouterr().err
