@@ -11,8 +11,7 @@ utility network) on the same float32 probabilities as :meth:`ExitScheduler.leave
 which the runtime's batch-1 path reproduces; what the policy learned (thresholds, temperatures, EENet's weights)
 is held in buffers of the program. Why ``torch.export`` rather than TorchScript: ``torch.jit.script`` is deprecated
 in the pinned torch (a FutureWarning on every call), and an exported program is one file loaded by
-``torch.export.load`` with no Python code of ours. Run it under ``torch.inference_mode()``: with autograd on,
-``torch.cond`` goes through its autograd path, tens of times slower.
+``torch.export.load`` with no Python code of ours. Run it under ``torch.inference_mode()``.
 
 What cannot be exported: the oracle (it reads the labels), text models (the tokenizer is not a PyTorch program) and
 architectures whose stages pass structures other than one tensor between them (MSDNet's scales, transformers).
