@@ -64,7 +64,10 @@ def _predict(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    pred = Predictor.from_results(args.results, args.method, args.budget, pick_device(args.device), args.batch_size)
+    device = pick_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA device here (use cpu)")
+    pred = Predictor.from_results(args.results, args.method, args.budget, device, args.batch_size)
     names, samples = pred.read(args.inputs)
     rows = pred(samples).rows(names)
     if args.output == "-":
