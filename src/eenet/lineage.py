@@ -196,32 +196,64 @@ def root_causes(graph: dict[str, Any]) -> dict[str, str]:
     return {path: node["own_causes"][0] for path, node in graph["artifacts"].items() if node.get("stale") and node.get("own_causes")}
 
 
+def _moved(graph: dict[str, Any]) -> dict[str, bool]:
+    """Per artifact: whether its content moved — its own file differs from the record, or an artifact upstream moved.
+    (Staleness also spreads from an artifact whose own file is as recorded, e.g. one made beside a changed log.)"""
+    arts, memo = graph["artifacts"], {}
+
+    def moved(path: str) -> bool:
+        if path not in memo:
+            node = arts[path]
+            if "stage" not in node:  # an input the workflow did not make
+                memo[path] = bool(node.get("changed"))
+            else:
+                memo[path] = False  # (no cycles in a job graph; this only guards the recursion)
+                memo[path] = node.get("md5_on_disk") != node.get("md5") or any(moved(i) for i in node["inputs"])
+        return memo[path]
+
+    return {path: moved(path) for path in arts}
+
+
 def origins(graph: dict[str, Any]) -> dict[str, str]:
-    """Where the staleness starts: the stale artifacts with a cause of their own and no stale artifact upstream,
-    ``{path: first own cause}``. Every other stale artifact is stale because of (at least) one of them."""
+    """Where the staleness starts: the stale artifacts with a cause of their own none of whose inputs moved (see
+    :func:`_moved`), ``{path: first own cause}``. Every other stale artifact is stale because of one of them: it
+    follows from them, or it changed with them (its own file differs because an input's content did)."""
+    arts, moved = graph["artifacts"], _moved(graph)
     return {
         path: node["own_causes"][0]
-        for path, node in graph["artifacts"].items()
-        if node.get("stale") and node.get("own_causes") and not any(w.startswith("upstream ") for w in node["why"])
+        for path, node in arts.items()
+        if node.get("stale") and node.get("own_causes") and not any(moved[i] for i in node["inputs"])
     }
 
 
 def summary(graph: dict[str, Any]) -> list[str]:
-    """The closing lines of the readable tree: where the staleness starts, named once each, what follows from it,
-    and what to do."""
+    """The closing lines of the readable tree: where the staleness starts (each cause once, a re-measured file first),
+    how many artifacts changed with it, and what to do."""
     arts = graph["artifacts"]
     stale = [p for p, n in arts.items() if n.get("stale")]
     starts = origins(graph)
+    by_cause: dict[str, list[str]] = {}
+    for path in sorted(starts, key=lambda p: (arts[p].get("rule") not in MEASURED, p)):
+        by_cause.setdefault(starts[path], []).append(path)
     lines = [f"{len(stale)} stale artifact(s) behind {graph['target']}; where it starts:"]
-    for path, why in sorted(starts.items(), key=lambda item: (arts[item[0]].get("rule") not in MEASURED, item[0])):
-        text = why if why.startswith(path) else f"{path}: {why}"
-        if arts[path].get("rule") in MEASURED:
-            text += f" ({MEASURED[arts[path]['rule']]}: every fit, evaluation and figure after it moves with it)"
+    for why, paths in by_cause.items():
+        node = arts[paths[0]]
+        if len(paths) > 1:  # one cause (a changed code file, say) behind several artifacts: named once
+            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            lines.append(f"  {why}: {', '.join(paths[:3])}{more}")
+            continue
+        text = why if why.startswith(paths[0]) else f"{paths[0]}: {why}"
+        if node.get("rule") in MEASURED:
+            text += f" ({MEASURED[node['rule']]}: every fit, evaluation and figure after it moves with it)"
+        elif node.get("md5_on_disk") == node.get("md5"):
+            text += " (the file itself is as recorded)"
         lines.append(f"  {text}")
     changed_after = [p for p in stale if p not in starts and arts[p].get("own_causes")]
     if changed_after:
         lines.append(f"  {len(changed_after)} artifact(s) after it changed with it (--verbose: every cause)")
-    if any(c.endswith("changed since it was recorded") for c in starts.values()):
+    if any(c.startswith("input ") for c in starts.values()):
+        lines.append("to bring them up to date: run the workflow (snakemake) on the target, then `make record`")
+    if any(c.endswith("changed since it was recorded") and not c.startswith("input ") for c in starts.values()):
         lines.append("to adopt the files on disk as the record: `make record`; to restore the recorded ones: `make checkout`")
     return lines
 
