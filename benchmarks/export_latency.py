@@ -9,7 +9,9 @@ first ``--samples`` test images beside ``eenet.runtime.adaptive_forward`` and th
 same ``uint8`` images: the exported program normalises inside, the runtime and the full model are timed with
 ``eenet.data.normalize`` in front. Timed by ``eenet.costs.time_per_sample`` (a warm-up pass, ``--repeats`` interleaved
 repeats, the median of each chunk's repeats), under ``torch.inference_mode``, ``--threads`` CPU threads (the demo's
-profile uses 1). ``exits_agree``: the share of samples the exported program sends to the runtime's exit (1.0 expected).
+profile uses 1). A last row, ``static (last exit)``: the whole network as a policy, exported without any ``torch.cond``
+beside the runtime running every stage: what the exported program costs apart from its exit decisions.
+``exits_agree``: the share of samples the exported program sends to the runtime's exit (1.0 expected).
 ``exported_autograd_ms``: the same program called with autograd on (no ``inference_mode``), on the first 50 images: why
 docs/use.md says to call it under ``torch.inference_mode()``.
 
@@ -35,11 +37,12 @@ from _results import append_section  # noqa: E402
 from eenet.benchmark import open_benchmark  # noqa: E402
 from eenet.costs import time_per_sample  # noqa: E402
 from eenet.data import normalize  # noqa: E402
-from eenet.export import export_results, load_exported  # noqa: E402
-from eenet.io import read_json, write_csv  # noqa: E402
+from eenet.export import export_policy, load_exported  # noqa: E402
+from eenet.io import load_tensors, read_json, write_csv  # noqa: E402
 from eenet.models import load_model  # noqa: E402
 from eenet.predict import dataset_of, load_policy  # noqa: E402
 from eenet.runtime import adaptive_forward  # noqa: E402
+from eenet.schedulers import StaticScheduler  # noqa: E402
 from eenet.workflow import device_name  # noqa: E402
 
 FIELDS = ["method", "budget", "samples", "export_s", "runtime_ms", "runtime_q1", "runtime_q3", "exported_ms", "exported_q1",
@@ -55,6 +58,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-append", action="store_true", help="do not append the table to benchmarks/RESULTS.md")
+    ap.add_argument("--no-static", action="store_true", help="leave out the whole network as a policy (no torch.cond in it)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     res = Path(args.results)
@@ -66,40 +70,46 @@ def main() -> None:
     images = [test.images[i : i + 1] for i in range(n)]
     device = torch.device("cpu")
     rows = []
+    # the policies, and the whole network as a policy (static, last exit): the exported program without a torch.cond
+    policies = []
+    for method in args.methods:
+        for f in sorted((res / "schedulers" / method).glob("*.json"), key=lambda f: float(f.stem)):
+            if (not args.budgets or f.stem in args.budgets) and not read_json(f).get("infeasible"):
+                policies.append((method, f.stem, load_policy(f, res / "model.pt")[0]))
+    if not args.no_static:
+        val, _ = load_tensors(res / "logits" / "val.safetensors")
+        costs = read_json(next((res / "schedulers").glob("*/*.json")))["costs"]
+        last = StaticScheduler(exit_index=model.num_exits - 1).fit(val["probs"], val["labels"], costs, costs[-1])
+        policies.append(("static (last exit)", "", last))
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
-        for method in args.methods:
-            files = sorted((res / "schedulers" / method).glob("*.json"), key=lambda f: float(f.stem))
-            for f in files:
-                if args.budgets and f.stem not in args.budgets or read_json(f).get("infeasible"):
-                    continue
-                sched, _ = load_policy(f, res / "model.pt")
-                t0 = time.perf_counter()
-                path = export_results(res, method, f.stem, Path(tmp) / f"{method}_{f.stem}.pt2")
-                export_s = time.perf_counter() - t0
-                program, _ = load_exported(path)
-                runs = {
-                    "runtime": lambda x, s=sched: adaptive_forward(model, s, normalize(x, spec.mean, spec.std)),
-                    "exported": program,
-                    "full": lambda x: model(normalize(x, spec.mean, spec.std)),
-                }
-                exits_rt = torch.cat([runs["runtime"](x)[1] for x in images])
-                exits_ex = torch.cat([program(x)[1] for x in images])
-                timing = time_per_sample(runs, images, device, warmup=1, repeats=args.repeats)
-                with torch.inference_mode(False):
-                    grad = time_per_sample({"exported": program}, [x.clone() for x in images[:50]], device, warmup=1, repeats=1)
-                rt, ex = timing["runtime"], timing["exported"]
-                rows.append({
-                    "method": method, "budget": f.stem, "samples": n, "export_s": round(export_s, 2),
-                    "runtime_ms": rt["ms"], "runtime_q1": rt["ms_q1"], "runtime_q3": rt["ms_q3"],
-                    "exported_ms": ex["ms"], "exported_q1": ex["ms_q1"], "exported_q3": ex["ms_q3"], "full_ms": timing["full"]["ms"],
-                    "exported_vs_runtime": ex["ms"] / rt["ms"], "exported_autograd_ms": grad["exported"]["ms"],
-                    "exits_agree": float((exits_rt == exits_ex).double().mean()),
-                    "exit_histogram": torch.bincount(exits_rt, minlength=model.num_exits).tolist(),
-                })  # fmt: skip
-                r = rows[-1]
-                print(f"{method} {f.stem}: runtime {r['runtime_ms']:.4f} ms, exported {r['exported_ms']:.4f} ms "
-                      f"(x{r['exported_vs_runtime']:.2f}), full {r['full_ms']:.4f} ms, exits agree {r['exits_agree']:.4f}",
-                      flush=True)  # fmt: skip
+        for method, budget, sched in policies:
+            t0 = time.perf_counter()
+            path = export_policy(model, sched, spec, meta, Path(tmp) / f"{len(rows)}.pt2", {"method": sched.method})
+            export_s = time.perf_counter() - t0
+            program, _ = load_exported(path)
+            runs = {
+                "runtime": lambda x, s=sched: adaptive_forward(model, s, normalize(x, spec.mean, spec.std)),
+                "exported": program,
+                "full": lambda x: model(normalize(x, spec.mean, spec.std)),
+            }
+            exits_rt = torch.cat([runs["runtime"](x)[1] for x in images])
+            exits_ex = torch.cat([program(x)[1] for x in images])
+            timing = time_per_sample(runs, images, device, warmup=1, repeats=args.repeats)
+            with torch.inference_mode(False):
+                grad = time_per_sample({"exported": program}, [x.clone() for x in images[:50]], device, warmup=1, repeats=1)
+            rt, ex = timing["runtime"], timing["exported"]
+            rows.append({
+                "method": method, "budget": budget, "samples": n, "export_s": round(export_s, 2),
+                "runtime_ms": rt["ms"], "runtime_q1": rt["ms_q1"], "runtime_q3": rt["ms_q3"],
+                "exported_ms": ex["ms"], "exported_q1": ex["ms_q1"], "exported_q3": ex["ms_q3"], "full_ms": timing["full"]["ms"],
+                "exported_vs_runtime": ex["ms"] / rt["ms"], "exported_autograd_ms": grad["exported"]["ms"],
+                "exits_agree": float((exits_rt == exits_ex).double().mean()),
+                "exit_histogram": torch.bincount(exits_rt, minlength=model.num_exits).tolist(),
+            })  # fmt: skip
+            r = rows[-1]
+            print(f"{method} {budget}: runtime {r['runtime_ms']:.4f} ms, exported {r['exported_ms']:.4f} ms "
+                  f"(x{r['exported_vs_runtime']:.2f}), full {r['full_ms']:.4f} ms, exits agree {r['exits_agree']:.4f}",
+                  flush=True)  # fmt: skip
     out = REPO / "benchmarks" / "out" / "export_latency.csv"
     write_csv(out, rows, FIELDS)
     table = [
