@@ -183,11 +183,15 @@ def test_record_names_a_commit_holding_exactly_the_code(recorded):
     ignore = repo / ".gitignore"
     original = ignore.read_text()
     ignore.write_text(original + "# a local change\n")
+    scratch = repo / "workflow" / "scripts" / "not_yet_added.py"  # code git does not hold yet
+    scratch.write_text("")
     try:
         proc = run([sys.executable, "-m", "eenet.dvcstages", "record", TARGET], repo, check=False)
         assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert ".gitignore" in proc.stderr and "commit first" in proc.stderr and "ALLOW_DIRTY=1" in proc.stderr
+        assert ".gitignore, workflow/scripts/not_yet_added.py differ(s)" in proc.stderr, proc.stderr
+        assert "commit first" in proc.stderr and "ALLOW_DIRTY=1" in proc.stderr
         assert record.read_text() == before  # nothing recorded
+        scratch.unlink()
         run([sys.executable, "-m", "eenet.dvcstages", "record", TARGET, "--allow-dirty"], repo)
         rec = json.loads(record.read_text())
         assert rec["git_dirty"] == [".gitignore"] and rec["git_commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
@@ -195,4 +199,5 @@ def test_record_names_a_commit_holding_exactly_the_code(recorded):
         assert f"at git commit {rec['git_commit']} plus uncommitted changes to .gitignore;" in first
     finally:
         ignore.write_text(original)
+        scratch.unlink(missing_ok=True)
         run(["git", "checkout", "--", "dvc-record.json"], repo)

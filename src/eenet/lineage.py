@@ -63,19 +63,23 @@ def _device(path: Path) -> str | None:
 
 
 RECORD_OWN = ("dvc.yaml", "dvc.lock", "dvc-params.yaml", RECORD_FILE)
+CODE_PATHS = ("src", "workflow", "rules", "Snakefile", "config")
 """Tracked files that recording itself writes: not changes to the code the record describes."""
 
 
 def uncommitted_changes(workdir: str | Path = ".") -> list[str] | None:
     """Tracked files whose content differs from the git commit ``HEAD`` (staged or not), but the record's own files
-    (:data:`RECORD_OWN`); ``None`` outside a git repository or before its first commit (no commit to name)."""
+    (:data:`RECORD_OWN`), and files of the code (``src/``, ``workflow/``, ``rules/``, ``Snakefile``, ``config/``) that git
+    does not track yet; ``None`` outside a git repository or before its first commit (no commit to name)."""
     try:
-        proc = subprocess.run(["git", "diff", "--name-only", "HEAD", "--"], cwd=workdir, capture_output=True, text=True)
+        changed = subprocess.run(["git", "diff", "--name-only", "HEAD", "--"], cwd=workdir, capture_output=True, text=True)
+        untracked = ["git", "ls-files", "--others", "--exclude-standard", "--", *CODE_PATHS]
+        new = subprocess.run(untracked, cwd=workdir, capture_output=True, text=True)
     except OSError:
         return None
-    if proc.returncode != 0:
+    if changed.returncode != 0 or new.returncode != 0:
         return None
-    return [f for f in proc.stdout.splitlines() if f and f not in RECORD_OWN]
+    return [f for f in changed.stdout.splitlines() + new.stdout.splitlines() if f and f not in RECORD_OWN]
 
 
 def write_record(workdir: str | Path = ".") -> Path:
