@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -117,17 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         print(f"eenet {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `eenet predict ... | head`: the reader is gone, nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (Python's recipe: no second error when stdout is flushed at exit)
+        return 0
     finally:
         log.removeHandler(handler)
 
 
-def entry() -> None:
-    """The console script: :func:`main`, quiet on a closed pipe (``eenet predict ... | head``)."""
-    try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(0)
-
-
 if __name__ == "__main__":
-    entry()
+    sys.exit(main())
