@@ -20,7 +20,7 @@ help:
 	@echo "make seeds  - the 3-seed study -> results/fashion_mnist_3seeds/curve.pdf, stats.csv, summary.csv"
 	@echo "make lint   - snakemake --lint and ruff check"
 	@echo "make bench  - time the demo pipeline and a dry run -> benchmarks/out/"
-	@echo "make record - after a run: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=results/fashion_mnist/curve.pdf)"
+	@echo "make record - after a run, code committed: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=results/fashion_mnist/curve.pdf)"
 	@echo "make push / make pull - move artifacts to / from the DVC remote (pull: nothing re-runs afterwards)"
 	@echo "make checkout - restore tracked artifacts from the DVC cache"
 	@echo "make lineage FILE=results/fashion_mnist/curve.pdf - the artifacts behind a file, stale ones flagged"
@@ -81,7 +81,7 @@ dvc-yaml: $(BIN)/.installed
 	$(BIN)/python -m eenet.dvcstages write $(TARGETS)
 
 record: $(BIN)/.installed
-	$(BIN)/python -m eenet.dvcstages record $(TARGETS)
+	$(BIN)/python -m eenet.dvcstages record $(TARGETS) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 push: $(BIN)/.installed
 	$(BIN)/python -m eenet.dvcstages push

@@ -136,23 +136,68 @@ def test_committed_dvc_yaml_is_current_for_the_default_workflow(tmp_path):
 def test_corrupt_artifact_is_reported_and_repaired(recorded):
     repo, _ = recorded
     cost = repo / "results" / "tiny" / "cost.csv"
-    good = cost.read_bytes()
+    evaluation = repo / "results" / "tiny" / "eval" / "maxpred" / "0.9.json"
+    metrics = repo / "results" / "tiny" / "train_metrics.csv"
+    good, good_eval, good_metrics = cost.read_bytes(), evaluation.read_bytes(), metrics.read_bytes()
+    # what a run of the demo on another machine changes: latency in cost.csv, so every fit and evaluation after it,
+    # and the seconds per epoch in the training log beside an unchanged model.pt
     cost.write_bytes(good + b"tampered\n")
+    evaluation.write_bytes(good_eval + b"\n")
+    metrics.write_bytes(good_metrics + b"\n")
     status = run([sys.executable, "-m", "dvc", "status"], repo).stdout
     assert "results/tiny/cost.csv" in status and "modified" in status
     code, graph = lineage(repo, check=False)
     assert code == 1 and graph["stale"] is True
     assert any("results/tiny/cost.csv changed" in w for w in graph["artifacts"]["results/tiny/cost.csv"]["why"])
     assert graph["artifacts"]["results/tiny/eval/maxpred/0.9.json"]["stale"] is True  # downstream flagged too
-    # the readable tree: one short line per artifact with its first cause; the summary names where it starts
+    # the readable tree: one short line per artifact with its first cause; the summary names where it starts, once, first
     text = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo, check=False)
     assert text.returncode == 1
     assert max(len(line) for line in text.stdout.splitlines() if "STALE" in line) < 300
     assert "results/tiny/curve.pdf  [STALE: " in text.stdout and "more)" in text.stdout
-    assert text.stderr.strip().endswith("where it starts:\n  results/tiny/cost.csv: results/tiny/cost.csv changed since it was recorded")
+    alias = run([sys.executable, "-m", "eenet.cli", "lineage", "results/tiny/curve.pdf"], repo, check=False)
+    assert (alias.returncode, alias.stdout, alias.stderr) == (text.returncode, text.stdout, text.stderr)  # `eenet lineage`
+    closing = text.stderr.strip().split("where it starts:\n")[1].splitlines()
+    assert closing[0].startswith("  results/tiny/cost.csv changed since it was recorded (latency is measured anew")
+    assert closing[1] == (
+        "  results/tiny/model.pt: results/tiny/train_metrics.csv (made with it) changed since it was recorded"
+        " (the file itself is as recorded)"
+    )
+    assert closing[2] == "  1 artifact(s) after it changed with it (--verbose: every cause)"
+    assert "`make record`" in closing[3] and "`make checkout`" in closing[3] and len(closing) == 4
+    assert text.stderr.count("results/tiny/cost.csv") == 1 and "eval/maxpred" not in text.stderr
     verbose = run([sys.executable, "-m", "eenet.lineage", "--verbose", "results/tiny/curve.pdf"], repo, check=False).stdout
     assert "upstream results/tiny/eval/maxpred/0.9.json is stale" in verbose and len(verbose) > len(text.stdout)
     eenet_dvc("checkout", repo)
-    assert cost.read_bytes() == good
+    assert cost.read_bytes() == good and evaluation.read_bytes() == good_eval and metrics.read_bytes() == good_metrics
     assert lineage(repo)[0] == 0
     assert planned_jobs(repo) == {}
+
+
+def test_record_names_a_commit_holding_exactly_the_code(recorded):
+    """`make record` refuses while tracked files differ from the commit it would name; --allow-dirty records them."""
+    repo, _ = recorded
+    record = repo / "dvc-record.json"
+    before = record.read_text()
+    assert json.loads(before)["git_dirty"] == []  # recorded on a clean tree: the commit holds exactly the code
+    ignore = repo / ".gitignore"
+    original = ignore.read_text()
+    ignore.write_text(original + "# a local change\n")
+    scratch = repo / "workflow" / "scripts" / "not_yet_added.py"  # code git does not hold yet
+    scratch.write_text("")
+    try:
+        proc = run([sys.executable, "-m", "eenet.dvcstages", "record", TARGET], repo, check=False)
+        assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert ".gitignore, workflow/scripts/not_yet_added.py differ(s)" in proc.stderr, proc.stderr
+        assert "commit first" in proc.stderr and "ALLOW_DIRTY=1" in proc.stderr
+        assert record.read_text() == before  # nothing recorded
+        scratch.unlink()
+        run([sys.executable, "-m", "eenet.dvcstages", "record", TARGET, "--allow-dirty"], repo)
+        rec = json.loads(record.read_text())
+        assert rec["git_dirty"] == [".gitignore"] and rec["git_commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+        first = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo).stdout.splitlines()[0]
+        assert f"at git commit {rec['git_commit']} plus uncommitted changes to .gitignore;" in first
+    finally:
+        ignore.write_text(original)
+        scratch.unlink(missing_ok=True)
+        run(["git", "checkout", "--", "dvc-record.json"], repo)

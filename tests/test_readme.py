@@ -24,6 +24,10 @@ COVERED_ELSEWHERE = {
     "make lineage FILE=results/fashion_mnist/curve.pdf": ("tests/test_dvc.py", '"eenet.lineage", "results/tiny/curve.pdf"'),
     ".venv/bin/python -m eenet.lineage results/fashion_mnist/curve.pdf --json": ("tests/test_dvc.py", '"eenet.lineage", "--json"'),
     "make checkout": ("tests/test_dvc.py", 'eenet_dvc("checkout"'),
+    ".venv/bin/eenet predict results/fashion_mnist --method maxpred --budget 0.5 examples/fashion_mnist": (
+        "tests/test_predict.py",
+        "test_readme_and_docs_commands_as_written",
+    ),
     "make report": ("tests/test_report.py", '"--report", "results/report.html"'),
     "make seeds": ("tests/test_seeds.py", 'b["train"]["seed"] = [0, 1]'),
     # several GPUs: the same training through the local SLURM with 2 ranks (a GPU cluster is not at hand)

@@ -1,7 +1,8 @@
 """DVC records what Snakemake made: dvc.yaml from the Snakemake job graph, then commit, push, pull.
 
     python -m eenet.dvcstages write    [TARGET ...]   # dvc.yaml + dvc-params.yaml (default target: all)
-    python -m eenet.dvcstages record   [TARGET ...]   # write, dvc commit, re-sync Snakemake, dvc-record.json
+    python -m eenet.dvcstages record   [TARGET ...]   # write, dvc commit, re-sync Snakemake, dvc-record.json (refused when
+                                                      # tracked files differ from the git commit; --allow-dirty)
     python -m eenet.dvcstages pull     [TARGET ...]   # dvc pull, then re-sync Snakemake: nothing re-runs
     python -m eenet.dvcstages checkout [TARGET ...]   # restore tracked artifacts from the DVC cache, re-sync
     python -m eenet.dvcstages push                    # dvc push to the default remote
@@ -155,8 +156,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("action", choices=["write", "record", "pull", "checkout", "push"])
     ap.add_argument("targets", nargs="*", default=["all"])
     ap.add_argument("--workdir", default=".")
+    ap.add_argument(
+        "--allow-dirty", action="store_true", help="record although tracked files differ from the git commit (the record lists them)"
+    )
     args = ap.parse_args(argv)
     wd = args.workdir
+    if args.action == "record" and not args.allow_dirty:
+        from .lineage import uncommitted_changes
+
+        dirty = uncommitted_changes(wd)
+        if dirty:
+            more = f" and {len(dirty) - 5} more" if len(dirty) > 5 else ""
+            raise SystemExit(
+                f"record: {', '.join(dirty[:5])}{more} differ(s) from the git commit the record would name: commit first, so that "
+                "the record names a commit holding exactly this code (or `make record ALLOW_DIRTY=1`: the record then lists them)"
+            )
     if args.action in ("write", "record"):
         content = dvc_files(args.targets, wd)
         for path in write_dvc_files(content, wd):

@@ -28,7 +28,10 @@ import yaml
 
 from .io import file_digest
 
-__all__ = ["lineage", "write_record", "main"]
+__all__ = ["lineage", "write_record", "uncommitted_changes", "origins", "main"]
+
+MEASURED = {"profile_latency": "latency is measured anew on every run and machine"}
+"""Rules whose output differs on every run: a new file from them is expected, not a fault."""
 
 RECORD_FILE = "dvc-record.json"
 CODE_PREFIXES = ("src/", "workflow/")
@@ -59,16 +62,41 @@ def _device(path: Path) -> str | None:
     return None
 
 
+RECORD_OWN = ("dvc.yaml", "dvc.lock", "dvc-params.yaml", RECORD_FILE)
+CODE_PATHS = ("src", "workflow", "rules", "Snakefile", "config")
+"""Tracked files that recording itself writes: not changes to the code the record describes."""
+
+
+def uncommitted_changes(workdir: str | Path = ".") -> list[str] | None:
+    """Tracked files whose content differs from the git commit ``HEAD`` (staged or not), but the record's own files
+    (:data:`RECORD_OWN`), and files of the code (``src/``, ``workflow/``, ``rules/``, ``Snakefile``, ``config/``) that git
+    does not track yet; ``None`` outside a git repository or before its first commit (no commit to name)."""
+    try:
+        changed = subprocess.run(["git", "diff", "--name-only", "HEAD", "--"], cwd=workdir, capture_output=True, text=True)
+        untracked = ["git", "ls-files", "--others", "--exclude-standard", "--", *CODE_PATHS]
+        new = subprocess.run(untracked, cwd=workdir, capture_output=True, text=True)
+    except OSError:
+        return None
+    if changed.returncode != 0 or new.returncode != 0:
+        return None
+    return [f for f in changed.stdout.splitlines() + new.stdout.splitlines() if f and f not in RECORD_OWN]
+
+
 def write_record(workdir: str | Path = ".") -> Path:
-    """Write dvc-record.json: when the artifacts were recorded, from which commit, with which packages."""
+    """Write dvc-record.json: when the artifacts were recorded, from which commit, with which packages.
+
+    ``git_dirty``: the tracked files that differed from that commit when it was recorded (``[]``: the commit holds
+    exactly the code; ``null``: no git commit to name). ``make record`` refuses to record with such files unless told
+    to (:func:`eenet.dvcstages.main`'s ``--allow-dirty``).
+    """
     from .io import write_json
 
     wd = Path(workdir)
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=wd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=wd, capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
-        commit, dirty = None, None
+        commit = None
+    dirty = uncommitted_changes(wd) if commit else None
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -172,11 +200,78 @@ def root_causes(graph: dict[str, Any]) -> dict[str, str]:
     return {path: node["own_causes"][0] for path, node in graph["artifacts"].items() if node.get("stale") and node.get("own_causes")}
 
 
+def _moved(graph: dict[str, Any]) -> dict[str, bool]:
+    """Per artifact: whether its content moved — its own file differs from the record, or an artifact upstream moved.
+    (Staleness also spreads from an artifact whose own file is as recorded, e.g. one made beside a changed log.)"""
+    arts, memo = graph["artifacts"], {}
+
+    def moved(path: str) -> bool:
+        if path not in memo:
+            node = arts[path]
+            if "stage" not in node:  # an input the workflow did not make
+                memo[path] = bool(node.get("changed"))
+            else:
+                memo[path] = False  # (no cycles in a job graph; this only guards the recursion)
+                memo[path] = node.get("md5_on_disk") != node.get("md5") or any(moved(i) for i in node["inputs"])
+        return memo[path]
+
+    return {path: moved(path) for path in arts}
+
+
+def origins(graph: dict[str, Any]) -> dict[str, str]:
+    """Where the staleness starts: the stale artifacts with a cause of their own none of whose inputs moved (see
+    :func:`_moved`), ``{path: first own cause}``. Every other stale artifact is stale because of one of them: it
+    follows from them, or it changed with them (its own file differs because an input's content did)."""
+    arts, moved = graph["artifacts"], _moved(graph)
+    return {
+        path: node["own_causes"][0]
+        for path, node in arts.items()
+        if node.get("stale") and node.get("own_causes") and not any(moved[i] for i in node["inputs"])
+    }
+
+
+def summary(graph: dict[str, Any]) -> list[str]:
+    """The closing lines of the readable tree: where the staleness starts (each cause once, a re-measured file first),
+    how many artifacts changed with it, and what to do."""
+    arts = graph["artifacts"]
+    stale = [p for p, n in arts.items() if n.get("stale")]
+    starts = origins(graph)
+    by_cause: dict[str, list[str]] = {}
+    for path in sorted(starts, key=lambda p: (arts[p].get("rule") not in MEASURED, p)):
+        by_cause.setdefault(starts[path], []).append(path)
+    lines = [f"{len(stale)} stale artifact(s) behind {graph['target']}; where it starts:"]
+    for why, paths in by_cause.items():
+        node = arts[paths[0]]
+        if len(paths) > 1:  # one cause (a changed code file, say) behind several artifacts: named once
+            more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+            lines.append(f"  {why}: {', '.join(paths[:3])}{more}")
+            continue
+        text = why if why.startswith(paths[0]) else f"{paths[0]}: {why}"
+        if node.get("rule") in MEASURED:
+            text += f" ({MEASURED[node['rule']]}: every fit, evaluation and figure after it moves with it)"
+        elif node.get("md5_on_disk") == node.get("md5"):
+            text += " (the file itself is as recorded)"
+        lines.append(f"  {text}")
+    changed_after = [p for p in stale if p not in starts and arts[p].get("own_causes")]
+    if changed_after:
+        lines.append(f"  {len(changed_after)} artifact(s) after it changed with it (--verbose: every cause)")
+    if any(c.startswith("input ") for c in starts.values()):
+        lines.append("to bring them up to date: run the workflow (snakemake) on the target, then `make record`")
+    if any(c.endswith("changed since it was recorded") and not c.startswith("input ") for c in starts.values()):
+        lines.append("to adopt the files on disk as the record: `make record`; to restore the recorded ones: `make checkout`")
+    return lines
+
+
 def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None:
     rec = graph.get("record") or {}
     if rec:
         pk = ", ".join(f"{k} {v}" for k, v in rec.get("packages", {}).items() if v)
-        dirty = " (uncommitted changes)" if rec.get("git_dirty") else ""
+        dirty = rec.get("git_dirty")
+        if isinstance(dirty, list) and dirty:  # recorded with --allow-dirty: the commit does not hold exactly this code
+            more = f" and {len(dirty) - 3} more" if len(dirty) > 3 else ""
+            dirty = f" plus uncommitted changes to {', '.join(dirty[:3])}{more}"
+        else:
+            dirty = " (uncommitted changes)" if dirty is True else ""  # a record of an older version: a bare flag
         print(f"recorded {rec.get('recorded_at')} at git commit {rec.get('git_commit')}{dirty}; python {rec.get('python')}; {pk}", file=out)
     else:
         print(f"no {RECORD_FILE}: run `make record`", file=out)
@@ -215,8 +310,8 @@ def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None
     show(graph["target"], "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", nargs="?")
     ap.add_argument("--json", action="store_true", help="print the tree as JSON (every cause of staleness)")
     ap.add_argument("-v", "--verbose", action="store_true", help="every cause of staleness, not only the first")
@@ -239,10 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         _print(graph, verbose=args.verbose)
     stale = [p for p, n in graph["artifacts"].items() if n.get("stale")]
     if stale:
-        causes = root_causes(graph)
-        print(f"\n{len(stale)} stale artifact(s) behind {args.target}; where it starts:", file=sys.stderr)
-        for path, why in causes.items():
-            print(f"  {path}: {why}", file=sys.stderr)
+        print("\n" + "\n".join(summary(graph)), file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -1,0 +1,162 @@
+"""The model and its fitted exit policy as one file that runs with PyTorch alone: ``torch.export`` with ``torch.cond``.
+
+The exported program takes one image, ``uint8 [1, C, S, S]`` (the training size; pixel values as decoded), normalises
+it as the dataset does, and runs stage after stage; after exit ``k`` the policy's decision is a ``torch.cond`` whose
+true branch returns exit ``k``'s answer and whose false branch runs the rest of the network. A sample that leaves at
+exit ``k`` therefore costs no computation after it, as in :mod:`eenet.runtime`. It returns ``(label int64 [1],
+exit int64 [1], confidence float32 [1])``; the class names and the input shape travel in the file (``eenet.json``).
+
+The decision after each exit is computed by the policy's own code (the score functions, PABEE's counts, EENet's
+utility network) on the same float32 probabilities as :meth:`ExitScheduler.leaves <eenet.schedulers.ExitScheduler.leaves>`,
+which the runtime's batch-1 path reproduces; what the policy learned (thresholds, temperatures, EENet's weights)
+is held in buffers of the program. Why ``torch.export`` rather than TorchScript: ``torch.jit.script`` is deprecated
+in the pinned torch (a FutureWarning on every call), and an exported program is one file loaded by
+``torch.export.load`` with no Python code of ours. Run it under ``torch.inference_mode()``.
+
+What cannot be exported: the oracle (it reads the labels), text models (the tokenizer is not a PyTorch program) and
+architectures whose stages pass structures other than one tensor between them (MSDNet's scales, transformers).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import DatasetSpec
+from .io import atomic_path, file_sha256
+from .models import MultiExitNetwork, is_text_model
+from .schedulers import EENetScheduler, ExitScheduler, GeometricScheduler, PatienceScheduler, StaticScheduler
+from .schedulers.calibrated import TemperatureScaledScheduler
+
+__all__ = ["ExitProgram", "export_policy", "load_exported", "EXTRA_FILE"]
+
+EXTRA_FILE = "eenet.json"
+"""The file inside the exported archive that describes it: classes, input shape and dtype, the policy."""
+
+
+class ExitProgram(nn.Module):
+    """One image ``uint8 [1, C, S, S]`` -> ``(label int64 [1], exit int64 [1], confidence float32 [1])`` under ``sched``."""
+
+    def __init__(self, model: MultiExitNetwork, sched: ExitScheduler, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        if sched.requires_labels:
+            raise ValueError(f"the {sched.method} policy looks at the labels: it cannot be exported")
+        if not isinstance(sched, GeometricScheduler | EENetScheduler | PatienceScheduler | StaticScheduler):
+            raise ValueError(f"the {sched.method} policy cannot be exported (supported: threshold policies, patience, EENet, static)")
+        if sched.num_exits_ != model.num_exits:
+            raise ValueError(f"{sched.method} scheduler was fitted for {sched.num_exits_} exits, the model has {model.num_exits}")
+        self.model, self.sched = model.eval(), sched
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        if hasattr(sched, "thresholds_"):
+            self.register_buffer("thresholds", torch.tensor(sched.thresholds_, dtype=torch.float32))
+        if isinstance(sched, TemperatureScaledScheduler):
+            self.register_buffer("temperatures", torch.tensor(sched.temperatures_, dtype=torch.float32))
+        if isinstance(sched, EENetScheduler):  # the utility network's weights, as EENetScheduler._utilities builds them
+            for key in ("a", "b"):
+                for k, v in enumerate(sched.weights_[key]):
+                    self.register_buffer(f"eenet_{key}{k}", torch.tensor(v, dtype=torch.float32).unsqueeze(0))
+
+    def _leaves(self, k: int, seen: list[torch.Tensor]) -> torch.Tensor | bool:
+        """Whether the sample leaves at exit ``k`` (not the last), from the probabilities ``[1, C]`` of exits ``0..k``:
+        a bool scalar tensor, or a Python bool where the policy decides without looking (static)."""
+        s, p = self.sched, seen[k]
+        if isinstance(s, StaticScheduler):
+            return k == s.exit_index
+        if isinstance(s, PatienceScheduler):
+            return s._passes(seen, s.patience_, s.confidence_)[k][0]
+        if isinstance(s, EENetScheduler):
+            from .schedulers.eenet import base_features, forward
+
+            weights = {key: [getattr(self, f"eenet_{key}{j}") for j in range(k + 1)] for key in ("a", "b")}
+            z, _ = forward(weights, base_features(torch.stack(seen).float(), s.class_inputs), assignment=False)
+            return (torch.sigmoid(z[0]).T[k] >= self.thresholds[k])[0]
+        if isinstance(s, TemperatureScaledScheduler):  # GeometricScheduler._score_at of the scaled probabilities
+            from .scores import SCORES
+
+            scaled = F.softmax(torch.log(p.float().clamp_min(1e-12)) / self.temperatures[k], dim=-1)
+            return (SCORES[s.score](scaled.float()) >= self.thresholds[k])[0]
+        return (s._score_at(k, p) >= self.thresholds[k])[0]
+
+    def _from(self, k: int, state: torch.Tensor, seen: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        state, logits = self.model.step(k, state)
+        probs = F.softmax(logits.float(), dim=1)
+        seen = [*seen, probs]
+        conf, label = probs.max(dim=1).values, probs.argmax(dim=1)  # as the runtime reports them
+        answer = (label, torch.full_like(label, k), conf)
+        if k == self.model.num_exits - 1:
+            return answer
+        leave = self._leaves(k, seen)
+        if isinstance(leave, bool):
+            return answer if leave else self._from(k + 1, state, seen)
+        return torch.cond(
+            leave, lambda st: tuple(t.clone() for t in answer), lambda st: self._from(k + 1, st, seen), (state,)
+        )
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = (image.float() / 255.0 - self.mean) / self.std  # eenet.data.normalize
+        return self._from(0, self.model.begin(x), [])
+
+
+def export_policy(
+    model: MultiExitNetwork, sched: ExitScheduler, spec: DatasetSpec, meta: dict[str, Any], out: str | Path, info: dict[str, Any]
+) -> Path:
+    """Export ``model`` under ``sched`` to ``out`` (a ``.pt2`` archive, written atomically); ``info`` is stored in
+    :data:`EXTRA_FILE` beside the classes and the input shape.
+
+    Raises:
+        ValueError: what cannot be exported (see the module docstring), with the reason.
+    """
+    if is_text_model(str(meta["arch"])):
+        raise ValueError(f"{meta['arch']} is a text model: export takes image models only (the tokenizer is not a PyTorch program)")
+    if spec.image_size is None or spec.mean is None or spec.std is None:
+        raise ValueError(f"dataset {spec.name}: its manifest gives no image size or normalisation")
+    program = ExitProgram(model.cpu(), sched, spec.mean, spec.std).eval()
+    example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size, dtype=torch.uint8)
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(program, (example,))
+    except Exception as exc:  # torch.export raises many kinds (Unsupported, UserError, TorchRuntimeError, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{meta['arch']} under {sched.method} could not be exported ({type(exc).__name__}: {first}); "
+            "architectures whose stages pass one tensor are supported"
+        ) from exc
+    classes = list(spec.classes) if spec.classes else [str(c) for c in range(model.num_classes)]
+    extra = {
+        "format": "eenet-exported-policy/1",
+        "input": {"dtype": "uint8", "shape": list(example.shape), "meaning": "one image, pixel values as decoded"},
+        "outputs": ["label int64 [1]", "exit int64 [1]", "confidence float32 [1]"],
+        "classes": classes,
+        "num_exits": model.num_exits,
+        **info,
+    }
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        torch.export.save(exported, fh, extra_files={EXTRA_FILE: json.dumps(extra, allow_nan=False)})
+    return Path(out)
+
+
+def load_exported(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(program, description)`` of an exported file: what the documentation's example does, with PyTorch alone."""
+    extra = {EXTRA_FILE: ""}
+    program = torch.export.load(str(path), extra_files=extra).module()
+    return program, json.loads(extra[EXTRA_FILE])
+
+
+def export_results(results_dir: str | Path, method: str, budget: float | str, out: str | Path) -> Path:
+    """Export ``results_dir``'s model under its ``method`` policy at ``budget`` (checked as :func:`eenet.predict.load_policy`)."""
+    from .models import load_model
+    from .predict import dataset_of, find_policy, load_policy
+
+    policy = find_policy(results_dir, method, budget)
+    model_path = Path(results_dir) / "model.pt"
+    sched, fitted = load_policy(policy, model_path)
+    model, meta = load_model(str(model_path), "cpu")
+    info = {"method": sched.method, "budget_value": fitted.get("budget_value"), "budget_ms": fitted.get("budget_ms"),
+            "model_sha256": file_sha256(model_path), "policy": str(policy)}  # fmt: skip
+    return export_policy(model, sched, dataset_of(results_dir, meta), meta, out, info)
