@@ -124,7 +124,8 @@ def test_a_budget_below_every_certified_setting_is_infeasible(val_data):
         make_scheduler("maxpred_guard", accuracy_loss={"epsilon": 0.02}).fit(probs, labels, COSTS, 0.31)
     with pytest.raises(InfeasibleBudgetError, match="no setting is certified"):  # 1,000 samples cannot certify 0.1 %
         make_scheduler("maxpred_guard", accuracy_loss={"epsilon": 0.001}).fit(probs, labels, COSTS, 1.0)
-    with pytest.raises(InfeasibleBudgetError, match="no setting is certified"):  # 20 calibration samples: even exit 0 for all is not certified
+    # 20 calibration samples: even every sample at exit 0 is not certified
+    with pytest.raises(InfeasibleBudgetError, match="no setting is certified"):
         make_scheduler("maxpred_guard").fit(probs[:, :40], labels[:40], COSTS, 0.38)
 
 
@@ -158,3 +159,21 @@ def test_guarded_policies_round_trip_and_run_in_the_runtime(val_data, test_data,
     assert torch.equal(exits, want)
     for i in range(0, 40, 7):  # batch 1
         assert int(adaptive_forward(model, fitted, x[i : i + 1])[1]) == int(want[i])
+
+
+def test_schema_defaults_are_the_code_defaults():
+    import inspect
+    from pathlib import Path
+
+    from eenet.schedulers.guarantee import GuaranteeMixin, guarantee_spec
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["benchmarks"]["additionalProperties"]["properties"]["guarantee"]["properties"]
+    code = {k: p.default for k, p in inspect.signature(GuaranteeMixin.__init__).parameters.items() if k not in ("self", "seed")}
+    assert {k: props[k]["default"] for k in ("shape_fraction", "grid", "bound")} == {
+        k: code[k] for k in ("shape_fraction", "grid", "bound")
+    }
+    assert code["cost"] is None and code["accuracy_loss"] is None  # neither: cost at the default delta
+    assert guarantee_spec(None, None)["delta"] == props["cost"]["properties"]["delta"]["default"]
+    acc = guarantee_spec(None, {})
+    assert {k: acc[k] for k in ("epsilon", "delta", "loss")} == {k: v["default"] for k, v in props["accuracy_loss"]["properties"].items()}

@@ -58,13 +58,13 @@ def test_study_is_reproducible_and_the_same_with_workers():
 
 @pytest.fixture(scope="module")
 def guarded_run(tiny_run, tmp_path_factory) -> Path:
-    """The tiny run with maxpred_guard among its methods (accuracy-loss guarantee) and a short reliability study."""
+    """The tiny run with maxpred_guard among its methods (cost guarantee) and a short reliability study."""
     wd = clone_run(tiny_run, tmp_path_factory.mktemp("guarded"))
     path = wd / "config" / "config.yaml"
     cfg = yaml.safe_load(path.read_text())
     tiny = cfg["benchmarks"]["tiny"]
     tiny["methods"].append("maxpred_guard")
-    tiny["guarantee"] = {"accuracy_loss": {"epsilon": 0.2, "delta": 0.1}}
+    tiny["guarantee"] = {"cost": {"delta": 0.2}, "grid": 100}
     tiny["reliability"] = {"resplits": 4, "eenet_resplits": 1}
     path.write_text(yaml.safe_dump(cfg))
     return wd
@@ -75,10 +75,10 @@ def test_a_guaranteed_policy_is_fitted_from_the_config_and_run_by_the_runtime(gu
     fitted = json.loads((guarded_run / "results/tiny/schedulers/maxpred_guard/0.9.json").read_text())
     assert fitted["method"] == "maxpred_guard"
     g = fitted["state"]["guarantee"]
-    assert (g["risk"], g["epsilon"], g["delta"], g["loss"]) == ("accuracy_loss", 0.2, 0.1, "disagree")
-    assert g["upper_bound"] <= 0.2 and g["n_calibration"] == 150
+    assert (g["risk"], g["delta"], fitted["state"]["params"]["grid"]) == ("cost", 0.2, 100)
+    assert g["upper_bound"] <= g["target"] and g["n_calibration"] == 150 and fitted["val_cost"] <= fitted["budget_ms"]
     runtime = [r for r in csv.DictReader(open(guarded_run / "results/tiny/runtime.csv")) if r["method"] == "maxpred_guard"]
-    assert runtime and all(r["exits_agree"] == "True" and r["preds_agree"] == "True" for r in runtime)
+    assert runtime and all(float(r["exits_agree"]) == 1.0 and float(r["preds_agree"]) == 1.0 for r in runtime)
 
 
 def test_reliability_rule_runs_alone_and_writes_every_policy(guarded_run):

@@ -90,6 +90,7 @@ def reliability_study(
     labels = torch.cat([val[1], test[1]]).long()
     args = (probs, labels, [float(c) for c in costs_ms], dict(budgets), int(val[1].numel()), int(seed))
     tasks = [(m, dict(p), r) for m, p in methods.items() for r in range(min(resplits, (method_resplits or {}).get(m, resplits)))]
+    tasks.sort(key=lambda t: not t[0].startswith("eenet"))  # the slow fits first, so that no worker is left with one at the end
     results: list[tuple[str, float, int, float, float]] = []
     if workers <= 1:
         _init(*args)
@@ -146,7 +147,9 @@ def reliability_rows(
             })  # fmt: skip
             base = m[: -len("_guard")] if m.endswith("_guard") else None
             if base is not None and (base, v) in by:
-                pairs = [(by[(base, v)][r][1], a) for r, (_, a) in fitted.items() if r in by[(base, v)] and math.isfinite(by[(base, v)][r][1])]
+                pairs = [
+                    (by[(base, v)][r][1], a) for r, (_, a) in fitted.items() if r in by[(base, v)] and math.isfinite(by[(base, v)][r][1])
+                ]
                 row["base_method"] = base
                 if pairs:
                     row["accuracy_price"] = sum(b - a for b, a in pairs) / len(pairs)

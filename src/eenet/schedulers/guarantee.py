@@ -149,7 +149,9 @@ def guarantee_spec(cost: dict[str, Any] | None, accuracy_loss: dict[str, Any] | 
         spec = {"risk": "cost", "delta": 0.05, **dict(cost or {})}
         allowed = {"risk", "delta"}
     if set(spec) - allowed:
-        raise ValueError(f"unknown guarantee settings {sorted(set(spec) - allowed)} for {spec['risk']}; known: {sorted(allowed - {'risk'})}")
+        raise ValueError(
+            f"unknown guarantee settings {sorted(set(spec) - allowed)} for {spec['risk']}; known: {sorted(allowed - {'risk'})}"
+        )
     if not 0 < float(spec["delta"]) < 1:
         raise ValueError(f"guarantee delta must be in (0, 1), got {spec['delta']}")
     if spec["risk"] == "accuracy_loss":
