@@ -188,12 +188,14 @@ def example_policy(wildcards):
 
 
 def all_targets():
-    """Every benchmark's curve and tables (the aggregate for one with several seeds: its runs' come with it), and
-    every run's examples."""
+    """Every benchmark's curve and tables (the aggregate for one with several seeds: its runs' come with it), every
+    run's examples, and the reliability study of every benchmark with one seed."""
     runs = {r for rs in SEEDED.values() for r in rs}
     tops = [b for b in BENCHMARKS if b not in runs] + list(SEEDED)
-    return expand("results/{bench}/{name}", bench=tops, name=["curve.pdf", "tables.html"]) + expand(
-        "results/{bench}/examples.pdf", bench=BENCHMARKS
+    return (
+        expand("results/{bench}/{name}", bench=tops, name=["curve.pdf", "tables.html"])
+        + expand("results/{bench}/examples.pdf", bench=BENCHMARKS)
+        + expand("results/{bench}/reliability.pdf", bench=[b for b in BENCHMARKS if b not in runs])
     )
 
 
