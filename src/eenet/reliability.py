@@ -166,24 +166,26 @@ def plot_reliability(rows: Sequence[Mapping[str, Any]], title: str, paths: Seque
 
     from .plotting import save_figure
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
     methods = sorted({r["method"] for r in rows})
-    for i, m in enumerate(methods):
+    bases = sorted({m.removesuffix("_guard") for m in methods})
+    for m in methods:
         pts = sorted((float(r["budget_value"]), float(r["violation_rate"]), float(r["violation_ci_low"]), float(r["violation_ci_high"]))
                      for r in rows if r["method"] == m and r.get("violation_rate", "") not in ("", None))  # fmt: skip
         if not pts:
             continue
         x, y, lo, hi = zip(*pts, strict=True)
-        style = "-" if m.endswith("_guard") else "--"
+        style = "-" if m.endswith("_guard") else "--"  # a guaranteed policy solid, in its plain policy's colour
+        colour = plt.get_cmap("tab10")(bases.index(m.removesuffix("_guard")) % 10)
         ax.errorbar(x, y, yerr=[[b - a for a, b in zip(lo, y, strict=True)], [b - a for a, b in zip(y, hi, strict=True)]],
-                    fmt="o" + style, ms=4, capsize=2, label=m, color=plt.get_cmap("tab20")(i % 20))  # fmt: skip
+                    fmt="o" + style, ms=4, capsize=2, label=m, color=colour)  # fmt: skip
     if delta is not None:
         ax.axhline(delta, color="black", lw=0.8, ls=":", label=f"δ = {delta:g}")
     ax.set_xlabel("budget (as configured)")
     ax.set_ylabel("share of re-splits over budget")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     save_figure(fig, list(paths))
     plt.close(fig)

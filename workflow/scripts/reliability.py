@@ -31,6 +31,6 @@ for r in rows:
     log.info("%-18s %-5s over budget %s of %d fitted, accuracy %s, price %s", r["method"], r["budget_value"],
              r.get("violation_rate", ""), r["fitted"], r.get("accuracy_mean", ""), r.get("accuracy_price", ""))  # fmt: skip
 delta = None if "accuracy_loss" in p.guarantee else p.guarantee.get("cost", {}).get("delta", 0.05)
-title = (f"{bench}: share of {study['resplits']} re-splits whose realised cost exceeds the budget "
-         f"(costs on {cost_meta.get('device')}); δ of the cost guarantee dotted")  # fmt: skip
+title = (f"{bench}: share of {study['resplits']} re-splits (EENet: {study['eenet_resplits']}) whose realised cost exceeds the budget\n"
+         f"costs measured on {cost_meta.get('device')}; bars: Wilson 95 % intervals; dotted: δ of the cost guarantee")  # fmt: skip
 plot_reliability(rows, title, [snakemake.output.pdf, snakemake.output.png], delta)
