@@ -95,13 +95,27 @@ def upper_bound(risk: float, n: int, delta: float, bound: str = "hoeffding_bentk
     """The upper confidence bound at level ``1 - δ`` of the expected loss, from the mean ``risk`` of ``n`` losses in
     [0, 1]: the smallest ``α`` whose :func:`pvalue` is at most ``δ`` (bisection). A setting is certified for a target
     ``α`` exactly when this bound is at most ``α``; for a given mean it shrinks as ``n`` grows."""
-    s = torch.tensor([risk * n], dtype=torch.float64)
-    lo, hi = float(risk), 1.0
-    if float(pvalue(s, n, lo, bound)[0]) <= delta:
+    if bound not in BOUNDS:
+        raise ValueError(f"unknown bound {bound!r}; known: {BOUNDS}")
+    r = min(1.0, max(0.0, float(risk)))
+    k = min(n, max(0, math.ceil(r * n - 1e-9)))
+    i = torch.arange(k + 1, dtype=torch.float64)  # P(Bin(n, a) <= k) = sum over i <= k: the binomial terms up to k only
+    log_choose = math.lgamma(n + 1) - torch.lgamma(i + 1) - torch.lgamma(n - i + 1)
+
+    def p_value(a: float) -> float:
+        if a >= 1:
+            return 0.0
+        p = math.exp(-n * float(_h1(torch.tensor(min(r, a)), a)))
+        if bound == "hoeffding_bentkus":
+            p = min(p, math.e * math.exp(float(torch.logsumexp(log_choose + i * math.log(a) + (n - i) * math.log1p(-a), 0))))
+        return p
+
+    lo, hi = r, 1.0
+    if r > 0 and p_value(lo) <= delta:
         return lo
-    for _ in range(60):
+    for _ in range(50):
         mid = 0.5 * (lo + hi)
-        if float(pvalue(s, n, mid, bound)[0]) <= delta:
+        if p_value(mid) <= delta:
             hi = mid
         else:
             lo = mid
