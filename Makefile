@@ -56,7 +56,7 @@ demo: $(BIN)/.installed data
 	@echo "-> results/fashion_mnist/curve.pdf, curve.png, summary.csv"
 
 # The Snakemake report of REPORT (every figure with its caption, the tables, the config, each rule's provenance).
-REPORT ?= results/fashion_mnist/curve.pdf results/fashion_mnist/examples.pdf results/fashion_mnist/tables.html
+REPORT ?= results/fashion_mnist/curve.pdf results/fashion_mnist/examples.pdf results/fashion_mnist/tables.html results/fashion_mnist/reliability.pdf
 report: $(BIN)/.installed data
 	$(BIN)/snakemake --cores $(CORES) $(REPORT)
 	$(BIN)/snakemake --report results/report.html $(REPORT)

@@ -36,6 +36,7 @@ include: "rules/train.smk"
 include: "rules/schedule.smk"
 include: "rules/runtime.smk"
 include: "rules/plot.smk"
+include: "rules/reliability.smk"
 
 
 rule all:

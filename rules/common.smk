@@ -129,10 +129,29 @@ scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json"
 
 
 def method_params(wildcards):
-    """Hyper-parameters of a method from the benchmark's config: the `eenet` block, for EENet and its ablations, and
-    the scheduler seed (fit_scheduler keeps what the method accepts)."""
+    """Hyper-parameters of a method from the benchmark's config (fit_scheduler keeps what the method accepts)."""
+    return hyper_params(bench(wildcards), wildcards.method)
+
+
+def hyper_params(b, method):
+    """The `eenet` block for EENet and its ablations, the `guarantee` block for the guaranteed policies, and the
+    scheduler seed; a combined method (`<combiner>+<policy>`) takes its policy's."""
+    policy = method.split("+")[-1]
+    block = b.get("eenet", {}) if policy.startswith("eenet") else b.get("guarantee", {}) if policy.endswith("_guard") else {}
+    return {**block, "seed": b["scheduler_seed"]}
+
+
+GUARDED = ("maxpred", "entropy", "maxpred_ts", "entropy_ts")  # the policies with a guaranteed variant (<m>_guard)
+
+
+def study_methods(wildcards):
+    """The policies of the reliability study and their hyper-parameters: `reliability.methods`, or the benchmark's
+    methods less the oracle plus the guaranteed variant of each threshold policy among them."""
     b = bench(wildcards)
-    return {**(b.get("eenet", {}) if wildcards.method.split("+")[-1].startswith("eenet") else {}), "seed": b["scheduler_seed"]}
+    names = b["reliability"]["methods"] or [m for m in b["methods"] if m != "oracle"] + [
+        f"{m}_guard" for m in b["methods"] if m in GUARDED and f"{m}_guard" not in b["methods"]
+    ]
+    return {m: hyper_params(b, m) for m in names}
 
 
 def seed_runs(pattern):
@@ -175,12 +194,14 @@ def example_policy(wildcards):
 
 
 def all_targets():
-    """Every benchmark's curve and tables (the aggregate for one with several seeds: its runs' come with it), and
-    every run's examples."""
+    """Every benchmark's curve and tables (the aggregate for one with several seeds: its runs' come with it), every
+    run's examples, and the reliability study of every benchmark with one seed."""
     runs = {r for rs in SEEDED.values() for r in rs}
     tops = [b for b in BENCHMARKS if b not in runs] + list(SEEDED)
-    return expand("results/{bench}/{name}", bench=tops, name=["curve.pdf", "tables.html"]) + expand(
-        "results/{bench}/examples.pdf", bench=BENCHMARKS
+    return (
+        expand("results/{bench}/{name}", bench=tops, name=["curve.pdf", "tables.html"])
+        + expand("results/{bench}/examples.pdf", bench=BENCHMARKS)
+        + expand("results/{bench}/reliability.pdf", bench=[b for b in BENCHMARKS if b not in runs])
     )
 
 

@@ -42,6 +42,10 @@ STYLE = {
     "entropy_opt": {"color": "darkgreen", "marker": "P", "label": "Entropy, searched distribution"},
     "eenet_geo": {"color": "salmon", "marker": "o", "label": "EENet utilities, geometric distribution"},
     "eenet_noclass": {"color": "darkred", "marker": "o", "label": "EENet without class-wise inputs"},
+    "maxpred_guard": {"color": "tab:blue", "marker": "s", "linestyle": ":", "label": "MaxPred, guaranteed"},
+    "entropy_guard": {"color": "tab:green", "marker": "^", "linestyle": ":", "label": "Entropy, guaranteed"},
+    "maxpred_ts_guard": {"color": "tab:cyan", "marker": "s", "linestyle": ":", "label": "MaxPred, temperature-scaled, guaranteed"},
+    "entropy_ts_guard": {"color": "tab:olive", "marker": "^", "linestyle": ":", "label": "Entropy, temperature-scaled, guaranteed"},
 }
 
 COMBINER_LABELS = {"ztw": "ZTW", "mie": "MIE", "pa": "PA"}

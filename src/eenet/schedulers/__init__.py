@@ -10,7 +10,7 @@ One module per policy family; a policy is a subclass of :class:`ExitScheduler` d
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from . import calibrated, eenet, oracle, patience, search, static, threshold
+from . import calibrated, eenet, guarantee, oracle, patience, search, static, threshold
 from .base import (
     FORMAT_VERSION,
     METHODS,
@@ -28,6 +28,7 @@ from .base import (
 )
 from .calibrated import EntropyTSScheduler, MaxPredTSScheduler
 from .eenet import EENetScheduler
+from .guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
 from .oracle import OracleScheduler
 from .patience import PatienceScheduler
 from .search import EntropyOptScheduler, MaxPredOptScheduler
@@ -48,6 +49,10 @@ __all__ = [
     "MaxPredOptScheduler",
     "EntropyOptScheduler",
     "PatienceScheduler",
+    "MaxPredGuardScheduler",
+    "EntropyGuardScheduler",
+    "MaxPredTSGuardScheduler",
+    "EntropyTSGuardScheduler",
     "OracleScheduler",
     "StaticScheduler",
     "accepted_params",
@@ -61,6 +66,7 @@ __all__ = [
     "thresholds_for_distribution",
     "calibrated",
     "eenet",
+    "guarantee",
     "oracle",
     "patience",
     "search",

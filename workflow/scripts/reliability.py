@@ -1,0 +1,36 @@
+"""Rule reliability: every policy fitted and evaluated on re-splits of validation + test -> reliability.csv, .pdf, .png."""
+
+import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
+import torch
+
+from eenet.costs import read_costs, resolve_budget
+from eenet.io import load_tensors, read_csv, write_csv
+from eenet.reliability import RELIABILITY_FIELDS, plot_reliability, reliability_rows, reliability_study
+from eenet.workflow import setup_logging
+
+snakemake = snakemake  # noqa: F821  (injected by Snakemake)
+p, bench = snakemake.params, snakemake.wildcards.bench
+log = setup_logging(snakemake.log[0])
+torch.set_num_threads(1)
+val, val_meta = load_tensors(snakemake.input.val)
+test, test_meta = load_tensors(snakemake.input.test)
+if val_meta.get("model_sha256") != test_meta.get("model_sha256"):
+    raise ValueError(f"{snakemake.input.val} and {snakemake.input.test} come from different models")
+costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
+budgets = {float(v): resolve_budget(float(v), p.unit, costs_ms) for v in p.budgets}
+study = p.study
+slow = {m: study["eenet_resplits"] for m in p.methods if m.startswith("eenet")}
+log.info("%d re-splits (EENet: %d) of %d validation + %d test samples; policies %s; budgets %s ms; %d worker(s)",
+         study["resplits"], study["eenet_resplits"], val["labels"].numel(), test["labels"].numel(), ", ".join(p.methods),
+         budgets, snakemake.threads)  # fmt: skip
+results = reliability_study((val["probs"], val["labels"]), (test["probs"], test["labels"]), costs_ms, budgets, dict(p.methods),
+                            study["resplits"], study["seed"], slow, snakemake.threads, log)  # fmt: skip
+rows = reliability_rows(bench, results, budgets, p.tolerance)
+write_csv(snakemake.output.csv, [{k: r.get(k, "") for k in RELIABILITY_FIELDS} for r in rows], RELIABILITY_FIELDS)
+for r in rows:
+    log.info("%-18s %-5s over budget %s of %d fitted, accuracy %s, price %s", r["method"], r["budget_value"],
+             r.get("violation_rate", ""), r["fitted"], r.get("accuracy_mean", ""), r.get("accuracy_price", ""))  # fmt: skip
+delta = None if "accuracy_loss" in p.guarantee else p.guarantee.get("cost", {}).get("delta", 0.05)
+title = (f"{bench}: share of {study['resplits']} re-splits (EENet: {study['eenet_resplits']}) whose realised cost exceeds the budget\n"
+         f"costs measured on {cost_meta.get('device')}; bars: Wilson 95 % intervals; dotted: δ of the cost guarantee")  # fmt: skip
+plot_reliability(rows, title, [snakemake.output.pdf, snakemake.output.png], delta)
