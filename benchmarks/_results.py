@@ -3,12 +3,15 @@ date, the commit and the command that produced it, then the Markdown table."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = ["Snakefile", "rules", "workflow", "src", "profiles", "envs", "config", ".gitignore"]
+"""What a fresh copy of the workflow needs (:func:`copy_workflow`)."""
 HEADER = "# Benchmark results\n\nEach section is appended by a script in benchmarks/ (the command is in it).\n"
 
 
@@ -29,3 +32,12 @@ def append_section(path: str | Path, title: str, note: str, table: list[str]) ->
     with open(path, "a") as fh:
         fh.write(text)
     return text
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A fresh copy of the workflow (:data:`WORKFLOW`) in ``dest``, so that a benchmark never reuses or touches the
+    repository's results/; returns ``dest``."""
+    for name in WORKFLOW:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
+    return dest

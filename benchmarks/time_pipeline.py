@@ -28,10 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
-from _results import append_section
+from _results import append_section, copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["Snakefile", "rules", "workflow", "src", "profiles", "envs", "config", ".gitignore"]
 
 
 def run(cmd: list[str], cwd: Path) -> float:
@@ -56,10 +55,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="eenet-bench-") as tmp:
-        wd = Path(tmp)
-        for name in COPIED:
-            src = REPO / name
-            (shutil.copytree if src.is_dir() else shutil.copy2)(src, wd / name)
+        wd = copy_workflow(Path(tmp))
         print(f"running the demo pipeline from scratch in {wd} ...", flush=True)
         full = run([*snakemake, args.target], wd)
         print(f"demo pipeline: {full:.1f} s", flush=True)

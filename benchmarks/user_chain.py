@@ -30,10 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _results import append_section
+from _results import append_section, copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["Snakefile", "rules", "workflow", "src", "profiles", "envs", "config", ".gitignore"]
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ")
@@ -72,10 +71,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="eenet-user-") as tmp:
-        wd = Path(tmp)
-        for name in COPIED:
-            src = REPO / name
-            (shutil.copytree if src.is_dir() else shutil.copy)(src, wd / name)
+        wd = copy_workflow(Path(tmp))
         write_folder(wd / "images", args.images)
         config = {
             "datasets": {"own": {"kind": "imagefolder", "path": str(wd / "images"), "test_size": 0.2}},
