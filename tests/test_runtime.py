@@ -293,3 +293,32 @@ def test_runtime_with_a_combiner_decides_and_predicts_as_the_cached_evaluation(n
         one = {k: v[i : i + 1] for k, v in x.items()} if isinstance(x, dict) else x[i : i + 1]
         p1, e1 = adaptive_forward(model, sched, one)
         assert (int(e1), int(p1)) == (int(want_exits[i]), int(want_preds[i])), f"sample {i}"
+
+
+def test_predict_gives_the_confidence_of_what_a_combined_policy_reads():
+    """eenet predict's confidence is the max probability of the outputs the policy decides on (the combiner's)."""
+    from eenet.combiners import fit_combined, policy_outputs
+    from eenet.data import dataset_spec
+    from eenet.predict import Predictor
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).eval()
+    with torch.inference_mode():
+        val_logits = torch.stack([z.float() for z in model(torch.randn(60, 1, 28, 28, generator=torch.Generator().manual_seed(5)))])
+    labels = val_logits[-1].argmax(1)
+    sched = fit_combined("mie+maxpred", {}, F.softmax(val_logits, 2), val_logits, labels, [1.0, 2.0, 3.0], 2.0)
+    x = torch.randn(24, 1, 28, 28, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        logits = torch.stack([z.float() for z in model(x)])
+    outs = policy_outputs(sched, {"probs": F.softmax(logits, 2), "logits": logits})
+    exits = sched.assign(outs)
+    want = outs.max(dim=2).values.gather(0, exits.view(1, -1)).squeeze(0)
+    single = F.softmax(logits, 2).max(dim=2).values.gather(0, exits.view(1, -1)).squeeze(0)
+    assert not torch.allclose(want, single)  # the combiner's confidence is not the single exit's
+    predictor = Predictor(model, sched, dataset_spec("fashion_mnist"), {})
+    batched = predictor(x)  # one batch: samples leave the batch at their exits
+    one_by_one = [predictor(x[i : i + 1]) for i in range(24)]  # batch 1
+    for exits_got, conf in ((batched.exits, batched.confidence),
+                            (torch.cat([p.exits for p in one_by_one]), torch.cat([p.confidence for p in one_by_one]))):  # fmt: skip
+        assert torch.equal(exits_got, exits)
+        assert torch.allclose(conf, want, atol=1e-6)

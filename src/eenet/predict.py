@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .batch import Inputs, first_tensor
+from .costs import sync_device
 from .data import DatasetSpec, Split, dataset_spec
 from .data.images import ImageSplit
 from .data.text import TextSplit
@@ -49,8 +50,9 @@ class Predictions:
     """What :class:`Predictor` returns for ``N`` samples.
 
     ``labels``, ``exits``: ``int64 [N]`` (class index, exit index); ``confidence``: ``float32 [N]`` (the max class
-    probability at the sample's exit); ``ms``: ``float64 [N]`` (wall time of the sample's batch through the runtime divided by its size);
-    ``names``: the class names of ``labels``.
+    probability at the sample's exit, of what the policy reads there: its combiner's output if it has one); ``ms``:
+    ``float64 [N]`` (wall time of the sample's batch through the runtime divided by its size); ``names``: the class
+    names of ``labels``.
     """
 
     labels: torch.Tensor
@@ -282,19 +284,20 @@ class Predictor:
         """Run one batch through the runtime: ``(labels, exits, confidence, ms)``, on the CPU."""
         b = first_tensor(x).shape[0]
         rec = _Recorder(self.model)
-        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        sync()
+        sync_device(self.device)
         start = time.perf_counter()
         labels, exits = adaptive_forward(rec, self.sched, x)  # type: ignore[arg-type]  (the model's begin/step/num_exits)
-        sync()
+        sync_device(self.device)
         ms = (time.perf_counter() - start) * 1e3 / b
-        conf = torch.empty(b, dtype=torch.float32, device=exits.device)
         for k, logits in enumerate(rec.logits):
-            running = torch.nonzero(exits >= k).flatten()  # the samples stage k ran on, in batch order
-            if running.numel() != logits.shape[0]:
-                raise RuntimeError(f"the runtime ran exit {k} on {logits.shape[0]} samples, expected {running.numel()}")
-            here = exits[running] == k
-            conf[running[here]] = F.softmax(logits[here].float(), dim=1).max(dim=1).values
+            if int((exits >= k).sum()) != logits.shape[0]:  # stage k ran on the samples whose exit is k or later
+                raise RuntimeError(f"the runtime ran exit {k} on {logits.shape[0]} samples, expected {int((exits >= k).sum())}")
+        combiner = getattr(self.sched, "combiner_", None)  # what the policy reads at an exit: its combiner's output, or the softmax
+        conf = torch.empty(b, dtype=torch.float32, device=exits.device)
+        for k in range(len(rec.logits)):
+            z = [rec.logits[j][exits[exits >= j] == k].float() for j in range(k + 1)]  # exits 0..k of the samples leaving at k
+            probs = F.softmax(z[-1], dim=1) if combiner is None else combiner.step(k, z)
+            conf[exits == k] = probs.max(dim=1).values
         return labels.cpu(), exits.cpu(), conf.cpu(), torch.full((b,), ms, dtype=torch.float64)
 
     def _join(self, parts: list[tuple[torch.Tensor, ...]]) -> Predictions:
