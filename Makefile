@@ -78,22 +78,22 @@ bench: $(BIN)/.installed data
 
 # DVC: Snakemake runs the jobs, DVC records content hashes, lineage and moves artifacts between machines.
 dvc-yaml: $(BIN)/.installed
-	$(BIN)/python -m eenet.dvcstages write $(TARGETS)
+	$(BIN)/python -m eenet.pipeline.dvc write $(TARGETS)
 
 record: $(BIN)/.installed
-	$(BIN)/python -m eenet.dvcstages record $(TARGETS) $(if $(ALLOW_DIRTY),--allow-dirty)
+	$(BIN)/python -m eenet.pipeline.dvc record $(TARGETS) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 push: $(BIN)/.installed
-	$(BIN)/python -m eenet.dvcstages push
+	$(BIN)/python -m eenet.pipeline.dvc push
 
 pull: $(BIN)/.installed
-	$(BIN)/python -m eenet.dvcstages pull $(TARGETS)
+	$(BIN)/python -m eenet.pipeline.dvc pull $(TARGETS)
 
 checkout: $(BIN)/.installed
-	$(BIN)/python -m eenet.dvcstages checkout $(TARGETS)
+	$(BIN)/python -m eenet.pipeline.dvc checkout $(TARGETS)
 
 lineage: $(BIN)/.installed
-	$(BIN)/python -m eenet.lineage $(FILE)
+	$(BIN)/python -m eenet.pipeline.lineage $(FILE)
 
 clean:
 	rm -rf results logs .snakemake

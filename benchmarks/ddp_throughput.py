@@ -3,8 +3,8 @@
     python benchmarks/ddp_throughput.py [--device cpu|cuda] [--ranks 2] [--images 20000] [--epochs 3]
 
 The demo's recipe (Fashion-MNIST, small_cnn_3 width 16, global batch 128, crop padding 2, flips) on the first
-``--images`` training images (validation: 5,000), run through ``eenet.trainjob`` exactly as the rule runs it: one
-process (``python -m eenet.trainjob``, all the threads), then ``--ranks`` ranks started by ``eenet.distributed.launch``
+``--images`` training images (validation: 5,000), run through ``eenet.pipeline.trainjob`` exactly as the rule runs it: one
+process (``python -m eenet.pipeline.trainjob``, all the threads), then ``--ranks`` ranks started by ``eenet.training.distributed.launch``
 (torchrun; gloo on the CPU, nccl on CUDA; the threads shared out). Per configuration: the median epoch time of the
 epochs after the first (each epoch includes its validation pass and checkpoint) and training samples/s. On a machine
 with fewer cores or GPUs than ranks this shows the cost of the ranks' coordination, not scaling. Appends a table to
@@ -24,12 +24,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.distributed import launch  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
+from eenet.training.distributed import launch  # noqa: E402
 
 
 def run(job: dict, ranks: int, threads: int, tmp: Path) -> list[float]:
@@ -42,9 +41,9 @@ def run(job: dict, ranks: int, threads: int, tmp: Path) -> list[float]:
     job_file.write_text(json.dumps(job))
     if ranks == 1:
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        subprocess.run([sys.executable, "-m", "eenet.trainjob", str(job_file)], check=True, env=env, cwd=REPO)
+        subprocess.run([sys.executable, "-m", "eenet.pipeline.trainjob", str(job_file)], check=True, env=env, cwd=REPO)
     else:
-        launch(job_file, ranks, 1, threads)
+        launch(job_file, ranks, 1, threads, "eenet.pipeline.trainjob")
     with open(job["metrics"], newline="") as fh:
         return [float(r["seconds"]) for r in csv.DictReader(fh)]
 

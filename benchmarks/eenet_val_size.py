@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.measure.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.schedulers import accepted_params, accuracy, make_scheduler  # noqa: E402
 
 

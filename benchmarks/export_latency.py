@@ -5,9 +5,9 @@
 
 For every fitted policy of the chosen methods: the model and the policy exported to a .pt2 file (the time it takes),
 loaded back with ``torch.export.load`` (as a user without this package would), and timed per sample at batch 1 on the
-first ``--samples`` test images beside ``eenet.runtime.adaptive_forward`` and the full model. All three start from the
+first ``--samples`` test images beside ``eenet.measure.runtime.adaptive_forward`` and the full model. All three start from the
 same ``uint8`` images: the exported program normalises inside, the runtime and the full model are timed with
-``eenet.data.normalize`` in front. Timed by ``eenet.costs.time_per_sample`` (a warm-up pass, ``--repeats`` interleaved
+``eenet.data.normalize`` in front. Timed by ``eenet.measure.costs.time_per_sample`` (a warm-up pass, ``--repeats`` interleaved
 repeats, the median of each chunk's repeats), under ``torch.inference_mode``, ``--threads`` CPU threads (the demo's
 profile uses 1). A last row, ``static (last exit)``: the whole network as a policy, exported without any ``torch.cond``
 beside the runtime running every stage: what the exported program costs apart from its exit decisions.
@@ -22,7 +22,6 @@ benchmarks/out/export_latency.csv.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,20 +29,19 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.benchmark import open_benchmark  # noqa: E402
-from eenet.costs import time_per_sample  # noqa: E402
 from eenet.data import normalize  # noqa: E402
+from eenet.data.prepare import open_benchmark  # noqa: E402
 from eenet.export import export_policy, load_exported  # noqa: E402
 from eenet.io import load_tensors, read_json, write_csv  # noqa: E402
+from eenet.measure.costs import time_per_sample  # noqa: E402
+from eenet.measure.runtime import adaptive_forward  # noqa: E402
 from eenet.models import load_model  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
 from eenet.predict import dataset_of, load_policy  # noqa: E402
-from eenet.runtime import adaptive_forward  # noqa: E402
 from eenet.schedulers import StaticScheduler  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
 
 FIELDS = ["method", "budget", "samples", "export_s", "runtime_ms", "runtime_q1", "runtime_q3", "exported_ms", "exported_q1",
           "exported_q3", "full_ms", "exported_vs_runtime", "exported_autograd_ms", "exits_agree", "exit_histogram"]  # fmt: skip

@@ -11,7 +11,6 @@ seconds, single process, torch threads as given. Appends a table to benchmarks/R
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -19,14 +18,13 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.measure.costs import read_costs, resolve_budget  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
 from eenet.schedulers import METHODS, accepted_params, make_scheduler  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -24,15 +23,14 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.costs import read_costs, resolve_budget  # noqa: E402
+from eenet.analysis.reliability import reliability_rows, reliability_study  # noqa: E402
 from eenet.io import load_tensors, read_csv  # noqa: E402
-from eenet.reliability import reliability_rows, reliability_study  # noqa: E402
+from eenet.measure.costs import read_costs, resolve_budget  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
 from eenet.schedulers import METHODS, make_scheduler  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
 
 GUARDED = ("maxpred", "entropy", "maxpred_ts", "entropy_ts")
 

@@ -16,19 +16,17 @@ that ratio times the demo's fastest epoch (the least disturbed by other jobs). A
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
 from eenet.models import build_model  # noqa: E402
-from eenet.training import exit_weights, multiexit_loss  # noqa: E402
+from eenet.training.loop import exit_weights, multiexit_loss  # noqa: E402
 
 TRAIN, VAL, BATCH = 55_000, 5_000, 128
 

@@ -1,13 +1,14 @@
-"""Does early exit really make inference faster? The adaptive runtime (eenet.runtime) against the plain network.
+"""Does early exit really make inference faster? The adaptive runtime (eenet.measure.runtime) against the plain network.
 
     python benchmarks/runtime_speed.py                      # the demo's model and policies (make demo first), CPU
     python benchmarks/runtime_speed.py --synthetic resnet56_3 densenet121_4 --device cuda
 
 For every policy and budget: the *simulated* cost (the exit histogram of the runtime's own decisions times the
-per-exit costs measured now, as cost.csv does: ``eenet.costs.run_to_exit`` at batch 1 on a stream of samples), and the *measured* wall-clock
-time per sample of the runtime, at batch 1 and at a larger batch, beside the plain network (every stage and the last
+per-exit costs measured now, as cost.csv does: ``eenet.measure.costs.run_to_exit`` at batch 1 on a stream of
+samples), and the *measured* wall-clock time per sample of the runtime, at batch 1 and at a larger batch, beside the
+plain network (every stage and the last
 head: the network without early exit) and ``model(x)`` (every stage and head, as cost.csv's last exit) on the same
-samples. Timed by eenet.costs.time_per_sample (warm-up pass, ``--repeats`` interleaved repeats).
+samples. Timed by eenet.measure.costs.time_per_sample (warm-up pass, ``--repeats`` interleaved repeats).
 
 ``--synthetic ARCH``: a randomly initialised CIFAR-shaped network (3x32x32 inputs, 100 classes) on random
 inputs, with maxpred fitted on random validation inputs: the exit histogram is what the budget makes it, which
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,16 +29,15 @@ import torch
 import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.costs import measure_latency  # noqa: E402
 from eenet.io import read_csv, read_json  # noqa: E402
+from eenet.measure.costs import measure_latency  # noqa: E402
+from eenet.measure.runtime import compare_to_simulation, measure_policies  # noqa: E402
 from eenet.models import build_model, load_model, prepare_model  # noqa: E402
-from eenet.runtime import compare_to_simulation, measure_policies  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
 from eenet.schedulers import make_scheduler, scheduler_from_json  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
 
 FIELDS = ["model", "method", "budget", "batch", "simulated_ms", "measured_ms", "measured_q1", "measured_q3", "plain_ms", "full_ms",
           "measured_vs_simulated", "speedup_vs_plain", "speedup_vs_full", "exit_histogram"]  # fmt: skip
@@ -70,7 +69,7 @@ def measure(model, scheds: dict, x, per_exit_ms: list[float], device, batch_size
 
 
 def demo_rows(args, device) -> list[dict]:
-    from eenet.benchmark import open_benchmark
+    from eenet.data.prepare import open_benchmark
 
     res = REPO / "results" / args.bench
     model, meta = load_model(str(res / "model.pt"), device)

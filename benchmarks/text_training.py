@@ -3,8 +3,8 @@
     python benchmarks/text_training.py [--bench rotten_tomatoes] [--steps 20] [--threads 2]
 
 Uses the pipeline's own pieces on the benchmark's real data (data/<dataset>/, made by the download_dataset rule):
-eenet.benchmark.open_benchmark (tokenising), the model builder, the recipe's optimizer and schedule, the multi-exit
-loss, and eenet.training.predict_probs for the validation pass the trainer runs after every epoch. Training steps
+eenet.data.prepare.open_benchmark (tokenising), the model builder, the recipe's optimizer and schedule, the multi-exit
+loss, and eenet.training.inference.predict_probs for the validation pass the trainer runs after every epoch. Training steps
 (forward + backward + optimizer step, batch of the recipe) are timed after two warm-up steps, median of --steps, for
 the pipeline's batches (cut to the longest snippet of the batch) and for batches padded to max_length. The epoch
 estimate is steps per epoch x median step + one validation pass; results/<bench>/train_metrics.csv, when a run made
@@ -17,7 +17,6 @@ import argparse
 import csv
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -25,15 +24,15 @@ import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.benchmark import open_benchmark  # noqa: E402
 from eenet.data import DATASETS  # noqa: E402
+from eenet.data.prepare import open_benchmark  # noqa: E402
 from eenet.models import build_model, prepare_model  # noqa: E402
-from eenet.training import TrainConfig, exit_weights, make_optimizer, multiexit_loss, predict_probs  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
+from eenet.training.inference import predict_probs  # noqa: E402
+from eenet.training.loop import TrainConfig, exit_weights, make_optimizer, multiexit_loss  # noqa: E402
 
 
 def step_times(model, batches, cfg: TrainConfig, steps: int, per_epoch: int) -> list[float]:

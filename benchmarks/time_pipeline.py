@@ -71,7 +71,7 @@ def main() -> None:
         print(f"budget {args.new_budget} added -> new curve: {budget_change:.1f} s", flush=True)
         for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
             run(cmd, wd)
-        record = run([sys.executable, "-m", "eenet.dvcstages", "record", args.target], wd)
+        record = run([sys.executable, "-m", "eenet.pipeline.dvc", "record", args.target], wd)
         status = statistics.median(run([sys.executable, "-m", "dvc", "status"], wd) for _ in range(3))
         size = sum(f.stat().st_size for d in ("results", "data") for f in (wd / d).rglob("*") if f.is_file()) / 2**20
         print(f"record (dvc.yaml + dvc commit + touch) of {size:.1f} MiB of artifacts: {record:.1f} s; dvc status: {status:.2f} s")

@@ -1,4 +1,4 @@
-"""Training images/s of the pipeline's trainer (eenet.training.train_multiexit) against a plain PyTorch loop.
+"""Training images/s of the pipeline's trainer (eenet.training.loop.train_multiexit) against a plain PyTorch loop.
 
     python benchmarks/train_throughput.py --device cuda [--arch resnet56_3 densenet121_4] [--images 20000]
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,15 +20,14 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from _results import append_section  # noqa: E402
 
-from eenet.costs import sync_device as sync  # noqa: E402
 from eenet.data import ImageSplit  # noqa: E402
+from eenet.measure.costs import sync_device as sync  # noqa: E402
 from eenet.models import build_model, prepare_model  # noqa: E402
-from eenet.training import TrainConfig, exit_weights, multiexit_loss, train_multiexit  # noqa: E402
-from eenet.workflow import device_name  # noqa: E402
+from eenet.pipeline.logs import device_name  # noqa: E402
+from eenet.training.loop import TrainConfig, exit_weights, multiexit_loss, train_multiexit  # noqa: E402
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 

@@ -81,8 +81,13 @@ def main() -> None:
                     "arch": "torchvision:resnet18",
                     "arch_kwargs": {"exits": ["layer1", "layer2", "layer3", "layer4"]},
                     "split": {"val_size": 500, "seed": 0},
-                    "train": {"epochs": args.epochs, "batch_size": 64, "lr": 0.05,
-                              "milestones": [int(args.epochs * 2 / 3), int(args.epochs * 5 / 6)], "augment_pad": 2},  # fmt: skip
+                    "train": {
+                        "epochs": args.epochs,
+                        "batch_size": 64,
+                        "lr": 0.05,
+                        "milestones": [int(args.epochs * 2 / 3), int(args.epochs * 5 / 6)],
+                        "augment_pad": 2,
+                    },  # fmt: skip
                     "budgets": {"values": [0.4, 0.5, 0.6, 0.7, 0.8]},
                 }
             },

@@ -1,7 +1,6 @@
 # Helpers shared by the rules (config validation, paths, the code each step depends on).
 
 import os
-import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -22,12 +21,11 @@ def canonical(value):
 REPO = Path(workflow.basedir)
 ENV = "../envs/pipeline.yaml"
 
-# The workflow reads the package's own import graph and seed runs (eenet.codedeps, eenet.seeds: standard library only).
-sys.path.insert(0, str(REPO / "src"))
-from eenet.catalog import check_benchmark, resolve_datasets  # noqa: E402
-from eenet.codedeps import code_files  # noqa: E402
-from eenet.seeds import expand_seed_runs  # noqa: E402
-from eenet.sources import check_dataset  # noqa: E402
+# The workflow layer of the installed package (eenet.pipeline; `make` installs it): checks before any job, training
+# seeds, each rule's code inputs. Standard library only, so planning the jobs imports no torch.
+from eenet.pipeline.codeinputs import code_files  # noqa: E402
+from eenet.pipeline.preflight import check_arch, check_benchmark, check_dataset, resolve_datasets  # noqa: E402
+from eenet.pipeline.seeds import expand_seed_runs  # noqa: E402
 
 # BENCHMARKS: every run (a benchmark with one seed, or one seed of a benchmark with a list of seeds: "<bench>/seed<s>");
 # SEEDED: each benchmark with a list of seeds -> its runs, aggregated in results/<bench>/.
@@ -89,19 +87,16 @@ def dataset_manifest(wildcards):
 
 def checked_source(wildcards):
     """No input: looks at the dataset's local source while the jobs are planned (class folders with images, image
-    sizes, a table's columns and labels), so that a wrong one stops before any job (eenet.sources.check_dataset)."""
+    sizes, a table's columns and labels), so that a wrong one stops before any job (eenet.pipeline.preflight.check_dataset)."""
     check_dataset(wildcards.dataset, DATASETS[wildcards.dataset])
     return []
 
 
 def checked_arch(wildcards):
     """No input: a torchvision: or huggingface: backbone has the exits the config names
-    (eenet.models.backbones.check_backbone; torch is imported only for such a backbone)."""
+    (eenet.pipeline.preflight.check_arch; torch is imported only for such a backbone)."""
     b = bench(wildcards)
-    if ":" in b["arch"]:
-        from eenet.models.backbones import check_backbone
-
-        check_backbone(b["arch"], b["arch_kwargs"], DATASETS[b["dataset"]]["in_channels"])
+    check_arch(b["arch"], b["arch_kwargs"], DATASETS[b["dataset"]]["in_channels"])
     return []
 
 

@@ -1,5 +1,5 @@
 # How often does each policy break its budget on data it was not fitted on? The cached validation + test outputs
-# re-split many times (eenet.reliability); not part of curve.pdf's chain (`snakemake results/<bench>/reliability.pdf`).
+# re-split many times (eenet.analysis.reliability); not part of curve.pdf's chain (`snakemake results/<bench>/reliability.pdf`).
 rule reliability:
     input:
         val="results/{bench}/logits/val.safetensors",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from eenet.costs import NoisyMeasurementError, check_spread, cost_table
+from eenet.measure.costs import NoisyMeasurementError, check_spread, cost_table
 
 
 def lat(ms: float, q1: float, q3: float) -> dict:
@@ -32,7 +32,7 @@ def test_time_per_sample_leaves_out_a_burst_of_load_in_any_chunk():
 
     import torch
 
-    from eenet.costs import time_per_sample
+    from eenet.measure.costs import time_per_sample
 
     calls = {"n": 0}
 

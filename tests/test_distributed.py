@@ -19,7 +19,7 @@ import yaml
 from own_data import make_texts, make_tiny_bert
 from test_workflow import SNAKEMAKE, copy_workflow, snakemake, tiny_config
 
-from eenet.distributed import Ranks, failed_rank, rank_batches
+from eenet.training.distributed import Ranks, failed_rank, rank_batches
 
 FMNIST = pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="the packaged Fashion-MNIST is not installed")
 
@@ -111,12 +111,12 @@ def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
 
 
 def rank_pid(rank: int) -> int | None:
-    """The process of a training rank (a ``python -m eenet.trainjob`` whose environment says ``RANK=<rank>``)."""
+    """The process of a training rank (a ``python -m eenet.pipeline.trainjob`` whose environment says ``RANK=<rank>``)."""
     for proc in Path("/proc").iterdir():
         try:
-            if b"eenet.trainjob" in (proc / "cmdline").read_bytes() and f"RANK={rank}".encode() in (proc / "environ").read_bytes().split(
-                b"\0"
-            ):
+            if b"eenet.pipeline.trainjob" in (proc / "cmdline").read_bytes() and f"RANK={rank}".encode() in (
+                proc / "environ"
+            ).read_bytes().split(b"\0"):
                 return int(proc.name)
         except (OSError, ValueError):
             continue

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from eenet.data import ChecksumError
-from eenet.download import DownloadError, download, safe_extract
+from eenet.data.download import DownloadError, download, safe_extract
 
 PAYLOAD = bytes(range(256)) * 400
 

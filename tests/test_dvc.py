@@ -31,11 +31,11 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def eenet_dvc(action: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "eenet.dvcstages", action, TARGET], cwd)
+    return run([sys.executable, "-m", "eenet.pipeline.dvc", action, TARGET], cwd)
 
 
 def lineage(cwd: Path, check: bool = True) -> tuple[int, dict]:
-    proc = run([sys.executable, "-m", "eenet.lineage", "--json", "results/tiny/curve.pdf"], cwd, check=check)
+    proc = run([sys.executable, "-m", "eenet.pipeline.lineage", "--json", "results/tiny/curve.pdf"], cwd, check=check)
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -121,13 +121,13 @@ def test_lineage_lists_every_artifact_with_hashes_that_match(recorded):
     assert arts["results/tiny/cost.csv"]["device"].startswith("cpu")
     assert any(c["path"] == "src/eenet/schedulers/eenet.py" for c in arts["results/tiny/schedulers/eenet/0.9.json"]["code"])
     assert graph["record"]["git_commit"] and graph["record"]["packages"]["torch"]
-    text = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo).stdout
+    text = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo).stdout
     assert "rule train_multiexit" in text and "up to date" in text
 
 
 def test_committed_dvc_yaml_is_current_for_the_default_workflow(tmp_path):
     copy_workflow(tmp_path, extra=("config",))
-    run([sys.executable, "-m", "eenet.dvcstages", "write", "results/fashion_mnist/curve.pdf"], tmp_path)  # make dvc-yaml's target
+    run([sys.executable, "-m", "eenet.pipeline.dvc", "write", "results/fashion_mnist/curve.pdf"], tmp_path)  # make dvc-yaml's target
     for name in ["dvc.yaml", "dvc-params.yaml"]:
         fresh, committed = yaml.safe_load((tmp_path / name).read_text()), yaml.safe_load((REPO / name).read_text())
         assert fresh == committed, f"{name} is out of date with the workflow: run `make dvc-yaml` (or `make record`)"
@@ -151,7 +151,7 @@ def test_corrupt_artifact_is_reported_and_repaired(recorded):
     assert any("results/tiny/cost.csv changed" in w for w in graph["artifacts"]["results/tiny/cost.csv"]["why"])
     assert graph["artifacts"]["results/tiny/eval/maxpred/0.9.json"]["stale"] is True  # downstream flagged too
     # the readable tree: one short line per artifact with its first cause; the summary names where it starts, once, first
-    text = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo, check=False)
+    text = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo, check=False)
     assert text.returncode == 1
     assert max(len(line) for line in text.stdout.splitlines() if "STALE" in line) < 300
     assert "results/tiny/curve.pdf  [STALE: " in text.stdout and "more)" in text.stdout
@@ -166,7 +166,7 @@ def test_corrupt_artifact_is_reported_and_repaired(recorded):
     assert closing[2] == "  1 artifact(s) after it changed with it (--verbose: every cause)"
     assert "`make record`" in closing[3] and "`make checkout`" in closing[3] and len(closing) == 4
     assert text.stderr.count("results/tiny/cost.csv") == 1 and "eval/maxpred" not in text.stderr
-    verbose = run([sys.executable, "-m", "eenet.lineage", "--verbose", "results/tiny/curve.pdf"], repo, check=False).stdout
+    verbose = run([sys.executable, "-m", "eenet.pipeline.lineage", "--verbose", "results/tiny/curve.pdf"], repo, check=False).stdout
     assert "upstream results/tiny/eval/maxpred/0.9.json is stale" in verbose and len(verbose) > len(text.stdout)
     eenet_dvc("checkout", repo)
     assert cost.read_bytes() == good and evaluation.read_bytes() == good_eval and metrics.read_bytes() == good_metrics
@@ -186,16 +186,16 @@ def test_record_names_a_commit_holding_exactly_the_code(recorded):
     scratch = repo / "workflow" / "scripts" / "not_yet_added.py"  # code git does not hold yet
     scratch.write_text("")
     try:
-        proc = run([sys.executable, "-m", "eenet.dvcstages", "record", TARGET], repo, check=False)
+        proc = run([sys.executable, "-m", "eenet.pipeline.dvc", "record", TARGET], repo, check=False)
         assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert ".gitignore, workflow/scripts/not_yet_added.py differ(s)" in proc.stderr, proc.stderr
         assert "commit first" in proc.stderr and "ALLOW_DIRTY=1" in proc.stderr
         assert record.read_text() == before  # nothing recorded
         scratch.unlink()
-        run([sys.executable, "-m", "eenet.dvcstages", "record", TARGET, "--allow-dirty"], repo)
+        run([sys.executable, "-m", "eenet.pipeline.dvc", "record", TARGET, "--allow-dirty"], repo)
         rec = json.loads(record.read_text())
         assert rec["git_dirty"] == [".gitignore"] and rec["git_commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-        first = run([sys.executable, "-m", "eenet.lineage", "results/tiny/curve.pdf"], repo).stdout.splitlines()[0]
+        first = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo).stdout.splitlines()[0]
         assert f"at git commit {rec['git_commit']} plus uncommitted changes to .gitignore;" in first
     finally:
         ignore.write_text(original)

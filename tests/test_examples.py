@@ -9,7 +9,7 @@ import torch
 from conftest import clone_run, make_probs
 from test_workflow import snakemake
 
-from eenet.examples import exit_table, pick_examples, plot_examples, raw_samples
+from eenet.analysis.exits import exit_table, pick_examples, plot_examples, raw_samples
 from eenet.schedulers import MaxPredScheduler, StaticScheduler, accuracy, exit_predictions
 
 

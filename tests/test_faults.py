@@ -22,7 +22,7 @@ DRIVER = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_training import _data, MEAN, STD
     from eenet.models import build_model
-    from eenet.training import TrainConfig, train_multiexit
+    from eenet.training.loop import TrainConfig, train_multiexit
     torch.set_num_threads(1)
     train, val = _data(1200, 0), _data(48, 1)
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, milestones=[2], augment_pad=1, distill_start=0.5)

@@ -11,8 +11,8 @@ import yaml
 from conftest import COSTS, make_probs
 from test_runtime import cached_probs, make_inputs
 
+from eenet.measure.runtime import adaptive_forward
 from eenet.models import build_model
-from eenet.runtime import adaptive_forward
 from eenet.schedulers import InfeasibleBudgetError, assign_by_thresholds, make_scheduler, scheduler_from_json
 from eenet.schedulers.guarantee import family_exits, pvalue, threshold_family, upper_bound
 

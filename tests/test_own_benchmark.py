@@ -149,7 +149,7 @@ def test_wrong_inputs_stop_before_any_job(tmp_path, break_it, message):
 def test_built_in_benchmarks_plan_the_jobs_they_planned_before():
     """The job list of `snakemake all` on config/config.yaml (rule and outputs of every job) is the one recorded before
     the built-in datasets became entries of the config's registry (tests/config/planned_jobs.txt)."""
-    from eenet.dvcstages import workflow_jobs
+    from eenet.pipeline.dvc import workflow_jobs
 
     jobs = sorted(" ".join([j["rule"], *j["output"]]) for j in workflow_jobs(["all"], workdir=REPO, snakefile=REPO / "Snakefile"))
     before = sorted(line.rstrip("\n") for line in open(REPO / "tests" / "config" / "planned_jobs.txt") if not line.startswith("#"))

@@ -13,10 +13,10 @@ import pytest
 import torch
 from own_data import CLASSES, make_image_folder, make_texts, make_tiny_bert
 
-from eenet.catalog import check_benchmark, resolve_datasets
+from eenet.catalog import resolve_datasets
 from eenet.data import ChecksumError, DatasetSpec, open_split, prepare_dataset, raw_paths, read_text_csv
 from eenet.models import build_model, exit_points, text_tokenizer
-from eenet.sources import check_dataset
+from eenet.pipeline.preflight import check_benchmark, check_dataset
 
 CPU = torch.device("cpu")
 

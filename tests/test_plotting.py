@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eenet.plotting import add_measured, plot_curve, plot_runtime
+from eenet.analysis.plotting import add_measured, plot_curve, plot_runtime
 
 
 def runtime_row(method: str, budget: str, batch: int, ms: float, simulated: float = 1.0) -> dict[str, str]:
@@ -43,7 +43,7 @@ def test_figures_are_written_with_either_axis_and_a_wrong_axis_is_refused(tmp_pa
 
 
 def test_the_plain_network_is_copied_into_the_summary_and_drawn_on_the_curve(tmp_path, monkeypatch):
-    import eenet.plotting as plotting
+    import eenet.analysis.plotting as plotting
 
     rows = [{"method": "maxpred", "budget_value": 0.5, "test_cost_ms": 1.0, "test_accuracy": 0.8}]
     add_measured(rows, [{**runtime_row("maxpred", "0.5", 1, 1.2), "plain_ms": "1.5", "speedup_vs_plain": str(1.5 / 1.2)}])

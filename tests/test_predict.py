@@ -18,9 +18,9 @@ import torch
 from conftest import clone_run
 from test_workflow import REPO, snakemake
 
-from eenet.benchmark import open_benchmark
 from eenet.cli import main
 from eenet.data import DatasetSpec
+from eenet.data.prepare import open_benchmark
 from eenet.io import load_tensors, read_json, write_json
 from eenet.schedulers import exit_predictions, make_scheduler, scheduler_from_json
 
@@ -268,8 +268,8 @@ def test_export_refuses_what_it_cannot_express(run, tmp_path, capsys):
 
 
 def test_stats_subcommand_prints_the_markdown_table(run, capsys):
+    from eenet.analysis.stats import markdown_table
     from eenet.io import read_csv
-    from eenet.stats import markdown_table
 
     assert main(["stats", str(run["res"] / "stats.csv")]) == 0
     assert capsys.readouterr().out == markdown_table(read_csv(run["res"] / "stats.csv")) + "\n"
@@ -285,10 +285,10 @@ def test_predict_on_texts_gives_the_cached_evaluation(tmp_path, capsys):
     from eenet.catalog import local_path
     from eenet.data import ROTTEN_TOMATOES
     from eenet.data.text import TextSplit
+    from eenet.datafiles import read_table
     from eenet.io import file_sha256
     from eenet.models import build_model, save_model, text_tokenizer
-    from eenet.sources import read_table
-    from eenet.training import predict_probs
+    from eenet.training.inference import predict_probs
 
     table = read_table(local_path(ROTTEN_TOMATOES.train))
     table = table[table["category"].isin(["rotten", "fresh"])].drop_duplicates("text").iloc[:80]

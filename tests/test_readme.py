@@ -21,8 +21,11 @@ COVERED_ELSEWHERE = {
     "make record": ("tests/test_dvc.py", 'eenet_dvc("record"'),
     "make push": ("tests/test_dvc.py", 'eenet_dvc("push"'),
     "git clone ... && cd ... && make pull": ("tests/test_dvc.py", '"pull"'),
-    "make lineage FILE=results/fashion_mnist/curve.pdf": ("tests/test_dvc.py", '"eenet.lineage", "results/tiny/curve.pdf"'),
-    ".venv/bin/python -m eenet.lineage results/fashion_mnist/curve.pdf --json": ("tests/test_dvc.py", '"eenet.lineage", "--json"'),
+    "make lineage FILE=results/fashion_mnist/curve.pdf": ("tests/test_dvc.py", '"eenet.pipeline.lineage", "results/tiny/curve.pdf"'),
+    ".venv/bin/python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --json": (
+        "tests/test_dvc.py",
+        '"eenet.pipeline.lineage", "--json"',
+    ),
     "make checkout": ("tests/test_dvc.py", 'eenet_dvc("checkout"'),
     ".venv/bin/eenet predict results/fashion_mnist --method maxpred --budget 0.5 examples/fashion_mnist": (
         "tests/test_predict.py",

@@ -1,4 +1,4 @@
-"""The re-split reliability study (eenet.reliability, rule reliability) and the guaranteed policies in the workflow."""
+"""The re-split reliability study (eenet.analysis.reliability, rule reliability) and the guaranteed policies in the workflow."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import yaml
 from conftest import COSTS, clone_run, make_probs
 from test_workflow import snakemake
 
-from eenet.reliability import RELIABILITY_FIELDS, markdown_table, reliability_rows, reliability_study, split_indices
+from eenet.analysis.reliability import RELIABILITY_FIELDS, markdown_table, reliability_rows, reliability_study, split_indices
 
 
 def test_resplits_are_seeded_partitions():

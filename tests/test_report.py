@@ -15,7 +15,7 @@ import pytest
 from conftest import clone_run
 from test_workflow import snakemake
 
-from eenet.report import tables_html
+from eenet.analysis.tables import tables_html
 
 CHROMIUM = shutil.which("chromium-headless-shell") or shutil.which("chromium")
 TARGETS = ["results/tiny/curve.pdf", "results/tiny/examples.pdf", "results/tiny/tables.html"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from eenet.measure.runtime import adaptive_forward, run_split
 from eenet.models import build_model
-from eenet.runtime import adaptive_forward, run_split
 from eenet.schedulers import make_scheduler
 
 FAST_EENET = {"lr": 0.01, "epochs": 15, "patience": 10, "restarts": 2}
@@ -123,7 +123,7 @@ def test_run_split_covers_every_sample_in_order():
 
 
 def test_measure_policies_times_the_runtime_beside_the_full_model_and_the_cost_model():
-    from eenet.runtime import compare_to_simulation, measure_policies
+    from eenet.measure.runtime import compare_to_simulation, measure_policies
 
     torch.manual_seed(0)
     model = build_model("small_cnn_3", 10, 1, width=4).eval()
@@ -145,7 +145,7 @@ def test_measure_policies_times_the_runtime_beside_the_full_model_and_the_cost_m
 
 
 def test_the_plain_network_runs_every_stage_and_only_the_last_head(net):
-    from eenet.costs import run_plain
+    from eenet.measure.costs import run_plain
 
     model, kind, *_ = net
     x = make_inputs(kind, 6, 3)
@@ -168,7 +168,7 @@ def test_the_plain_networks_flops_are_the_stages_and_the_last_head_only():
     """On a model whose exit heads are expensive (the paper's 3-conv heads), the plain network's count leaves them out."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from eenet.costs import count_flops, count_plain_flops
+    from eenet.measure.costs import count_flops, count_plain_flops
 
     model = build_model("small_cnn_3", 10, 1, width=8).eval()
     x = torch.randn(2, 1, 28, 28)
@@ -187,7 +187,7 @@ def test_the_plain_networks_flops_are_the_stages_and_the_last_head_only():
 
 
 def test_policies_that_decide_alike_share_one_timing():
-    from eenet.runtime import measure_policies
+    from eenet.measure.runtime import measure_policies
 
     torch.manual_seed(0)
     model = build_model("small_cnn_3", 10, 1, width=4).eval()
@@ -206,7 +206,7 @@ def test_policies_that_decide_alike_share_one_timing():
 
 
 def test_the_sample_plan_fits_the_time_budget():
-    from eenet.runtime import plan_samples
+    from eenet.measure.runtime import plan_samples
 
     probs = torch.rand(3, 1000, 4).softmax(-1)
     labels = torch.zeros(1000, dtype=torch.long)
@@ -233,7 +233,7 @@ def test_the_sample_plan_fits_the_time_budget():
 def test_measure_runtime_logs_progress_and_bounds_the_samples(caplog):
     import logging
 
-    from eenet.runtime import measure_runtime
+    from eenet.measure.runtime import measure_runtime
     from eenet.schedulers import exit_predictions
 
     torch.manual_seed(0)
@@ -260,7 +260,7 @@ def test_measure_runtime_logs_progress_and_bounds_the_samples(caplog):
 def test_progress_is_logged_at_most_every_interval(caplog):
     import logging
 
-    from eenet.runtime import ProgressLog
+    from eenet.measure.runtime import ProgressLog
 
     log = logging.getLogger("test-progress")
     with caplog.at_level(logging.INFO, logger="test-progress"):

@@ -136,7 +136,7 @@ def test_eenet_learns_utilities_that_rank_correctness(val_data):
 
 
 def test_oracle_frontier_rises_from_the_cheapest_exit(test_data):
-    from eenet.plotting import oracle_frontier
+    from eenet.analysis.plotting import oracle_frontier
 
     curve = oracle_frontier(*test_data, COSTS, points=15)
     assert curve[0][0] == pytest.approx(min(COSTS))

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from eenet.scores import entropy_score, maxpred
+from eenet.schedulers.scores import entropy_score, maxpred
 
 
 def test_maxpred_is_largest_probability():

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from eenet.stats import area_under_curve, benchmark_stats, paired_bootstrap
+from eenet.analysis.stats import area_under_curve, benchmark_stats, paired_bootstrap
 
 
 def test_bootstrap_interval_covers_the_true_difference_about_95_percent_of_the_time():
@@ -65,13 +65,13 @@ def test_benchmark_stats_rows():
 
 
 def test_the_readme_table_comes_from_stats_csv(tmp_path):
-    """`python -m eenet.stats stats.csv` prints the README's table: the mean rows of a seeded benchmark, MaxPred's
+    """`python -m eenet.analysis.stats stats.csv` prints the README's table: the mean rows of a seeded benchmark, MaxPred's
     accuracy, every other policy's advantage with its interval, AUC with the seeds' range, the oracle last."""
     import subprocess
     import sys
 
+    from eenet.analysis.stats import STATS_FIELDS, seed_stats
     from eenet.io import write_csv
-    from eenet.stats import STATS_FIELDS, seed_stats
 
     g = torch.Generator().manual_seed(3)
     seeds = []
@@ -84,7 +84,7 @@ def test_the_readme_table_comes_from_stats_csv(tmp_path):
     rows = seed_stats("b", seeds, 0.05, reps=200)
     path = tmp_path / "stats.csv"
     write_csv(path, [{k: r.get(k, "") for k in STATS_FIELDS} for r in rows], STATS_FIELDS)
-    out = subprocess.run([sys.executable, "-m", "eenet.stats", str(path)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "eenet.analysis.stats", str(path)], capture_output=True, text=True, check=True).stdout
     lines = out.strip().splitlines()
     assert lines[0] == "| policy | 0.5 | 0.6 | AUC (%) | gap to oracle |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| maxpred", "| eenet", "| oracle"]

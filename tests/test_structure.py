@@ -102,7 +102,7 @@ def test_no_module_over_400_lines():
 
 
 def _jobs(workdir: Path, target: str = "all") -> list[dict]:
-    from eenet.dvcstages import workflow_jobs
+    from eenet.pipeline.dvc import workflow_jobs
 
     return workflow_jobs([target], workdir, workdir / "Snakefile")
 
@@ -113,7 +113,7 @@ def _runtime_imports(script: Path) -> set[str]:
     imports = "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom))
     probe = (
         f"import sys; sys.path[:0] = [{str(script.parent)!r}, {str(SRC)!r}]\n{imports}\n"
-        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] in ('eenet', '_eenet_path'))))"
+        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] == 'eenet')))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"HF_HUB_OFFLINE": "1"}).stdout
     return {str(Path(f).resolve().relative_to(REPO)) for f in out.split()}
@@ -126,13 +126,81 @@ def test_every_rule_lists_the_code_its_script_imports():
     scripts = {}
     for job in jobs:
         for f in job["input"]:
-            if f.startswith("workflow/scripts/") and not f.endswith("_eenet_path.py"):
+            if f.startswith("workflow/scripts/"):
                 scripts.setdefault(f, set(job["input"]))
-    every = {f"workflow/scripts/{p.name}" for p in (REPO / "workflow" / "scripts").glob("*.py") if p.name != "_eenet_path.py"}
+    every = {f"workflow/scripts/{p.name}" for p in (REPO / "workflow" / "scripts").glob("*.py")}
     assert set(scripts) == every, sorted(every - set(scripts))  # every rule with a script is reached from `all`
     for script, inputs in scripts.items():
         missing = _runtime_imports(REPO / script) - inputs
         assert not missing, f"{script} imports {sorted(missing)}, which its rule does not list as inputs"
+
+
+# ---------------------------------------------------------------------------------------------------
+# layers: the library (everything but eenet.pipeline and the command line) never imports the workflow layer
+
+WORKFLOW_LAYER = "eenet.pipeline"
+ENTRY_POINTS = {"eenet.cli"}  # the `eenet` command: uses both layers
+
+
+def test_the_library_never_imports_the_workflow_layer():
+    graph = _package_graph()
+    library = {m for m in graph if not m.startswith(WORKFLOW_LAYER) and m not in ENTRY_POINTS}
+    assert {"eenet.models", "eenet.schedulers", "eenet.training.loop", "eenet.measure.runtime", "eenet.analysis.stats"} <= library
+    wrong = {m: sorted(d for d in graph[m] if d.startswith(WORKFLOW_LAYER) or d in ENTRY_POINTS) for m in library}
+    assert not {m: d for m, d in wrong.items() if d}, "library modules importing the workflow layer or the command line"
+
+
+def test_the_layer_check_finds_a_library_module_that_imports_the_workflow_layer(tmp_path, monkeypatch):
+    pkg = tmp_path / "src" / "eenet"
+    (pkg / "pipeline").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "pipeline" / "__init__.py").write_text("")
+    (pkg / "pipeline" / "logs.py").write_text("")
+    (pkg / "costs.py").write_text("from .pipeline.logs import x\n")
+    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "src")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    with pytest.raises(AssertionError):
+        graph = _package_graph()
+        assert not [m for m in graph if not m.startswith(WORKFLOW_LAYER) and any(d.startswith(WORKFLOW_LAYER) for d in graph[m])]
+
+
+def test_the_snakefile_and_rules_import_only_the_workflow_layer_which_imports_no_torch():
+    names = []
+    for f in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
+        names += re.findall(r"^\s*(?:from|import)\s+(eenet[\w.]*)", f.read_text(), re.M)
+    assert names and all(n.startswith(WORKFLOW_LAYER + ".") for n in names), names
+    probe = (
+        "import sys\n"
+        + "".join(f"import {n}\n" for n in sorted(set(names)))
+        + "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SRC)}).stdout
+    assert out.strip() == "[]"
+
+
+# What each rule's job runs, as its code inputs: no step but training lists the training loop, the data-parallel
+# launcher or the training job, none lists the checks that run before any job, and the steps that read no data
+# (fitting, evaluation, statistics, figures) list no dataset reader or downloader.
+TRAINING_ONLY = {
+    "src/eenet/training/loop.py", "src/eenet/training/distributed.py", "src/eenet/training/fingerprint.py",
+    "src/eenet/pipeline/trainjob.py", "src/eenet/pipeline/codeinputs.py",  # the training job's code digest
+}  # fmt: skip
+NEVER = {"src/eenet/pipeline/preflight.py", "src/eenet/pipeline/dvc.py", "src/eenet/pipeline/lineage.py"}
+NO_DATA = {"fit_scheduler", "evaluate_test", "compute_stats", "plot_curve", "aggregate_seeds", "reliability", "report_tables"}
+
+
+def test_a_rules_code_inputs_are_what_its_job_runs():
+    seen = set()
+    for job in _jobs(REPO):
+        rule, inputs = job["rule"], set(job["input"])
+        seen.add(rule)
+        assert not inputs & NEVER, (rule, sorted(inputs & NEVER))
+        if rule != "train_multiexit":
+            assert not inputs & TRAINING_ONLY, (rule, sorted(inputs & TRAINING_ONLY))
+        if rule in NO_DATA:
+            data = sorted(f for f in inputs if f.startswith("src/eenet/data/") or f == "src/eenet/datafiles.py")
+            assert not data, (rule, data)
+    assert {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "measure_runtime", "plot_curve"} <= seen
 
 
 def test_adding_an_import_to_a_script_adds_the_module_to_its_rule(tmp_path):
@@ -140,11 +208,11 @@ def test_adding_an_import_to_a_script_adds_the_module_to_its_rule(tmp_path):
 
     wd = copy_workflow(tmp_path, extra=("config",))
     before = {f for j in _jobs(wd, "results/fashion_mnist/curve.pdf") if j["rule"] == "fit_scheduler" for f in j["input"]}
-    assert "src/eenet/lineage.py" not in before and "src/eenet/schedulers/eenet.py" in before
+    assert "src/eenet/pipeline/lineage.py" not in before and "src/eenet/schedulers/eenet.py" in before
     script = wd / "workflow" / "scripts" / "fit_scheduler.py"
-    script.write_text(script.read_text() + "\nfrom eenet import lineage  # noqa: E402,F401\n")
+    script.write_text(script.read_text() + "\nfrom eenet.pipeline import lineage  # noqa: E402,F401\n")
     after = {f for j in _jobs(wd, "results/fashion_mnist/curve.pdf") if j["rule"] == "fit_scheduler" for f in j["input"]}
-    assert after - before == {"src/eenet/lineage.py"}
+    assert after - before == {"src/eenet/pipeline/lineage.py"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -183,7 +251,7 @@ def test_schema_enums_are_the_registries():
 
 def test_schema_defaults_are_the_code_defaults():
     from eenet.schedulers import EENetScheduler
-    from eenet.training import TrainConfig
+    from eenet.training.loop import TrainConfig
 
     props = _bench_props()
     train = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory()) for f in dataclasses.fields(TrainConfig)}

@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import pytest
 import torch
 
 from eenet.data import ImageSplit, augment_batch, split_indices
 from eenet.models import build_model
-from eenet.training import TrainConfig, exit_weights, multiexit_loss, predict_probs, train_multiexit
+from eenet.training.inference import predict_probs
+from eenet.training.loop import TrainConfig, exit_weights, multiexit_loss, train_multiexit
 
 MEAN, STD = (0.5,), (0.25,)
 
@@ -119,21 +122,53 @@ def test_nan_in_a_later_epoch_leaves_the_last_good_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_of_other_code_or_another_recipe_is_not_resumed(tmp_path):
-    from eenet.training import training_fingerprint
+    from eenet.training.fingerprint import code_digest, training_fingerprint
 
     code = [tmp_path / "a.py", tmp_path / "b.py"]
     code[0].write_text("x = 1\n")
     code[1].write_text("y = 2\n")
     recipe = {"arch": "small_cnn_3", "train": {"epochs": 2}}
-    fp = training_fingerprint(recipe, code)
-    assert fp == training_fingerprint(dict(recipe), list(reversed(code)))  # order of the files does not matter
-    assert fp != training_fingerprint({**recipe, "train": {"epochs": 3}}, code)
+    fp = training_fingerprint(recipe, code_digest(code, tmp_path))
+    assert fp == training_fingerprint(dict(recipe), code_digest(list(reversed(code)), tmp_path))  # file order does not matter
+    assert fp != training_fingerprint({**recipe, "train": {"epochs": 3}}, code_digest(code, tmp_path))
     code[1].write_text("y = 3\n")  # e.g. a head that pools differently, same parameters
-    assert fp != training_fingerprint(recipe, code)
+    assert fp != training_fingerprint(recipe, code_digest(code, tmp_path))
+
+
+def test_comments_docstrings_and_messages_resume_a_checkpoint_a_change_to_the_loss_or_a_model_does_not(tmp_path):
+    """The training job's code digest over a copy of the package: what cannot change a weight (a comment in a model
+    module, a docstring, an error message, a log line, any edit of the workflow layer) keeps the digest -- the
+    checkpoint resumes; a change to the loss or to a model's layers changes it -- the run starts again."""
+    import shutil
+
+    from eenet.pipeline.trainjob import weights_code_digest
+
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "src", src, ignore=shutil.ignore_patterns("__pycache__"))
+    base = weights_code_digest(src)
+    assert base == weights_code_digest()  # the copy is this checkout's code
+
+    def edit(rel: str, old: str, new: str) -> str:
+        f = src / "eenet" / rel
+        text = f.read_text()
+        assert old in text, (rel, old)
+        f.write_text(text.replace(old, new, 1))
+        return weights_code_digest(src)
+
+    cnn, loop = "models/cnn.py", "training/loop.py"
+    assert edit(cnn, "\n\n", "\n# a comment added to a model module\n\n") == base
+    assert edit(loop, '"""Weighted cross-entropy over exits', '"""Re-worded: weighted cross-entropy over exits') == base
+    assert edit(loop, '"unknown optimizer {cfg.optimizer!r}', '"optimizer {cfg.optimizer!r} is unknown') == base
+    assert edit("pipeline/logs.py", "\n\n", "\nLOGGING_EDIT = 1\n\n") == base  # the workflow layer is not the weights\' code
+    changed = edit(loop, "distill_weight: float = 0.01", "distill_weight: float = 0.02")  # the loss
+    assert changed != base
+    shutil.copy(Path(__file__).resolve().parents[1] / "src" / "eenet" / loop, src / "eenet" / loop)
+    assert weights_code_digest(src) == base
+    assert edit(cnn, "nn.ReLU(inplace=True)", "nn.GELU()") != base  # a model's layers
 
 
 def test_predict_outputs_keeps_the_cached_probabilities_byte_identical_beside_the_raw_logits():
-    from eenet.training import predict_outputs
+    from eenet.training.inference import predict_outputs
 
     torch.manual_seed(0)
     model = build_model("small_cnn_3", 3, 1, width=4)

@@ -1,12 +1,11 @@
-"""What a config can name: the built-in datasets and architectures, the user's own (``datasets:`` entries,
-``torchvision:`` / ``huggingface:`` backbones), and the checks that stop a wrong one before any job runs.
+"""What a config can name: the built-in datasets and architectures (the one place each is declared), the user's own
+(``datasets:`` entries, ``torchvision:`` / ``huggingface:`` backbones), and the merge of the two.
 
 A dataset is a dict of config keys (see ``workflow/schemas/config.schema.yaml``): the built-in entries of
 :data:`BUILTIN_DATASETS` (the paper's datasets and the offline ones, each with its format reader's kind)
 updated with the config's ``datasets.<name>`` block, or a new entry of kind ``imagefolder``, ``table`` or
-``huggingface``. :func:`resolve_datasets` does the merge, :func:`check_benchmark` checks that a benchmark's
-dataset and architecture exist and go together; :mod:`eenet.sources` looks at local sources and
-:func:`eenet.models.backbones.check_backbone` at backbones while the Snakefile plans the jobs.
+``huggingface``. :func:`resolve_datasets` does the merge; the workflow's checks before any job
+(:mod:`eenet.pipeline.preflight`) use it.
 
 Standard library only (the Snakefile imports this module).
 """
@@ -31,7 +30,6 @@ __all__ = [
     "resolve_datasets",
     "dataset_modality",
     "arch_modality",
-    "check_benchmark",
 ]
 
 DATASET_KINDS = ("idx", "cifar", "imagefolder", "table", "huggingface")
@@ -245,15 +243,3 @@ def arch_modality(arch: str) -> str:
             f"arch {arch!r} is not a registered architecture ({', '.join(BUILTIN_ARCHS)}), torchvision:<name> or huggingface:<dir>"
         )
     return "text" if arch in TEXT_ARCHS else "image"
-
-
-def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:
-    """A benchmark names a known dataset and an architecture that reads what the dataset holds."""
-    if b["dataset"] not in datasets:
-        raise ValueError(
-            f"benchmarks.{name}.dataset: unknown dataset {b['dataset']!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}; "
-            f"declare your own under `datasets:` (kind imagefolder, table or huggingface)"
-        )
-    data_kind, arch_kind = dataset_modality(datasets[b["dataset"]]), arch_modality(b["arch"])
-    if data_kind != arch_kind:
-        raise ValueError(f"benchmarks.{name}: {b['arch']} reads {arch_kind}s but dataset {b['dataset']} holds {data_kind}s")

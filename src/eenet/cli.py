@@ -6,7 +6,7 @@
     eenet lineage results/fashion_mnist/curve.pdf                                      # the artifacts behind a file
 
 Exit status: 0 done; 1 ``lineage`` found stale artifacts; 2 a wrong path, budget or policy (one line on stderr).
-``python -m eenet.stats`` and ``python -m eenet.lineage`` still work, as aliases.
+``python -m eenet.analysis.stats`` and ``python -m eenet.pipeline.lineage`` still work, as aliases.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 def _predict(args: argparse.Namespace) -> int:
     import torch
 
-    from .io import write_csv
-    from .predict import PREDICT_FIELDS, Predictor
-    from .training import pick_device
+    from eenet.io import write_csv
+    from eenet.predict import PREDICT_FIELDS, Predictor
+    from eenet.training.inference import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,7 +82,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_results
+    from eenet.export import export_results
 
     out = args.output or f"{args.method}_{args.budget}.pt2"
     path = export_results(args.results, args.method, args.budget, out)
@@ -91,8 +91,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .io import read_csv
-    from .stats import markdown_table
+    from eenet.analysis.stats import markdown_table
+    from eenet.io import read_csv
 
     if not Path(args.stats).is_file():
         raise FileNotFoundError(f"{args.stats}: no such file (results/<bench>/stats.csv, made by the workflow)")
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "lineage":  # its own parser, help and exit status
-        from .lineage import main as lineage_main
+        from eenet.pipeline.lineage import main as lineage_main
 
         return lineage_main(argv[1:], prog="eenet lineage")
     args = _parser().parse_args(argv)

@@ -222,7 +222,7 @@ def fit_combined(method: str, params: dict[str, Any], probs: torch.Tensor, logit
     """Fit ``method`` (a policy, or ``"<combiner>+<policy>"``) on validation: the combiner first (on ``logits
     [K, N, C]``), then the policy on the combined probabilities (else on ``probs [K, N, C]``). ``params``: the
     policy's hyper-parameters (those it does not take are left out). Returns the fitted policy (``combiner_`` set)."""
-    from .schedulers import accepted_params, make_scheduler
+    from eenet.schedulers import accepted_params, make_scheduler
 
     comb, base = split_method(method)
     sched = make_scheduler(base, **accepted_params(base, params))

@@ -3,7 +3,7 @@
 The exported program takes one image, ``uint8 [1, C, S, S]`` (the training size; pixel values as decoded), normalises
 it as the dataset does, and runs stage after stage; after exit ``k`` the policy's decision is a ``torch.cond`` whose
 true branch returns exit ``k``'s answer and whose false branch runs the rest of the network. A sample that leaves at
-exit ``k`` therefore costs no computation after it, as in :mod:`eenet.runtime`. It returns ``(label int64 [1],
+exit ``k`` therefore costs no computation after it, as in :mod:`eenet.measure.runtime`. It returns ``(label int64 [1],
 exit int64 [1], confidence float32 [1])``; the class names and the input shape travel in the file (``eenet.json``).
 
 The decision after each exit is computed by the policy's own code (the score functions, PABEE's counts, EENet's
@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DatasetSpec
-from .io import atomic_path, file_sha256
-from .models import MultiExitNetwork, is_text_model
-from .schedulers import EENetScheduler, ExitScheduler, GeometricScheduler, PatienceScheduler, StaticScheduler
-from .schedulers.calibrated import TemperatureScaledScheduler
+from eenet.data import DatasetSpec
+from eenet.io import atomic_path, file_sha256
+from eenet.models import MultiExitNetwork, is_text_model
+from eenet.schedulers import EENetScheduler, ExitScheduler, GeometricScheduler, PatienceScheduler, StaticScheduler
+from eenet.schedulers.calibrated import TemperatureScaledScheduler
 
 __all__ = ["ExitProgram", "export_policy", "load_exported", "EXTRA_FILE"]
 
@@ -71,13 +71,13 @@ class ExitProgram(nn.Module):
         if isinstance(s, PatienceScheduler):
             return s._passes(seen, s.patience_, s.confidence_)[k][0]
         if isinstance(s, EENetScheduler):
-            from .schedulers.eenet import base_features, forward
+            from eenet.schedulers.eenet import base_features, forward
 
             weights = {key: [getattr(self, f"eenet_{key}{j}") for j in range(k + 1)] for key in ("a", "b")}
             z, _ = forward(weights, base_features(torch.stack(seen).float(), s.class_inputs), assignment=False)
             return (torch.sigmoid(z[0]).T[k] >= self.thresholds[k])[0]
         if isinstance(s, TemperatureScaledScheduler):  # GeometricScheduler._score_at of the scaled probabilities
-            from .scores import SCORES
+            from eenet.schedulers.scores import SCORES
 
             scaled = F.softmax(torch.log(p.float().clamp_min(1e-12)) / self.temperatures[k], dim=-1)
             return (SCORES[s.score](scaled.float()) >= self.thresholds[k])[0]
@@ -94,9 +94,7 @@ class ExitProgram(nn.Module):
         leave = self._leaves(k, seen)
         if isinstance(leave, bool):
             return answer if leave else self._from(k + 1, state, seen)
-        return torch.cond(
-            leave, lambda st: tuple(t.clone() for t in answer), lambda st: self._from(k + 1, st, seen), (state,)
-        )
+        return torch.cond(leave, lambda st: tuple(t.clone() for t in answer), lambda st: self._from(k + 1, st, seen), (state,))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = (image.float() / 255.0 - self.mean) / self.std  # eenet.data.normalize
@@ -150,8 +148,8 @@ def load_exported(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 def export_results(results_dir: str | Path, method: str, budget: float | str, out: str | Path) -> Path:
     """Export ``results_dir``'s model under its ``method`` policy at ``budget`` (checked as :func:`eenet.predict.load_policy`)."""
-    from .models import load_model
-    from .predict import dataset_of, find_policy, load_policy
+    from eenet.models import load_model
+    from eenet.predict import dataset_of, find_policy, load_policy
 
     policy = find_policy(results_dir, method, budget)
     model_path = Path(results_dir) / "model.pt"

@@ -6,7 +6,7 @@
 
 Inputs are read as the benchmark's test samples are: images decoded by Pillow (grey for one-channel datasets),
 brought to the training size by the dataset's evaluation transform, normalised with its mean and standard deviation;
-texts tokenised by the model's tokenizer. The samples then go through :func:`eenet.runtime.adaptive_forward`, the
+texts tokenised by the model's tokenizer. The samples then go through :func:`eenet.measure.runtime.adaptive_forward`, the
 adaptive runtime: each leaves at the exit its policy picks and costs no compute after that.
 
 A policy is refused when it was fitted on the logits of another model (``logits_model_sha256`` in its JSON file, the
@@ -26,15 +26,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .batch import Inputs, first_tensor
-from .costs import sync_device
-from .data import DatasetSpec, Split, dataset_spec
-from .data.images import ImageSplit
-from .data.text import TextSplit
-from .io import file_sha256, read_json
-from .models import MultiExitNetwork, is_text_model, load_model
-from .runtime import adaptive_forward
-from .schedulers import ExitScheduler, scheduler_from_json
+from eenet.data import DatasetSpec, Split, dataset_spec
+from eenet.data.images import ImageSplit
+from eenet.data.text import TextSplit
+from eenet.inputs import Inputs, first_tensor
+from eenet.io import file_sha256, read_json
+from eenet.measure.costs import sync_device
+from eenet.measure.runtime import adaptive_forward
+from eenet.models import MultiExitNetwork, is_text_model, load_model
+from eenet.schedulers import ExitScheduler, scheduler_from_json
 
 __all__ = ["PREDICT_FIELDS", "Predictions", "Predictor", "find_policy", "load_policy", "read_inputs", "dataset_of"]
 
@@ -137,7 +137,7 @@ def dataset_of(results_dir: str | Path, meta: dict[str, Any]) -> DatasetSpec:
 
 
 def _image_files(inputs: list[str | Path]) -> list[Path]:
-    from .sources import IMAGE_EXTENSIONS, image_files
+    from eenet.datafiles import IMAGE_EXTENSIONS, image_files
 
     files: list[Path] = []
     for item in map(Path, inputs):
@@ -162,7 +162,7 @@ def _decode(path: Path, spec: DatasetSpec) -> torch.Tensor:
     import numpy as np
     from PIL import Image, UnidentifiedImageError
 
-    from .data.folders import _DecodedImages
+    from eenet.data.folders import _DecodedImages
 
     try:
         with Image.open(path) as im:
@@ -182,8 +182,8 @@ def read_inputs(
     """``(names, samples)`` of image files / folders, or of table files of texts (CSV, JSON lines, parquet: the column
     ``text_column`` of the dataset, else ``text``), as a :class:`~eenet.data.Split` (labels: -1)."""
     if is_text_model(arch):
-        from .models import text_tokenizer
-        from .sources import read_table
+        from eenet.datafiles import read_table
+        from eenet.models import text_tokenizer
 
         names, texts = [], []
         for item in map(Path, inputs):

@@ -2,13 +2,12 @@
 mean over seeds), stats.csv (every seed's statistics and those over seeds), curve.pdf / curve.png (the mean, with the
 min-max band over seeds)."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.analysis.plotting import SUMMARY_FIELDS, aggregate_seed_rows, plot_curve
+from eenet.analysis.stats import STATS_FIELDS, correct_by_policy, log_stats, seed_stats
 from eenet.io import load_tensors, read_csv, read_json, write_csv
-from eenet.plotting import SUMMARY_FIELDS, aggregate_seed_rows, plot_curve
-from eenet.stats import STATS_FIELDS, correct_by_policy, log_stats, seed_stats
-from eenet.workflow import setup_logging
+from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params

@@ -1,14 +1,13 @@
 """Rule cache_logits: raw logits and softmax of every exit on validation and test, [K, N, C] each + labels, safetensors."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.benchmark import open_benchmark
 from eenet.data import DatasetSpec
+from eenet.data.prepare import open_benchmark
 from eenet.io import file_sha256, save_tensors
 from eenet.models import load_model
-from eenet.training import pick_device, predict_outputs
-from eenet.workflow import data_root, run_metadata, setup_logging
+from eenet.pipeline.logs import data_root, run_metadata, setup_logging
+from eenet.training.inference import pick_device, predict_outputs
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params

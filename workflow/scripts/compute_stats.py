@@ -1,11 +1,10 @@
 """Rule compute_stats: AUC, gap to the oracle, paired bootstrap intervals against MaxPred, budget compliance -> stats.csv."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.analysis.stats import STATS_FIELDS, benchmark_stats, correct_by_policy, log_stats
 from eenet.io import load_tensors, read_json, write_csv
-from eenet.stats import STATS_FIELDS, benchmark_stats, correct_by_policy, log_stats
-from eenet.workflow import setup_logging
+from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params

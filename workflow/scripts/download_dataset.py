@@ -6,11 +6,9 @@ spec completed with what the files tell (classes, image size, normalisation), wh
 
 from pathlib import Path
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
-
 from eenet.data import DatasetSpec, prepare_dataset
 from eenet.io import file_sha256, write_json
-from eenet.workflow import setup_logging
+from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 name = snakemake.wildcards.dataset

@@ -1,13 +1,12 @@
 """Rule evaluate_test: apply a fitted policy to the test logits -> accuracy, realised cost, exit histogram."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
 from eenet.combiners import policy_outputs
-from eenet.costs import read_costs
 from eenet.io import load_tensors, read_csv, read_json, write_json
+from eenet.measure.costs import read_costs
+from eenet.pipeline.logs import setup_logging
 from eenet.schedulers import accuracy, realised_cost, scheduler_from_json
-from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w = snakemake.wildcards

@@ -2,13 +2,12 @@
 (exits.csv); for one policy and budget the first test samples that leave at each exit (examples.csv) as an image
 grid or a list of sentences (examples.pdf)."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
+from eenet.analysis.exits import EXAMPLES_FIELDS, EXITS_FIELDS, exit_table, pick_examples, plot_examples, raw_samples
 from eenet.data import DatasetSpec
-from eenet.examples import EXAMPLES_FIELDS, EXITS_FIELDS, exit_table, pick_examples, plot_examples, raw_samples
 from eenet.io import load_tensors, read_json, write_csv
-from eenet.workflow import data_root, setup_logging
+from eenet.pipeline.logs import data_root, setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params

@@ -1,13 +1,12 @@
 """Rule fit_scheduler: fit one exit policy at one budget, on validation only -> JSON."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
 from eenet.combiners import fit_combined
-from eenet.costs import read_costs, resolve_budget
 from eenet.io import load_tensors, read_csv, write_json
+from eenet.measure.costs import read_costs, resolve_budget
+from eenet.pipeline.logs import setup_logging
 from eenet.schedulers import InfeasibleBudgetError
-from eenet.workflow import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w, p = snakemake.wildcards, snakemake.params

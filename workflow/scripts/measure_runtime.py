@@ -1,18 +1,17 @@
 """Rule measure_runtime: run every fitted policy (and every single exit) through the adaptive runtime on test samples
 and time it (batch 1 and a larger batch) beside the plain network, model(x) and the cost model -> runtime.csv."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.benchmark import open_benchmark
-from eenet.costs import read_costs
 from eenet.data import DatasetSpec
+from eenet.data.prepare import open_benchmark
 from eenet.io import load_tensors, read_csv, read_json, write_csv
+from eenet.measure.costs import read_costs
+from eenet.measure.runtime import RUNTIME_FIELDS, measure_runtime
 from eenet.models import load_model
-from eenet.runtime import RUNTIME_FIELDS, measure_runtime
+from eenet.pipeline.logs import data_root, run_metadata, setup_logging
 from eenet.schedulers import StaticScheduler, scheduler_from_json
-from eenet.training import pick_device
-from eenet.workflow import data_root, run_metadata, setup_logging
+from eenet.training.inference import pick_device
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params

@@ -2,13 +2,12 @@
 
 import json
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.costs import read_costs, read_plain_cost
+from eenet.analysis.plotting import SUMMARY_FIELDS, add_measured, oracle_frontier, plot_curve, plot_runtime, static_rows
 from eenet.io import load_tensors, read_csv, read_json, write_csv
-from eenet.plotting import SUMMARY_FIELDS, add_measured, oracle_frontier, plot_curve, plot_runtime, static_rows
-from eenet.workflow import setup_logging
+from eenet.measure.costs import read_costs, read_plain_cost
+from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 bench = snakemake.wildcards.bench

@@ -1,16 +1,15 @@
 """Rule profile_latency: measured cumulative per-sample latency and FLOPs to each exit, and of the plain network
 (stages + last head, timed in the same run) -> cost.csv."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.benchmark import open_benchmark
-from eenet.costs import NoisyMeasurementError, check_spread, cost_table, count_flops, count_plain_flops, profile_costs
 from eenet.data import DatasetSpec
+from eenet.data.prepare import open_benchmark
 from eenet.io import write_csv
+from eenet.measure.costs import NoisyMeasurementError, check_spread, cost_table, count_flops, count_plain_flops, profile_costs
 from eenet.models import load_model
-from eenet.training import pick_device
-from eenet.workflow import data_root, run_metadata, setup_logging
+from eenet.pipeline.logs import data_root, run_metadata, setup_logging
+from eenet.training.inference import pick_device
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params

@@ -1,12 +1,11 @@
 """Rule reliability: every policy fitted and evaluated on re-splits of validation + test -> reliability.csv, .pdf, .png."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
 import torch
 
-from eenet.costs import read_costs, resolve_budget
+from eenet.analysis.reliability import RELIABILITY_FIELDS, plot_reliability, reliability_rows, reliability_study
 from eenet.io import load_tensors, read_csv, write_csv
-from eenet.reliability import RELIABILITY_FIELDS, plot_reliability, reliability_rows, reliability_study
-from eenet.workflow import setup_logging
+from eenet.measure.costs import read_costs, resolve_budget
+from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p, bench = snakemake.params, snakemake.wildcards.bench

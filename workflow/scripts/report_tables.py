@@ -1,10 +1,8 @@
 """Rule report_tables: summary.csv and stats.csv as one HTML page (tables.html) that the Snakemake report shows inline."""
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
-
+from eenet.analysis.tables import tables_html
 from eenet.io import atomic_path, read_csv
-from eenet.report import tables_html
-from eenet.workflow import setup_logging
+from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 bench = snakemake.wildcards.bench

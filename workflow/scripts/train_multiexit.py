@@ -1,24 +1,22 @@
 """Rule train_multiexit: train the benchmark's multi-exit network (resumable), write model + metrics.
 
 One process by default; with ``train.processes`` x ``train.nodes`` > 1, data-parallel ranks started with torchrun (or
-srun inside a SLURM allocation), each running the same training (eenet.trainjob), rank 0 writing the outputs.
+srun inside a SLURM allocation), each running the same training (eenet.pipeline.trainjob), rank 0 writing the outputs.
 """
 
 from pathlib import Path
 
-import _eenet_path  # noqa: F401  (src/ importable without an install, e.g. under --sdm conda)
-
-from eenet.distributed import launch
 from eenet.io import write_json
-from eenet.trainjob import run_training, world_size
-from eenet.workflow import setup_logging
+from eenet.pipeline.logs import setup_logging
+from eenet.pipeline.trainjob import run_training, world_size
+from eenet.training.distributed import launch
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
 job = {
     "dataset": p.dataset, "arch": p.arch, "arch_kwargs": dict(p.arch_kwargs), "split": dict(p.split), "train": dict(p.train),
     "device": p.device, "max_length": p.max_length, "checkpoint": p.checkpoint, "data": snakemake.input.data,
-    "code": list(snakemake.input.code), "log": snakemake.log[0], "threads": snakemake.threads,
+    "log": snakemake.log[0], "threads": snakemake.threads,
     "model": snakemake.output.model, "metrics": snakemake.output.metrics,
 }  # fmt: skip
 if world_size(p.train) == 1:
@@ -29,4 +27,4 @@ else:
     setup_logging(snakemake.log[0], append=True)
     job_file = Path(p.checkpoint).with_name("job.json")  # what every rank reads
     write_json(job_file, job)
-    launch(job_file, p.train["processes"], p.train["nodes"], snakemake.threads, checkpoint=p.checkpoint)
+    launch(job_file, p.train["processes"], p.train["nodes"], snakemake.threads, "eenet.pipeline.trainjob", checkpoint=p.checkpoint)

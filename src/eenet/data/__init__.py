@@ -5,8 +5,7 @@ interface), :mod:`.images`, :mod:`.folders` and :mod:`.text` (the formats), :mod
 :func:`prepare_dataset`, :func:`open_split`). Which datasets exist and their config keys: :mod:`eenet.catalog`.
 """
 
-from ..download import ChecksumError, DownloadError
-from .datasets import (
+from eenet.data.datasets import (
     AG_NEWS,
     CIFAR10,
     CIFAR100,
@@ -22,10 +21,11 @@ from .datasets import (
     prepare_dataset,
     raw_paths,
 )
-from .folders import ImageFolderSplit, decode_rgb
-from .images import CIFAR_MEMBERS, ImageSplit, augment_batch, load_cifar, normalize, read_idx
-from .spec import DatasetSpec, Split, iterate_batches, split_indices
-from .text import TextSplit, fetch_hf, fetch_table, open_text, read_text_csv
+from eenet.data.download import ChecksumError, DownloadError
+from eenet.data.folders import ImageFolderSplit, decode_rgb
+from eenet.data.images import CIFAR_MEMBERS, ImageSplit, augment_batch, load_cifar, normalize, read_idx
+from eenet.data.spec import DatasetSpec, Split, iterate_batches, split_indices
+from eenet.data.text import TextSplit, fetch_hf, fetch_table, open_text, read_text_csv
 
 __all__ = [
     "AG_NEWS",

@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
-from ..catalog import TEXT_KINDS, resolve_datasets
-from .folders import ImageFolderSplit, index_imagefolder, read_index
-from .images import CIFAR_MEMBERS, ImageSplit, fetch_cifar, fetch_idx, load_cifar, load_idx
-from .spec import DatasetSpec, Split
-from .text import fetch_hf, fetch_table, open_text
+from eenet.catalog import TEXT_KINDS, resolve_datasets
+from eenet.data.folders import ImageFolderSplit, index_imagefolder, read_index
+from eenet.data.images import CIFAR_MEMBERS, ImageSplit, fetch_cifar, fetch_idx, load_cifar, load_idx
+from eenet.data.spec import DatasetSpec, Split
+from eenet.data.text import fetch_hf, fetch_table, open_text
 
 __all__ = [
     "FASHION_MNIST",

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from ..batch import Inputs
-from ..download import ChecksumError, download, safe_extract
-from ..io import file_sha256, write_csv
-from ..sources import check_image_sizes, even_sample, image_files, imagefolder_layout
-from .images import _model_images, augment_batch
-from .spec import DatasetSpec, Split, holdout_split
+from eenet.data.download import ChecksumError, download, safe_extract
+from eenet.data.images import _model_images, augment_batch
+from eenet.data.spec import DatasetSpec, Split, holdout_split
+from eenet.datafiles import check_image_sizes, even_sample, image_files, imagefolder_layout
+from eenet.inputs import Inputs
+from eenet.io import file_sha256, write_csv
 
 __all__ = ["index_imagefolder", "read_index", "decode_rgb", "ImageFolderSplit"]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..download import ChecksumError, DownloadError, download, safe_extract
-from ..io import atomic_path, file_digest, file_sha256
-from .spec import DatasetSpec, Split
+from eenet.data.download import ChecksumError, DownloadError, download, safe_extract
+from eenet.data.spec import DatasetSpec, Split
+from eenet.io import atomic_path, file_digest, file_sha256
 
 __all__ = [
     "CIFAR_MEMBERS",
@@ -98,7 +98,7 @@ def fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
 
 def fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
     """The CIFAR binary archive from ``mirror`` (directory or URL) or the authors' site, md5-checked, then
-    only its known members extracted (:func:`eenet.download.safe_extract`; sizes checked) into ``root/<raw_subdir>``."""
+    only its known members extracted (:func:`eenet.data.download.safe_extract`; sizes checked) into ``root/<raw_subdir>``."""
     ((archive_name, md5),) = spec.files.items()
     train, test, _ = CIFAR_MEMBERS[spec.name]
     with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..batch import Inputs
+from eenet.inputs import Inputs
 
 __all__ = ["DatasetSpec", "Split", "split_indices", "holdout_split", "iterate_batches"]
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
-from ..catalog import local_path
-from ..download import ChecksumError, DownloadError
-from ..io import atomic_path, file_sha256
-from ..sources import labelled_rows
-from .spec import DatasetSpec, Split, holdout_split
+from eenet.catalog import local_path
+from eenet.data.download import ChecksumError, DownloadError
+from eenet.data.spec import DatasetSpec, Split, holdout_split
+from eenet.datafiles import labelled_rows
+from eenet.io import atomic_path, file_sha256
 
 __all__ = ["fetch_table", "fetch_hf", "read_text_csv", "open_text", "TextSplit"]
 
@@ -72,7 +72,7 @@ def _labelled(spec: DatasetSpec, df: Any, where: str, classes: list[str] | None)
 
 def fetch_table(spec: DatasetSpec, root: Path) -> tuple[list[Path], DatasetSpec]:
     """``train.csv`` / ``test.csv`` from a table of texts and labels (``train``, and ``test`` or a seeded split)."""
-    from ..sources import read_table
+    from eenet.datafiles import read_table
 
     classes = list(spec.classes) if spec.classes is not None else None
     src = _table_file(spec, "train")

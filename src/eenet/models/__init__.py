@@ -5,9 +5,9 @@ Importing the package registers every architecture: ``small_cnn_3``, ``resnet56_
 backbones named in the config, ``torchvision:<name>`` and ``huggingface:<dir or hub id>`` (:mod:`.backbones`).
 """
 
-from . import backbones, cnn, multiscale, transformer
-from .backbones import ClassTokenHead, exit_points, huggingface_multiexit, torchvision_multiexit
-from .base import (
+from eenet.models import backbones, cnn, multiscale, transformer
+from eenet.models.backbones import ClassTokenHead, exit_points, huggingface_multiexit, torchvision_multiexit
+from eenet.models.base import (
     FAMILIES,
     MODELS,
     ExitHead,
@@ -23,9 +23,9 @@ from .base import (
     save_model,
     select_samples,
 )
-from .cnn import densenet121_4, resnet56_3, small_cnn_3
-from .multiscale import msdnet
-from .transformer import PoolerHead, TransformerMultiExit, bert_4, minilm_3, pretrained_path, text_tokenizer
+from eenet.models.cnn import densenet121_4, resnet56_3, small_cnn_3
+from eenet.models.multiscale import msdnet
+from eenet.models.transformer import PoolerHead, TransformerMultiExit, bert_4, minilm_3, pretrained_path, text_tokenizer
 
 __all__ = [
     "MODELS",

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .base import ExitHead, MultiExitNetwork, PoolLinearHead, register_family
-from .transformer import TransformerMultiExit, transformer_multiexit
+from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, register_family
+from eenet.models.transformer import TransformerMultiExit, transformer_multiexit
 
 __all__ = [
     "ClassTokenHead", "exit_points", "torchvision_multiexit", "huggingface_multiexit", "check_torchvision", "check_huggingface",

@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from ..batch import Inputs
+from eenet.inputs import Inputs
 
 __all__ = [
     "ExitHead",
@@ -122,7 +122,7 @@ class MultiExitNetwork(nn.Module):
         if not 0 <= exit_index < self.num_exits:
             raise IndexError(f"exit_index {exit_index} out of range for {self.num_exits} exits")
 
-    # -- one stage at a time: what early-exit inference runs (eenet.runtime) ---------------------------------
+    # -- one stage at a time: what early-exit inference runs (eenet.measure.runtime) ---------------------------------
     def begin(self, x: Inputs) -> State:
         """The state stage 0 reads: the batch itself here (a transformer embeds it first)."""
         return x
@@ -243,7 +243,7 @@ def prepare_model(model: MultiExitNetwork, device: torch.device | str) -> MultiE
 
 def save_model(path: str, model: MultiExitNetwork, meta: dict[str, object]) -> None:
     """Save weights + how to rebuild them (``arch``, ``arch_kwargs``, ``num_classes``, ``in_channels``, ...)."""
-    from ..io import save_checkpoint
+    from eenet.io import save_checkpoint
 
     save_checkpoint(path, {**meta, "state_dict": model.state_dict()})
 
@@ -253,7 +253,7 @@ def load_model(path: str, device: torch.device | str = "cpu") -> tuple[MultiExit
 
     Returns ``(model, meta)``.
     """
-    from ..io import load_checkpoint
+    from eenet.io import load_checkpoint
 
     state = load_checkpoint(path)
     meta = {k: v for k, v in state.items() if k != "state_dict"}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, register_model
+from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, register_model
 
 __all__ = ["small_cnn_3", "resnet_6", "resnet56_3", "densenet121_4"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .base import MultiExitNetwork, register_model
+from eenet.models.base import MultiExitNetwork, register_model
 
 __all__ = ["msdnet"]
 

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..batch import Inputs
-from .base import MultiExitNetwork, State, _entry, register_model
+from eenet.inputs import Inputs
+from eenet.models.base import MultiExitNetwork, State, _entry, register_model
 
 __all__ = [
     "PoolerHead",
@@ -89,7 +89,7 @@ class TransformerMultiExit(MultiExitNetwork):
 
 def pretrained_path(pretrained: str) -> str:
     """A local directory, a Hugging Face hub id, or ``package:<importable package>/<subdir>``."""
-    from ..catalog import package_path
+    from eenet.catalog import package_path
 
     return str(package_path(pretrained)) if pretrained.startswith("package:") else pretrained
 

@@ -10,8 +10,8 @@ One module per policy family; a policy is a subclass of :class:`ExitScheduler` d
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from . import calibrated, eenet, guarantee, oracle, patience, search, static, threshold
-from .base import (
+from eenet.schedulers import calibrated, eenet, guarantee, oracle, patience, search, static, threshold
+from eenet.schedulers.base import (
     FORMAT_VERSION,
     METHODS,
     ExitScheduler,
@@ -26,14 +26,14 @@ from .base import (
     scheduler_from_json,
     thresholds_for_distribution,
 )
-from .calibrated import EntropyTSScheduler, MaxPredTSScheduler
-from .eenet import EENetScheduler
-from .guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
-from .oracle import OracleScheduler
-from .patience import PatienceScheduler
-from .search import EntropyOptScheduler, MaxPredOptScheduler
-from .static import StaticScheduler
-from .threshold import EntropyScheduler, GeometricScheduler, MaxPredScheduler
+from eenet.schedulers.calibrated import EntropyTSScheduler, MaxPredTSScheduler
+from eenet.schedulers.eenet import EENetScheduler
+from eenet.schedulers.guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
+from eenet.schedulers.oracle import OracleScheduler
+from eenet.schedulers.patience import PatienceScheduler
+from eenet.schedulers.search import EntropyOptScheduler, MaxPredOptScheduler
+from eenet.schedulers.static import StaticScheduler
+from eenet.schedulers.threshold import EntropyScheduler, GeometricScheduler, MaxPredScheduler
 
 __all__ = [
     "FORMAT_VERSION",

@@ -218,7 +218,7 @@ class ExitScheduler(abc.ABC):
 
         ``probs``: ``[k+1, B, C]``, or ``k+1`` tensors ``[B, C]`` -> ``bool [B]`` (all ``True`` at the last exit).
         Applied exit after exit to the samples that did not leave earlier, this gives the exits :meth:`assign`
-        gives: what :mod:`eenet.runtime` runs.
+        gives: what :mod:`eenet.measure.runtime` runs.
         Policies whose decision needs later exits or the labels (the oracle) cannot run this way.
         """
         raise NotImplementedError(f"the {self.method} policy cannot decide exit by exit")
@@ -330,7 +330,7 @@ def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
     """Rebuild a fitted scheduler from :meth:`ExitScheduler.to_json` output (checked, no pickle)."""
     if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"not a scheduler file of format version {FORMAT_VERSION}")
-    from ..combiners import combiner_from_json, split_method
+    from eenet.combiners import combiner_from_json, split_method
 
     comb, method = split_method(str(d.get("method")))
     if method not in METHODS:

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import register_method
-from .threshold import GeometricScheduler
+from eenet.schedulers.base import register_method
+from eenet.schedulers.threshold import GeometricScheduler
 
 __all__ = ["fit_temperature", "nll", "TemperatureScaledScheduler", "MaxPredTSScheduler", "EntropyTSScheduler"]
 

@@ -23,8 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..scores import entropy_score, maxpred
-from .base import (
+from eenet.schedulers.base import (
     ExitScheduler,
     InfeasibleBudgetError,
     accuracy,
@@ -34,7 +33,8 @@ from .base import (
     search_budget,
     thresholds_for_distribution,
 )
-from .search import choose_distribution
+from eenet.schedulers.scores import entropy_score, maxpred
+from eenet.schedulers.search import choose_distribution
 
 __all__ = ["EENetScheduler", "EENetGeometricScheduler", "EENetNoClassScheduler", "DISTRIBUTIONS"]
 

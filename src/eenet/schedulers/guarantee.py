@@ -34,9 +34,9 @@ from typing import Any
 
 import torch
 
-from .base import InfeasibleBudgetError, register_method
-from .calibrated import TemperatureScaledScheduler
-from .threshold import GeometricScheduler
+from eenet.schedulers.base import InfeasibleBudgetError, register_method
+from eenet.schedulers.calibrated import TemperatureScaledScheduler
+from eenet.schedulers.threshold import GeometricScheduler
 
 __all__ = [
     "BOUNDS", "LOSSES", "pvalue", "upper_bound", "threshold_family", "family_exits", "guarantee_spec",

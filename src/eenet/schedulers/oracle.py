@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .base import ExitScheduler, register_method
+from eenet.schedulers.base import ExitScheduler, register_method
 
 __all__ = ["OracleScheduler"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from ..scores import maxpred
-from .base import ExitScheduler, InfeasibleBudgetError, assign_by_thresholds, realised_cost, register_method
+from eenet.schedulers.base import ExitScheduler, InfeasibleBudgetError, assign_by_thresholds, realised_cost, register_method
+from eenet.schedulers.scores import maxpred
 
 __all__ = ["PatienceScheduler", "patience_counts"]
 

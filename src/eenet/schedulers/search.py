@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from .base import assign_by_thresholds, realised_cost, register_method, search_budget, thresholds_for_distribution
-from .threshold import GeometricScheduler
+from eenet.schedulers.base import assign_by_thresholds, realised_cost, register_method, search_budget, thresholds_for_distribution
+from eenet.schedulers.threshold import GeometricScheduler
 
 __all__ = ["search_distribution", "evaluate_distribution", "DistributionSearchScheduler", "MaxPredOptScheduler", "EntropyOptScheduler"]
 

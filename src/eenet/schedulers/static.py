@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .base import ExitScheduler, register_method
+from eenet.schedulers.base import ExitScheduler, register_method
 
 __all__ = ["StaticScheduler"]
 

@@ -13,14 +13,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..scores import SCORES
-from .base import ExitScheduler, assign_by_thresholds, register_method, search_budget
+from eenet.schedulers.base import ExitScheduler, assign_by_thresholds, register_method, search_budget
+from eenet.schedulers.scores import SCORES
 
 __all__ = ["GeometricScheduler", "MaxPredScheduler", "EntropyScheduler"]
 
 
 class GeometricScheduler(ExitScheduler):
-    """A confidence score (a key of :data:`eenet.scores.SCORES`) + a geometric exit distribution.
+    """A confidence score (a key of :data:`eenet.schedulers.scores.SCORES`) + a geometric exit distribution.
 
     Fitted: ``log_rho_`` and ``thresholds_`` (``[K]``).
     """

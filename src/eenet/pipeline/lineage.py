@@ -1,9 +1,9 @@
 """Where did this number come from? The tree of artifacts behind a file, from dvc.yaml + dvc.lock.
 
-    python -m eenet.lineage results/fashion_mnist/curve.pdf            # a readable tree, one line per artifact
-    python -m eenet.lineage results/fashion_mnist/curve.pdf --verbose  # ... with every cause of staleness
-    python -m eenet.lineage results/fashion_mnist/curve.pdf --json     # everything, for machines
-    python -m eenet.lineage --record                                 # write dvc-record.json (make record does)
+    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf            # a readable tree, one line per artifact
+    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --verbose  # ... with every cause of staleness
+    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --json     # everything, for machines
+    python -m eenet.pipeline.lineage --record                                 # write dvc-record.json (make record does)
 
 For every artifact: the rule (DVC stage) that made it, its md5 as recorded and whether the file on disk
 still matches, the parameters, the md5 of the code files, the device named in the artifact, and the
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .io import file_digest
+from eenet.io import file_digest
 
 __all__ = ["lineage", "write_record", "uncommitted_changes", "origins", "main"]
 
@@ -54,7 +54,7 @@ def _device(path: Path) -> str | None:
             with open(path, newline="") as fh:
                 return next(csv.DictReader(fh), {}).get("device")
         if path.suffix == ".pt":
-            from .io import load_checkpoint
+            from eenet.io import load_checkpoint
 
             return load_checkpoint(path).get("device")
     except (OSError, ValueError, AttributeError):
@@ -87,9 +87,9 @@ def write_record(workdir: str | Path = ".") -> Path:
 
     ``git_dirty``: the tracked files that differed from that commit when it was recorded (``[]``: the commit holds
     exactly the code; ``null``: no git commit to name). ``make record`` refuses to record with such files unless told
-    to (:func:`eenet.dvcstages.main`'s ``--allow-dirty``).
+    to (:func:`eenet.pipeline.dvc.main`'s ``--allow-dirty``).
     """
-    from .io import write_json
+    from eenet.io import write_json
 
     wd = Path(workdir)
     try:

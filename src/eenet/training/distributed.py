@@ -5,7 +5,8 @@
 - :func:`rank_batches` -- the distributed sampler: one seeded permutation per epoch, drawn identically by every
   rank, cut into global batches of ``train.batch_size``; rank ``r`` takes the ``r``-th contiguous piece of each. Every
   training sample is used exactly once per epoch across the ranks (no padding, no repeats).
-- :func:`launch` -- start ``processes`` ranks per node running ``python -m eenet.trainjob JOB.json``: through
+- :func:`launch` -- start ``processes`` ranks per node running ``python -m <module> JOB.json`` (the workflow's
+  ``eenet.pipeline.trainjob``): through
   ``torchrun --standalone`` on one machine, or ``srun`` inside a SLURM allocation (one task per rank, across
   ``nodes``). A rank that dies stops the run with :class:`RankFailedError`, which names it.
 """
@@ -101,8 +102,8 @@ def _slurm_tasks(job_id: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def launch_command(job_file: str | Path, processes: int, nodes: int, threads: int) -> tuple[list[str], dict[str, str]]:
-    """The command (and environment) that starts ``processes`` x ``nodes`` ranks of ``python -m eenet.trainjob job_file``.
+def launch_command(job_file: str | Path, processes: int, nodes: int, threads: int, module: str) -> tuple[list[str], dict[str, str]]:
+    """The command (and environment) that starts ``processes`` x ``nodes`` ranks of ``python -m <module> job_file``.
 
     Inside a SLURM job with a task per rank (the SLURM executor submits it so): ``srun`` with one task per rank
     (``--kill-on-bad-exit``: a rank that dies ends the step), the first node of the allocation as the rendezvous.
@@ -112,8 +113,7 @@ def launch_command(job_file: str | Path, processes: int, nodes: int, threads: in
     src = str(Path(__file__).resolve().parents[1])  # the package importable by every rank, installed or not
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes)),
            "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)}  # fmt: skip
-    module = ["-m", "eenet.trainjob", str(job_file)]
-    worker = [sys.executable, *module]
+    worker = [sys.executable, "-m", module, str(job_file)]
     if os.environ.get("SLURM_JOB_ID") and _slurm_tasks(os.environ["SLURM_JOB_ID"]) >= processes * nodes:
         nodelist = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST")
         if not nodelist:  # Snakemake's job step keeps only the job id of the SLURM variables
@@ -129,7 +129,17 @@ def launch_command(job_file: str | Path, processes: int, nodes: int, threads: in
         return cmd, env
     if nodes > 1:
         raise ValueError(f"train.nodes = {nodes}: training on several nodes runs inside a SLURM allocation (profiles/slurm)")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "--max-restarts=0", *module]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={processes}",
+        "--max-restarts=0",
+        "-m",
+        module,
+        str(job_file),
+    ]
     return cmd, env
 
 
@@ -148,13 +158,14 @@ def failed_rank(output: str) -> str | None:
     return None
 
 
-def launch(job_file: str | Path, processes: int, nodes: int, threads: int, checkpoint: str | Path | None = None) -> None:
-    """Run the ranks (:func:`launch_command`) to the end, their output passed through to stderr.
+def launch(job_file: str | Path, processes: int, nodes: int, threads: int, module: str, checkpoint: str | Path | None = None) -> None:
+    """Run the ranks (:func:`launch_command`; ``module``: what each rank runs, ``python -m <module> job_file``) to the
+    end, their output passed through to stderr.
 
     Raises:
         RankFailedError: a rank died or failed; the message names it and the epoch the last checkpoint holds.
     """
-    cmd, env = launch_command(job_file, processes, nodes, threads)
+    cmd, env = launch_command(job_file, processes, nodes, threads, module)
     log.info("starting %d ranks (%d per node on %d node(s)): %s", processes * nodes, processes, nodes, " ".join(cmd))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     tail: list[str] = []
@@ -168,7 +179,7 @@ def launch(job_file: str | Path, processes: int, nodes: int, threads: int, check
         who = failed_rank(out) or f"a rank failed (launcher exit code {proc.returncode})"
         kept = ""
         if checkpoint is not None and Path(checkpoint).exists():
-            from .io import load_checkpoint
+            from eenet.io import load_checkpoint
 
             kept = f"; {checkpoint} holds epoch {int(load_checkpoint(checkpoint)['epoch'])}: the next run resumes from it"
             kept += " (with the same code and config)"

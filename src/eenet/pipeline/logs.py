@@ -47,7 +47,7 @@ def device_name(device: torch.device) -> str:
 
 def run_metadata(device: torch.device) -> dict[str, Any]:
     """What produced an artifact: device, torch version, Python version, eenet version."""
-    from . import __version__
+    from eenet import __version__
 
     return {
         "device": device_name(device),

@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from .data import DatasetSpec, Split, dataset_spec, open_split, split_indices
-from .models import is_text_model, text_tokenizer
+from eenet.data.datasets import dataset_spec, open_split
+from eenet.data.spec import DatasetSpec, Split, split_indices
+from eenet.models import is_text_model, text_tokenizer
 
 __all__ = ["open_benchmark"]
 

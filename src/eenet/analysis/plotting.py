@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .schedulers import OracleScheduler, StaticScheduler
+from eenet.schedulers import OracleScheduler, StaticScheduler
 
 __all__ = [
     "static_rows", "oracle_frontier", "add_measured", "aggregate_seed_rows", "plot_curve", "plot_runtime", "save_figure", "SUMMARY_FIELDS",
@@ -143,7 +143,7 @@ def aggregate_seed_rows(bench: str, rows: list[dict[str, str]]) -> list[dict[str
 
 def save_figure(fig: Any, paths: list[str]) -> None:
     """Write a matplotlib figure to every path (its format from the extension), each atomically."""
-    from .io import atomic_path
+    from eenet.io import atomic_path
 
     for path in paths:
         with atomic_path(path) as tmp:

@@ -110,7 +110,7 @@ def benchmark_stats(
 def correct_by_policy(probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]]) -> dict[tuple[str, float], torch.Tensor]:
     """``{(method, budget_value): bool [N]}``: whether each test sample (``probs [K, N, C]``, ``labels [N]``) is
     classified correctly by each fitted scheduler (its JSON); infeasible fits are left out."""
-    from .schedulers import exit_predictions, scheduler_from_json
+    from eenet.schedulers import exit_predictions, scheduler_from_json
 
     correct = {}
     for f in fitted:
@@ -228,8 +228,8 @@ def markdown_table(rows: list[dict[str, str]], methods: list[str] | None = None)
 if __name__ == "__main__":
     import sys
 
-    from .io import read_csv
+    from eenet.io import read_csv
 
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m eenet.stats results/<bench>/stats.csv   (prints the README's Markdown table)")
+        sys.exit("usage: python -m eenet.analysis.stats results/<bench>/stats.csv   (prints the README's Markdown table)")
     print(markdown_table(read_csv(sys.argv[1])))

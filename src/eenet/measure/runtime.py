@@ -29,11 +29,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .batch import Inputs, first_tensor
-from .costs import run_plain, time_per_sample
-from .data import Split
-from .models import MultiExitNetwork, select_samples
-from .schedulers import ExitScheduler, realised_cost
+from eenet.data import Split
+from eenet.inputs import Inputs, first_tensor
+from eenet.measure.costs import run_plain, time_per_sample
+from eenet.models import MultiExitNetwork, select_samples
+from eenet.schedulers import ExitScheduler, realised_cost
 
 __all__ = [
     "adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "plan_samples", "measure_runtime",
@@ -153,9 +153,9 @@ def measure_policies(
     A first pass of every policy records its ``preds`` and ``exits`` (``int64 [N]``, CPU); it counts as the first of
     the ``warmup`` untimed passes. Policies of the same class whose exits are identical share the timing of the first
     of them (``timing_shared_with`` names it; empty for a policy timed itself). The rest is timed by
-    :func:`eenet.costs.time_per_sample` (``ms``, ``ms_q1``, ``ms_q3``; ``chunk`` batches at a time, the runs
+    :func:`eenet.measure.costs.time_per_sample` (``ms``, ``ms_q1``, ``ms_q3``; ``chunk`` batches at a time, the runs
     interleaved). Under the name ``"plain"`` the timing of the plain network (every stage, the last head:
-    :func:`eenet.costs.run_plain`), under ``"full"`` that of ``model(x)`` (every stage and head). With ``log``,
+    :func:`eenet.measure.costs.run_plain`), under ``"full"`` that of ``model(x)`` (every stage and head). With ``log``,
     progress is logged every ~30 s (``what`` names the measurement).
     """
     model.eval()
@@ -284,8 +284,8 @@ def measure_runtime(
         ``batch_size``, ``samples``, ``accuracy`` and how often the runtime's exits and predictions equal the cached
         evaluation's (``exits_agree``, ``preds_agree``). The caller adds what names the policy and the run.
     """
-    from .combiners import policy_outputs
-    from .schedulers import exit_predictions
+    from eenet.combiners import policy_outputs
+    from eenet.schedulers import exit_predictions
 
     total = probs.shape[1] if cfg.get("samples") is None else min(cfg["samples"], probs.shape[1])
     cache = {"probs": probs[:, :total], **({} if logits is None else {"logits": logits[:, :total]})}

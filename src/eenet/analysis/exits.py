@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from .combiners import policy_outputs
-from .data import DatasetSpec
-from .schedulers import exit_predictions, scheduler_from_json
+from eenet.combiners import policy_outputs
+from eenet.data import DatasetSpec
+from eenet.schedulers import exit_predictions, scheduler_from_json
 
 __all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
 
@@ -82,9 +82,9 @@ def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]
     """The test samples at ``indices`` as a person sees them: images ``uint8 [C, H, W]`` (IDX, CIFAR, image folders:
     64 x 64) or the texts (text datasets). ``dataset``: the spec from the download's manifest, or a built-in name.
     Indices are those of the test split (its first ``max_test`` are the same samples)."""
-    from .catalog import TEXT_KINDS
-    from .data import dataset_spec, decode_rgb, load_images
-    from .data.text import read_text_csv
+    from eenet.catalog import TEXT_KINDS
+    from eenet.data import dataset_spec, decode_rgb, load_images
+    from eenet.data.text import read_text_csv
 
     spec = dataset_spec(dataset)
     if spec.kind in TEXT_KINDS:
@@ -93,7 +93,7 @@ def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]
     if spec.kind == "imagefolder":
         from torchvision.transforms import v2
 
-        from .data.folders import read_index
+        from eenet.data.folders import read_index
 
         files, _ = read_index(root, "test")
         shown = v2.Compose([v2.Resize(64, antialias=True), v2.CenterCrop(64)])
@@ -117,7 +117,7 @@ def plot_examples(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import save_figure
+    from eenet.analysis.plotting import save_figure
 
     def name(c: int) -> str:
         return classes[c] if classes and c < len(classes) else str(c)

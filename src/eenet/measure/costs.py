@@ -2,7 +2,7 @@
 
 The cost of exit ``k`` is cumulative: the backbone up to stage ``k``, the heads of exits ``0..k`` and the
 decisions taken at exits ``0..k-1`` (early-exit inference evaluates every earlier head, and decides there
-whether to stop, before it reaches exit ``k``): what :mod:`eenet.runtime` pays for a sample leaving at ``k``.
+whether to stop, before it reaches exit ``k``): what :mod:`eenet.measure.runtime` pays for a sample leaving at ``k``.
 
 The baseline every speed-up is quoted against is the *plain network*: every stage and the last head only
 (:meth:`MultiExitNetwork.forward_plain`), what a user would run without early exit. It is timed in the same
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .batch import Inputs, first_tensor
+from eenet.inputs import Inputs, first_tensor
 
 if TYPE_CHECKING:  # a type only: fitting and evaluating read costs without the model code
-    from .models import MultiExitNetwork
+    from eenet.models import MultiExitNetwork
 
 __all__ = [
     "NoisyMeasurementError",
@@ -70,7 +70,7 @@ def time_summary(times_ms: list[float]) -> dict[str, float]:
 def run_to_exit(model: MultiExitNetwork, x: Inputs, exit_index: int) -> torch.Tensor:
     """What early-exit inference does for a batch that leaves at ``exit_index``: stages and heads ``0..exit_index``,
     and at every exit the softmax and the confidence a threshold policy reads (read back to the host, as
-    :mod:`eenet.runtime` does to decide), then the prediction. Returns the predictions ``int64 [B]``."""
+    :mod:`eenet.measure.runtime` does to decide), then the prediction. Returns the predictions ``int64 [B]``."""
     state = model.begin(x)
     for k in range(exit_index + 1):
         state, logits = model.step(k, state)
@@ -145,7 +145,7 @@ def measure_latency(
 
     ``batches``: one batch ``[B, ...]`` (or a dict of such tensors), or a list of them (distinct samples, timed
     as a stream of new inputs, as inference sees them), already on the model's device. Timed by
-    :func:`time_per_sample`, the same way :mod:`eenet.runtime` is timed, with the exits as the interleaved runs.
+    :func:`time_per_sample`, the same way :mod:`eenet.measure.runtime` is timed, with the exits as the interleaved runs.
     Returns one dict per exit: ``ms`` (mean per sample, bursts of load left out), ``ms_q1``, ``ms_q3``.
     """
     return profile_costs(model, batches, warmup, repeats, plain=False)[0]

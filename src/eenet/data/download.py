@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
-from .io import atomic_path
+from eenet.io import atomic_path
 
 __all__ = ["ChecksumError", "DownloadError", "download", "safe_extract"]
 

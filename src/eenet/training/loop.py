@@ -18,15 +18,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .data import Split
-from .distributed import Ranks, rank_batches
-from .io import load_checkpoint, save_checkpoint
-from .models import MultiExitNetwork
+from eenet.data import Split
+from eenet.io import load_checkpoint, save_checkpoint
+from eenet.models import MultiExitNetwork
+from eenet.training.distributed import Ranks, rank_batches
+from eenet.training.inference import predict_probs
 
-__all__ = [
-    "TrainConfig", "exit_weights", "multiexit_loss", "make_optimizer", "train_multiexit", "predict_probs", "pick_device",
-    "training_fingerprint",
-]  # fmt: skip
+__all__ = ["TrainConfig", "exit_weights", "multiexit_loss", "make_optimizer", "train_multiexit"]
 
 log = logging.getLogger(__name__)
 
@@ -63,26 +61,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-def training_fingerprint(recipe: dict[str, Any], code_files: list[str]) -> str:
-    """What a checkpoint must match to be resumed: the recipe (architecture, split, training keys, data digest) and
-    the content of the code that trains (``code_files``, e.g. the rule's code inputs). A checkpoint written by other
-    code -- a head that pools differently with the same parameters, say -- is not resumed."""
-    import hashlib
-    import json
-
-    from .io import file_sha256
-
-    code = hashlib.sha256("".join(file_sha256(f) for f in sorted(map(str, code_files))).encode()).hexdigest()
-    return hashlib.sha256(json.dumps({**recipe, "code": code}, sort_keys=True).encode()).hexdigest()
-
-
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; otherwise the named device."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
-
-
 def exit_weights(num_exits: int) -> list[float]:
     """The paper's exit weights ``j / (K (K + 1))`` for ``j = 1..K``."""
     k = num_exits
@@ -105,29 +83,6 @@ def multiexit_loss(
             student = F.log_softmax(z / temperature, dim=1)
             loss = loss + distill_weight * temperature**2 * F.kl_div(student, teacher, reduction="batchmean")
     return loss
-
-
-@torch.inference_mode()
-def predict_probs(model: MultiExitNetwork, split: Split, batch_size: int = 1000, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Softmax of every exit on ``split`` (test-time inputs, no augmentation): ``float32 [K, N, C]``."""
-    model.eval()
-    outs = [torch.stack([F.softmax(z.float(), dim=1) for z in model(x)]).cpu() for x, _ in split.batches(batch_size, torch.device(device))]
-    return torch.cat(outs, dim=1)
-
-
-@torch.inference_mode()
-def predict_outputs(
-    model: MultiExitNetwork, split: Split, batch_size: int = 1000, device: torch.device | str = "cpu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw logits and softmax of every exit on ``split`` (test-time inputs): ``float32 [K, N, C]`` each. The
-    probabilities are computed batch by batch exactly as :func:`predict_probs` computes them."""
-    model.eval()
-    logits, probs = [], []
-    for x, _ in split.batches(batch_size, torch.device(device)):
-        z = torch.stack([o.float() for o in model(x)])
-        logits.append(z.cpu())
-        probs.append(torch.stack([F.softmax(o, dim=1) for o in z]).cpu())
-    return torch.cat(logits, dim=1), torch.cat(probs, dim=1)
 
 
 def _evaluate(
@@ -197,7 +152,7 @@ def train_multiexit(
 
     Distributed (``ranks`` with a world size above 1; the process group initialised): the model is wrapped in
     DistributedDataParallel and each rank trains on its part of every global batch of ``cfg.batch_size``
-    (:func:`eenet.distributed.rank_batches`); every rank resumes from the checkpoint, rank 0 alone writes it (after
+    (:func:`eenet.training.distributed.rank_batches`); every rank resumes from the checkpoint, rank 0 alone writes it (after
     broadcasting its BatchNorm statistics, which the model's evaluation then uses on every rank). Each epoch checks
     that every training sample was used exactly once across the ranks.
 

@@ -1,10 +1,11 @@
 """Rule train_multiexit's work: train a benchmark's multi-exit network, write ``model.pt`` and the metrics CSV --
-in the rule's own process, or as one rank of a data-parallel run (``python -m eenet.trainjob JOB.json``, started by
-:func:`eenet.distributed.launch` with ``torchrun`` or ``srun``).
+in the rule's own process, or as one rank of a data-parallel run (``python -m eenet.pipeline.trainjob JOB.json``, started by
+:func:`eenet.training.distributed.launch` with ``torchrun`` or ``srun``).
 
 A job is a JSON-ready dict: ``dataset``, ``arch``, ``arch_kwargs``, ``split``, ``train``, ``device``,
-``max_length``, ``checkpoint``, ``data`` (the dataset's manifest), ``code`` (the rule's code files, for the
-checkpoint's fingerprint), ``log``, ``threads``, ``model`` and ``metrics`` (the outputs).
+``max_length``, ``checkpoint``, ``data`` (the dataset's manifest), ``log``, ``threads``, ``model`` and ``metrics``
+(the outputs). The checkpoint's fingerprint covers the recipe and the library code that trains
+(:func:`weights_code_digest`).
 """
 
 from __future__ import annotations
@@ -12,19 +13,33 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from .benchmark import open_benchmark
-from .data import DatasetSpec
-from .distributed import Ranks
-from .io import file_sha256, write_csv
-from .models import build_model, prepare_model, save_model
-from .training import TrainConfig, pick_device, train_multiexit, training_fingerprint
-from .workflow import data_root, run_metadata, setup_logging
+from eenet.data import DatasetSpec
+from eenet.data.prepare import open_benchmark
+from eenet.io import file_sha256, write_csv
+from eenet.models import build_model, prepare_model, save_model
+from eenet.pipeline.codeinputs import code_files
+from eenet.pipeline.logs import data_root, run_metadata, setup_logging
+from eenet.training.distributed import Ranks
+from eenet.training.fingerprint import code_digest, training_fingerprint
+from eenet.training.inference import pick_device
+from eenet.training.loop import TrainConfig, train_multiexit
 
 __all__ = ["run_training", "world_size", "main"]
+
+
+def weights_code_digest(src: str | Path | None = None) -> str:
+    """The digest of the library code this job trains with (:func:`eenet.training.fingerprint.code_digest`): every
+    package module the training job imports, transitively, less the workflow layer (``eenet.pipeline``: logging,
+    config, this module), whose edits cannot change a weight. ``src``: the source root (default: this checkout's)."""
+    src = Path(src) if src is not None else Path(__file__).resolve().parents[2]
+    job = src / "eenet" / "pipeline" / "trainjob.py"
+    files = [f for f in code_files(job, src) if f.relative_to(src).parts[:2] != ("eenet", "pipeline")]
+    return code_digest(files, root=src)
 
 
 def world_size(train: dict[str, Any]) -> int:
@@ -77,7 +92,7 @@ def _train(job: dict[str, Any], cfg: TrainConfig, device: torch.device, ranks: R
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics over every rank's samples
     recipe = {"arch": job["arch"], "arch_kwargs": job["arch_kwargs"], "split": job["split"], "train": job["train"],
               "max_length": job["max_length"], "data": file_sha256(job["data"])}  # fmt: skip
-    fingerprint = training_fingerprint(recipe, job["code"])  # a checkpoint of other code is not resumed
+    fingerprint = training_fingerprint(recipe, weights_code_digest())  # a checkpoint of other code is not resumed
     per_rank = f", {ranks.world_size} ranks x {cfg.batch_size // ranks.world_size} samples per batch" if ranks.distributed else ""
     log.info(
         "training %s on %s: %d train / %d val samples, %d exits, %d parameters, device %s%s",
@@ -117,7 +132,7 @@ def _train(job: dict[str, Any], cfg: TrainConfig, device: torch.device, ranks: R
 
 
 def main(argv: list[str]) -> None:
-    """``python -m eenet.trainjob JOB.json``: one rank of a distributed run (rank and world from the environment)."""
+    """``python -m eenet.pipeline.trainjob JOB.json``: one rank of a distributed run (rank and world from the environment)."""
     with open(argv[0]) as fh:
         job = json.load(fh)
     run_training(job, Ranks.from_env())

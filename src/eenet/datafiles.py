@@ -1,9 +1,9 @@
-"""The checks of a dataset's local source that run while the Snakefile plans the jobs, so that a wrong one stops
-before any job: an image folder's class folders and image sizes, a table's files, columns and labels. The same
-functions read the sources when the ``download_dataset`` rule fetches them (:mod:`eenet.data`).
+"""A dataset's local files: an image folder's class folders and image sizes, a table's files, columns and labels.
+:mod:`eenet.data` reads sources with these functions, and the workflow's checks before any job
+(:mod:`eenet.pipeline.preflight`) look at them with the same functions.
 
-Standard library only at import (the Snakefile imports this module); Pillow and pandas are imported by the
-checks of an image folder and of a table.
+Standard library only at import (the Snakefile imports the checks); Pillow and pandas are imported when an image
+folder or a table is read.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import numbers
 from pathlib import Path
 from typing import Any
-
-from .catalog import local_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -25,7 +23,6 @@ __all__ = [
     "known_labels",
     "labelled_rows",
     "even_sample",
-    "check_dataset",
 ]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -192,36 +189,3 @@ def labelled_rows(name: str, df: Any, d: dict[str, Any], classes: list[str] | No
         df = df.drop_duplicates(text_col)
     labels, classes = label_indices(name, df[label_col].tolist(), classes, where)
     return labels, df[text_col].astype(str).tolist(), classes
-
-
-def _check_table(name: str, d: dict[str, Any]) -> None:
-    classes = d["classes"]
-    for part in ("train", "test"):
-        if not d[part]:
-            continue
-        path = local_path(d[part])
-        if not path.is_file():
-            raise FileNotFoundError(f"datasets.{name}.{part}: no file {path}")
-        _, _, found = labelled_rows(name, read_table(path), d, classes, f"datasets.{name}.{part} ({path})")
-        classes = classes if classes is not None else found  # the test file's labels are the training file's classes
-
-
-def check_dataset(name: str, d: dict[str, Any]) -> None:
-    """Look at a dataset's local source before any job: an image folder's layout (class folders with images, the
-    image sizes when they are not resized: all of them up to 5,000 files, an even sample above), a table's files,
-    columns and labels. Sources that are downloaded or archives are checked when fetched."""
-    if d["kind"] == "imagefolder":
-        source = d["path"] or d["mirror"]
-        if not source or d["url"] or Path(source).is_file():
-            return  # an archive: checked when it is fetched
-        if d["builtin"] and not Path(source).is_dir():
-            return  # e.g. the ImageNet placeholder of config.yaml: the download job says what to provide
-        classes, files = imagefolder_layout(name, Path(source), d)
-        every = [f for f, _ in (files["train"] + files["test"] if isinstance(files, dict) else files)]
-        check_image_sizes(name, every, d, limit=5000)
-    elif d["kind"] == "table" and not d["builtin"]:
-        _check_table(name, d)
-    elif d["kind"] == "huggingface" and (d["path"] or d["mirror"]) and not d["builtin"]:
-        source = Path(d["path"] or d["mirror"])
-        if not source.is_dir():
-            raise FileNotFoundError(f"datasets.{name}.path: {source} is not a directory of the dataset's parquet / CSV / JSON-lines files")

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .schedulers import InfeasibleBudgetError, accepted_params, accuracy, make_scheduler, realised_cost
+from eenet.schedulers import InfeasibleBudgetError, accepted_params, accuracy, make_scheduler, realised_cost
 
 __all__ = ["RELIABILITY_FIELDS", "split_indices", "reliability_study", "reliability_rows", "plot_reliability", "markdown_table"]
 
@@ -164,7 +164,7 @@ def plot_reliability(rows: Sequence[Mapping[str, Any]], title: str, paths: Seque
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plotting import save_figure
+    from eenet.analysis.plotting import save_figure
 
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     methods = sorted({r["method"] for r in rows})

@@ -1,0 +1,71 @@
+"""Checks that stop a wrong benchmark before any job runs, while the Snakefile plans them: a benchmark names a known
+dataset and an architecture that reads what the dataset holds, and a dataset's local source is what its kind needs
+(an image folder's layout and image sizes, a table's files, columns and labels). Sources that are downloaded or
+archives are checked when fetched.
+
+Standard library only at import (the Snakefile imports this module).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from eenet.catalog import BUILTIN_DATASETS, arch_modality, dataset_modality, local_path, resolve_datasets
+from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
+
+__all__ = ["check_arch", "check_benchmark", "check_dataset", "resolve_datasets"]
+
+
+def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:
+    """A benchmark names a known dataset and an architecture that reads what the dataset holds."""
+    if b["dataset"] not in datasets:
+        raise ValueError(
+            f"benchmarks.{name}.dataset: unknown dataset {b['dataset']!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}; "
+            f"declare your own under `datasets:` (kind imagefolder, table or huggingface)"
+        )
+    data_kind, arch_kind = dataset_modality(datasets[b["dataset"]]), arch_modality(b["arch"])
+    if data_kind != arch_kind:
+        raise ValueError(f"benchmarks.{name}: {b['arch']} reads {arch_kind}s but dataset {b['dataset']} holds {data_kind}s")
+
+
+def _check_table(name: str, d: dict[str, Any]) -> None:
+    classes = d["classes"]
+    for part in ("train", "test"):
+        if not d[part]:
+            continue
+        path = local_path(d[part])
+        if not path.is_file():
+            raise FileNotFoundError(f"datasets.{name}.{part}: no file {path}")
+        _, _, found = labelled_rows(name, read_table(path), d, classes, f"datasets.{name}.{part} ({path})")
+        classes = classes if classes is not None else found  # the test file's labels are the training file's classes
+
+
+def check_dataset(name: str, d: dict[str, Any]) -> None:
+    """Look at a dataset's local source before any job: an image folder's layout (class folders with images, the
+    image sizes when they are not resized: all of them up to 5,000 files, an even sample above), a table's files,
+    columns and labels. Sources that are downloaded or archives are checked when fetched."""
+    if d["kind"] == "imagefolder":
+        source = d["path"] or d["mirror"]
+        if not source or d["url"] or Path(source).is_file():
+            return  # an archive: checked when it is fetched
+        if d["builtin"] and not Path(source).is_dir():
+            return  # e.g. the ImageNet placeholder of config.yaml: the download job says what to provide
+        classes, files = imagefolder_layout(name, Path(source), d)
+        every = [f for f, _ in (files["train"] + files["test"] if isinstance(files, dict) else files)]
+        check_image_sizes(name, every, d, limit=5000)
+    elif d["kind"] == "table" and not d["builtin"]:
+        _check_table(name, d)
+    elif d["kind"] == "huggingface" and (d["path"] or d["mirror"]) and not d["builtin"]:
+        source = Path(d["path"] or d["mirror"])
+        if not source.is_dir():
+            raise FileNotFoundError(f"datasets.{name}.path: {source} is not a directory of the dataset's parquet / CSV / JSON-lines files")
+
+
+def check_arch(arch: str, arch_kwargs: dict[str, Any], in_channels: int | None) -> None:
+    """A ``torchvision:`` or ``huggingface:`` backbone has the exits the config names
+    (:func:`eenet.models.backbones.check_backbone`; torch is imported only for such a backbone)."""
+    if ":" in arch:
+        from eenet.models.backbones import check_backbone
+
+        check_backbone(arch, arch_kwargs, in_channels)
