@@ -32,7 +32,7 @@ SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 BENCHMARK_CALL = re.compile(r"python (benchmarks/[\w.]+\.py)([^`\n]*)")
 WORKFLOW = (".venv/bin/snakemake ", "snakemake ")
 
-STATS = ("tests/test_stats.py", '"-m", "eenet.stats"')
+STATS = ("tests/test_stats.py", '"-m", "eenet.analysis.stats"')
 # command -> (file that runs it, a string that file's code contains where it does)
 COVERED_ELSEWHERE = {
     "make demo": ("benchmarks/time_pipeline.py", "results/fashion_mnist/curve.pdf"),
@@ -58,9 +58,9 @@ COVERED_ELSEWHERE = {
     "make report": ("tests/test_report.py", '"--report", "results/report.html"'),
     "make seeds": ("tests/test_seeds.py", 'b["train"]["seed"] = [0, 1]'),
     # docs/results.md: the statistics tables, printed from a stats.csv
-    ".venv/bin/python -m eenet.stats results/fashion_mnist/stats.csv": STATS,
-    ".venv/bin/python -m eenet.stats results/fashion_mnist_3seeds/stats.csv": STATS,
-    ".venv/bin/python -m eenet.stats results/rotten_tomatoes/stats.csv": STATS,
+    ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist/stats.csv": STATS,
+    ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist_3seeds/stats.csv": STATS,
+    ".venv/bin/python -m eenet.analysis.stats results/rotten_tomatoes/stats.csv": STATS,
     # several GPUs: the same training through the local SLURM with 2 ranks (a GPU cluster is not at hand)
     ".venv/bin/snakemake --workflow-profile profiles/slurm results/imagenet/curve.pdf --configfile my_cluster.yaml": (
         "tests/test_slurm.py",
