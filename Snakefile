@@ -31,12 +31,17 @@ localrules:
     plot_curve,
 
 
-include: "rules/data.smk"
+include: "rules/download.smk"
 include: "rules/train.smk"
+include: "rules/cache.smk"
+include: "rules/latency.smk"
 include: "rules/schedule.smk"
 include: "rules/runtime.smk"
+include: "rules/stats.smk"
 include: "rules/plot.smk"
+include: "rules/report.smk"
 include: "rules/reliability.smk"
+include: "rules/targets.smk"
 
 
 rule all:

@@ -1,3 +1,4 @@
+# Stage 6: the fitted policies run for real by the adaptive runtime, timed -> runtime.csv.
 rule measure_runtime:
     input:
         schedulers=scheduler_files,

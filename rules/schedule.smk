@@ -1,3 +1,4 @@
+# Stage 5: each policy fitted per budget on validation, evaluated on test -> schedulers/, evaluations/.
 rule fit_scheduler:
     input:
         val="results/{bench}/logits/val.safetensors",

@@ -1,3 +1,4 @@
+# Stage 2: the multi-exit network, trained (resumable) -> results/<bench>/model.pt.
 rule train_multiexit:
     input:
         data=dataset_manifest,
@@ -31,52 +32,3 @@ rule train_multiexit:
         ENV
     script:
         "../workflow/scripts/train_multiexit.py"
-
-
-rule cache_logits:
-    input:
-        model="results/{bench}/model.pt",
-        data=dataset_manifest,
-        code=code("cache_logits.py"),
-    output:
-        val="results/{bench}/logits/val.safetensors",
-        test="results/{bench}/logits/test.safetensors",
-    params:
-        dataset=lambda w: bench(w)["dataset"],
-        split=lambda w: bench(w)["split"],
-        device=lambda w: bench(w)["device"],
-        batch_size=lambda w: bench(w)["train"]["eval_batch_size"],
-        max_length=lambda w: bench(w)["max_length"],
-    threads: 2
-    resources:
-        gpu=uses_gpu,
-    log:
-        "logs/{bench}/cache_logits.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/cache_logits.py"
-
-
-rule profile_latency:
-    input:
-        model="results/{bench}/model.pt",
-        data=dataset_manifest,
-        code=code("profile_latency.py"),
-    output:
-        "results/{bench}/cost.csv",
-    params:
-        dataset=lambda w: bench(w)["dataset"],
-        profile=lambda w: bench(w)["profile"],
-        device=lambda w: bench(w)["device"],
-        max_length=lambda w: bench(w)["max_length"],
-    # all the cores: nothing else runs while latency is measured
-    threads: machine_cores()
-    resources:
-        gpu=uses_gpu,
-    log:
-        "logs/{bench}/profile_latency.log",
-    conda:
-        ENV
-    script:
-        "../workflow/scripts/profile_latency.py"

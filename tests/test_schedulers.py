@@ -164,3 +164,33 @@ def test_the_oracle_says_it_needs_labels(val_data):
     assert oracle.requires_labels and not fit("maxpred", val_data, 0.6).requires_labels
     with pytest.raises(ValueError, match="needs the labels"):
         oracle.assign(val_data[0])
+
+
+def test_fitted_policies_are_standard_json_and_files_written_before_still_load(tmp_path):
+    """A threshold of -inf is written as the string "-Infinity" (jq, JavaScript and strict parsers reject a bare
+    -Infinity); the policy read back assigns as before, and a file in the old encoding loads to the same policy."""
+    import json
+
+    from eenet.io import read_json, write_json
+    from eenet.schedulers import make_scheduler, scheduler_from_json
+
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(3, 300, 4, generator=g) * 3, dim=-1)
+    labels = torch.randint(0, 4, (300,), generator=g)
+    sched = make_scheduler("maxpred").fit(probs, labels, [1.0, 2.0, 3.0], 2.0)
+    assert sched.thresholds_[-1] == float("-inf")
+    path = tmp_path / "p.json"
+    write_json(path, sched.to_json())
+    text = path.read_text()
+
+    def refuse(name):
+        raise ValueError(f"not standard JSON: {name}")
+
+    strict = json.loads(text, parse_constant=refuse)  # raises on -Infinity / NaN
+    assert strict["state"]["thresholds"][-1] == "-Infinity"
+    again = scheduler_from_json(read_json(path))
+    assert again.thresholds_ == sched.thresholds_ and torch.equal(again.assign(probs), sched.assign(probs))
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(sched.to_json(), indent=2))  # the encoding of files written before: a bare -Infinity
+    assert "-Infinity" in old.read_text() and '"-Infinity"' not in old.read_text()
+    assert torch.equal(scheduler_from_json(read_json(old)).assign(probs), sched.assign(probs))

@@ -10,6 +10,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,8 @@ __all__ = [
     "atomic_path",
     "write_json",
     "read_json",
+    "encode_nonfinite",
+    "decode_nonfinite",
     "write_csv",
     "read_csv",
     "save_tensors",
@@ -51,13 +54,43 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+NONFINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+"""How a non-finite float is written: standard JSON has no such number, so it is the string of its JavaScript name
+(e.g. the last exit's threshold of a fitted policy, ``"-Infinity"``: every remaining sample leaves there)."""
+
+
+def encode_nonfinite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by its name in :data:`NONFINITE` (dicts and lists walked)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
+    if isinstance(obj, dict):
+        return {k: encode_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [encode_nonfinite(v) for v in obj]
+    return obj
+
+
+def decode_nonfinite(obj: Any) -> Any:
+    """The inverse of :func:`encode_nonfinite`, for the fields that hold numbers (a fitted policy's): the strings of
+    :data:`NONFINITE` back to floats."""
+    if isinstance(obj, str):
+        return NONFINITE.get(obj, obj)
+    if isinstance(obj, dict):
+        return {k: decode_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [decode_nonfinite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented, standard JSON (non-finite floats as strings: :func:`encode_nonfinite`), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(encode_nonfinite(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
+    """The JSON of ``path``; files written before :func:`write_json` wrote standard JSON (``-Infinity`` as a bare
+    number) still load."""
     return json.loads(Path(path).read_text())
 
 

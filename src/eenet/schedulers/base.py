@@ -331,6 +331,9 @@ def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
     if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"not a scheduler file of format version {FORMAT_VERSION}")
     from eenet.combiners import combiner_from_json, split_method
+    from eenet.io import decode_nonfinite
+
+    d = decode_nonfinite(d)  # standard JSON: a threshold of -inf is written "-Infinity"
 
     comb, method = split_method(str(d.get("method")))
     if method not in METHODS:

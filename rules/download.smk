@@ -1,3 +1,4 @@
+# Stage 1: the dataset, fetched and verified -> data/<dataset>/manifest.json.
 rule download_dataset:
     output:
         "data/{dataset}/manifest.json",

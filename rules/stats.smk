@@ -1,0 +1,65 @@
+# Stage 7: statistics over test resamples and seeds -> stats.csv (and the seeds' aggregate).
+rule compute_stats:
+    input:
+        evals=eval_files,
+        schedulers=scheduler_files,
+        test="results/{bench}/logits/test.safetensors",
+        code=code("compute_stats.py"),
+    output:
+        report(
+            "results/{bench}/stats.csv",
+            caption="../workflow/report/stats.rst",
+            category="Tables",
+        ),
+    wildcard_constraints:
+        bench=RUNS,
+    params:
+        tolerance=lambda w: bench(w)["budgets"]["tolerance"],
+        stats=lambda w: bench(w)["stats"],
+        seed=lambda w: bench(w)["train"]["seed"],
+    log:
+        "logs/{bench}/compute_stats.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/compute_stats.py"
+
+
+# A benchmark with a list of seeds: its runs (results/<bench>/seed<s>/) aggregated -- every seed's rows and the mean
+# in summary.csv, statistics over seeds in stats.csv, the mean curve with the min-max band over seeds.
+rule aggregate_seeds:
+    input:
+        summaries=seed_runs("results/{run}/summary.csv"),
+        tests=seed_runs("results/{run}/logits/test.safetensors"),
+        evals=seed_policies("results/{run}/eval/{method}/{budget}.json"),
+        schedulers=seed_policies("results/{run}/schedulers/{method}/{budget}.json"),
+        code=code("aggregate_seeds.py"),
+    output:
+        pdf=report(
+            "results/{bench}/curve.pdf",
+            caption="../workflow/report/seeds.rst",
+            category="Accuracy vs cost",
+        ),
+        png="results/{bench}/curve.png",
+        summary=report(
+            "results/{bench}/summary.csv",
+            caption="../workflow/report/summary.rst",
+            category="Tables",
+        ),
+        stats=report(
+            "results/{bench}/stats.csv",
+            caption="../workflow/report/stats.rst",
+            category="Tables",
+        ),
+    wildcard_constraints:
+        bench=SEEDED_NAMES,
+    params:
+        runs=lambda w: SEEDED[w.bench],
+        tolerance=lambda w: seeded_bench(w)["budgets"]["tolerance"],
+        stats=lambda w: seeded_bench(w)["stats"],
+    log:
+        "logs/{bench}/aggregate_seeds.log",
+    conda:
+        ENV
+    script:
+        "../workflow/scripts/aggregate_seeds.py"
