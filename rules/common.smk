@@ -25,7 +25,8 @@ ENV = "../envs/pipeline.yaml"
 # seeds, each rule's code inputs. Standard library only, so planning the jobs imports no torch.
 from eenet.pipeline.codeinputs import code_files  # noqa: E402
 from eenet.pipeline.preflight import check_arch, check_benchmark, check_dataset, resolve_datasets  # noqa: E402
-from eenet.pipeline.seeds import expand_seed_runs  # noqa: E402
+from eenet.pipeline.runs import expand_seed_runs, world_size  # noqa: E402
+from eenet.pipeline.preflight import METHODS  # noqa: E402
 
 # BENCHMARKS: every run (a benchmark with one seed, or one seed of a benchmark with a list of seeds: "<bench>/seed<s>");
 # SEEDED: each benchmark with a list of seeds -> its runs, aggregated in results/<bench>/.
@@ -63,9 +64,8 @@ def uses_gpu(wildcards):
 
 
 def training_ranks(wildcards):
-    """Data-parallel ranks of a benchmark's training: train.processes per node x train.nodes."""
-    train = bench(wildcards)["train"]
-    return train["processes"] * train["nodes"]
+    """Data-parallel ranks of a benchmark's training (eenet.pipeline.runs.world_size)."""
+    return world_size(bench(wildcards)["train"])
 
 
 def training_gpus(wildcards):
@@ -132,11 +132,12 @@ def hyper_params(b, method):
     """The `eenet` block for EENet and its ablations, the `guarantee` block for the guaranteed policies, and the
     scheduler seed; a combined method (`<combiner>+<policy>`) takes its policy's."""
     policy = method.split("+")[-1]
-    block = b.get("eenet", {}) if policy.startswith("eenet") else b.get("guarantee", {}) if policy.endswith("_guard") else {}
+    config_block = METHODS[policy]["config"]  # eenet:, guarantee: or none (eenet.catalog.METHODS)
+    block = b.get(config_block, {}) if config_block else {}
     return {**block, "seed": b["scheduler_seed"]}
 
 
-GUARDED = ("maxpred", "entropy", "maxpred_ts", "entropy_ts")  # the policies with a guaranteed variant (<m>_guard)
+GUARDED = [m for m in METHODS if f"{m}_guard" in METHODS]  # the policies with a guaranteed variant (<m>_guard)
 
 
 def study_methods(wildcards):

@@ -13,7 +13,7 @@ from test_workflow import copy_workflow, snakemake, tiny_config
 from eenet.analysis.stats import paired_bootstrap, seed_stats
 from eenet.io import read_json
 from eenet.models import load_model
-from eenet.pipeline.seeds import expand_seed_runs
+from eenet.pipeline.runs import expand_seed_runs
 
 
 def _bench(**extra):

@@ -228,7 +228,9 @@ def _bench_props() -> dict:
 
 
 def test_schema_enums_are_the_registries():
-    from eenet.catalog import _DEFAULTS, BUILTIN_ARCHS, BUILTIN_DATASETS, DATASET_KINDS, TEXT_ARCHS
+    from eenet.analysis.plotting import STYLE
+    from eenet.catalog import ARCHITECTURES, BUILTIN_DATASETS, DATASET_DEFAULTS, DATASET_KINDS
+    from eenet.catalog import METHODS as DECLARED
     from eenet.data import DATASETS, DatasetSpec
     from eenet.models import MODELS, is_text_model
     from eenet.schedulers import METHODS
@@ -241,9 +243,19 @@ def test_schema_enums_are_the_registries():
     assert dataset_keys["kind"]["enum"] == list(DATASET_KINDS)
     # every key a config can set is a field of DatasetSpec with a default in the catalog (kind: required of new ones)
     spec_fields = {f.name for f in dataclasses.fields(DatasetSpec)}
-    assert set(dataset_keys) - {"kind"} == set(_DEFAULTS) - {"num_classes", "in_channels"} and set(_DEFAULTS) <= spec_fields
-    assert set(props["arch"]["anyOf"][0]["enum"]) == set(MODELS) == set(BUILTIN_ARCHS)
-    assert {a for a in MODELS if is_text_model(a)} == set(TEXT_ARCHS)
+    assert set(dataset_keys) - {"kind"} == set(DATASET_DEFAULTS) - {"num_classes", "in_channels"} and set(DATASET_DEFAULTS) <= spec_fields
+    spec = {f.name: f for f in dataclasses.fields(DatasetSpec)}
+    defaults = {k: spec[k].default if spec[k].default is not dataclasses.MISSING else spec[k].default_factory() for k in DATASET_DEFAULTS}
+    assert defaults == DATASET_DEFAULTS  # derived from the catalog
+    for key, prop in dataset_keys.items():  # where the schema states a default, it is the catalog's
+        assert "default" not in prop or prop["default"] == DATASET_DEFAULTS[key], key
+    # architectures: the catalog's list, each with its builder, and the schema's enum
+    assert set(props["arch"]["anyOf"][0]["enum"]) == set(MODELS) == set(ARCHITECTURES)
+    assert all(is_text_model(a) == (ARCHITECTURES[a] == "text") == (MODELS[a].modality == "text") for a in MODELS)
+    # methods: the catalog's list, each with a scheduler class and a plot style carrying the catalog's label
+    assert set(METHODS) == set(DECLARED) and set(STYLE) == set(DECLARED) - {"static"}
+    assert all(STYLE[m]["label"] == DECLARED[m]["label"] for m in STYLE)
+    assert {DECLARED[m]["config"] for m in DECLARED} <= {None, *props}  # each names a block of the benchmark config
     # `static` is not configured: plot_curve adds a point per single exit by itself
     assert set(props["methods"]["items"]["enum"]) == set(METHODS) - {"static"}
     assert set(props["methods"]["default"]) == set(METHODS) - {"static"}

@@ -22,8 +22,9 @@ __all__ = [
     "USER_KINDS",
     "TEXT_KINDS",
     "BUILTIN_DATASETS",
-    "BUILTIN_ARCHS",
-    "TEXT_ARCHS",
+    "ARCHITECTURES",
+    "METHODS",
+    "DATASET_DEFAULTS",
     "ARCH_FAMILIES",
     "package_path",
     "local_path",
@@ -124,7 +125,7 @@ BUILTIN_DATASETS: dict[str, dict[str, Any]] = {
 }
 
 # What every entry has unless it says otherwise (the schema documents each key).
-_DEFAULTS: dict[str, Any] = {
+DATASET_DEFAULTS: dict[str, Any] = {
     "mirror": None,
     "path": None,
     "url": None,
@@ -151,9 +152,19 @@ _DEFAULTS: dict[str, Any] = {
     "splits": {"train": "train", "test": "test"},
 }
 
-BUILTIN_ARCHS = ("small_cnn_3", "resnet_6", "resnet56_3", "densenet121_4", "msdnet", "bert_4", "minilm_3", "minilm_6")
-"""The registered builders (:data:`eenet.models.MODELS`: the paper's exact architectures)."""
-TEXT_ARCHS = ("bert_4", "minilm_3", "minilm_6")
+ARCHITECTURES: dict[str, str] = {
+    "small_cnn_3": "image",
+    "resnet_6": "image",
+    "resnet56_3": "image",
+    "densenet121_4": "image",
+    "msdnet": "image",
+    "bert_4": "text",
+    "minilm_3": "text",
+    "minilm_6": "text",
+}
+"""The built-in architectures -> what they read (``image`` or ``text``): the one list of them. Each has a builder
+registered under its name in :mod:`eenet.models` (``@register_model()``, which takes the modality from here);
+the config schema's enum is held to this by a test. Adding one: a builder in a models module, a line here."""
 ARCH_FAMILIES = {"torchvision": "image", "huggingface": "text"}
 """``<family>:<name>`` architectures: any torchvision classification model (``torchvision:resnet18``) cut after
 the modules named in ``arch_kwargs.exits``; any Hugging Face encoder (``huggingface:<local dir or hub id>``)
@@ -199,7 +210,7 @@ def resolve_datasets(declared: dict[str, dict[str, Any]] | None) -> dict[str, di
                 )
         elif user.get("kind", base["kind"]) != base["kind"]:
             raise ValueError(f"datasets.{name}: the built-in {name} is of kind {base['kind']}; use another name for a dataset of your own")
-        entry = {**copy.deepcopy(_DEFAULTS), **copy.deepcopy(base or {}), **user, "builtin": base is not None}
+        entry = {**copy.deepcopy(DATASET_DEFAULTS), **copy.deepcopy(base or {}), **user, "builtin": base is not None}
         _check_source_keys(name, entry)
         out[name] = entry
     return out
@@ -238,8 +249,32 @@ def arch_modality(arch: str) -> str:
         if family not in ARCH_FAMILIES:
             raise ValueError(f"arch {arch!r}: unknown family {family!r}; use torchvision:<model name> or huggingface:<directory or hub id>")
         return ARCH_FAMILIES[family]
-    if arch not in BUILTIN_ARCHS:
+    if arch not in ARCHITECTURES:
         raise ValueError(
-            f"arch {arch!r} is not a registered architecture ({', '.join(BUILTIN_ARCHS)}), torchvision:<name> or huggingface:<dir>"
+            f"arch {arch!r} is not a registered architecture ({', '.join(ARCHITECTURES)}), torchvision:<name> or huggingface:<dir>"
         )
-    return "text" if arch in TEXT_ARCHS else "image"
+    return ARCHITECTURES[arch]
+
+
+METHODS: dict[str, dict[str, str | None]] = {
+    "eenet": {"label": "EENet", "config": "eenet"},
+    "maxpred": {"label": "MaxPred (MSDNet)", "config": None},
+    "entropy": {"label": "Entropy (BranchyNet)", "config": None},
+    "oracle": {"label": "Oracle at the budgets", "config": None},
+    "patience": {"label": "Patience (PABEE)", "config": None},
+    "maxpred_ts": {"label": "MaxPred, temperature-scaled", "config": None},
+    "entropy_ts": {"label": "Entropy, temperature-scaled", "config": None},
+    "maxpred_opt": {"label": "MaxPred, searched distribution", "config": None},
+    "entropy_opt": {"label": "Entropy, searched distribution", "config": None},
+    "eenet_geo": {"label": "EENet utilities, geometric distribution", "config": "eenet"},
+    "eenet_noclass": {"label": "EENet without class-wise inputs", "config": "eenet"},
+    "maxpred_guard": {"label": "MaxPred, guaranteed", "config": "guarantee"},
+    "entropy_guard": {"label": "Entropy, guaranteed", "config": "guarantee"},
+    "maxpred_ts_guard": {"label": "MaxPred, temperature-scaled, guaranteed", "config": "guarantee"},
+    "entropy_ts_guard": {"label": "Entropy, temperature-scaled, guaranteed", "config": "guarantee"},
+    "static": {"label": "Single exit", "config": None},
+}
+"""The exit policies -> their label in figures and tables and the benchmark config block their hyper-parameters come
+from (``eenet:``, ``guarantee:`` or none): the one list of them. Each is a scheduler class registered under its name
+in :mod:`eenet.schedulers` (``@register_method``, which refuses a name not listed here); the schema's enum is held to
+this by a test. ``static`` (a single exit) is not configured: the figures add one point per exit by themselves."""

@@ -95,11 +95,12 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 
 
 def write_csv(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]], fieldnames: Sequence[str] | None = None) -> None:
-    """Write a list of dicts as CSV (header = ``fieldnames`` or the union of keys in order), atomically."""
+    """Write a list of dicts as CSV, atomically. ``fieldnames``: the columns, in order -- each row projected onto them
+    (its other keys left out, a missing one empty); default: the union of the rows' keys in order."""
     if fieldnames is None:
         fieldnames = list(dict.fromkeys(k for row in rows for k in row))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(fieldnames))
+        writer = csv.DictWriter(fh, fieldnames=list(fieldnames), restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -2,22 +2,19 @@
 
 import torch
 
-from eenet.data import DatasetSpec
-from eenet.data.prepare import open_benchmark
+from eenet.data.prepare import open_fetched
 from eenet.io import file_sha256, save_tensors
 from eenet.models import load_model
-from eenet.pipeline.logs import data_root, run_metadata, setup_logging
+from eenet.pipeline.logs import run_metadata, setup_logging
 from eenet.training.inference import pick_device, predict_outputs
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
-spec = DatasetSpec.from_manifest(snakemake.input.data)
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 device = pick_device(p.device)
 model, meta = load_model(snakemake.input.model, device)
-splits = open_benchmark(spec, data_root(snakemake.input.data), str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), p.split,
-                        ("val", "test"), max_length=p.max_length, workers=snakemake.threads)  # fmt: skip
+splits = open_fetched(snakemake.input.data, meta, p.split, ("val", "test"), max_length=p.max_length, workers=snakemake.threads)
 model_sha = file_sha256(snakemake.input.model)
 for name, split in splits.items():
     # validation samples go through exactly the test-time preprocessing: no augmentation

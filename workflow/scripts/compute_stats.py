@@ -16,5 +16,5 @@ evals = [read_json(f) for f in snakemake.input.evals]
 rows = benchmark_stats(snakemake.wildcards.bench, correct, evals, p.tolerance, p.stats["bootstrap"], p.stats["seed"])
 for r in rows:
     r["seed"] = p.seed
-write_csv(snakemake.output[0], [{k: r.get(k, "") for k in STATS_FIELDS} for r in rows], STATS_FIELDS)
+write_csv(snakemake.output[0], rows, STATS_FIELDS)
 log_stats(log, rows)

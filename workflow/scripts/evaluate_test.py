@@ -16,7 +16,8 @@ fitted = read_json(snakemake.input.scheduler)
 tensors, meta = load_tensors(snakemake.input.test)
 costs_ms, flops, cost_meta = read_costs(read_csv(snakemake.input.cost))
 row = evaluate_policy(fitted, tensors, meta, costs_ms, flops, bench=w.bench, method=w.method, device=cost_meta.get("device"),
-                      tolerance=snakemake.params.tolerance, source=snakemake.input.test, fitted_source=snakemake.input.scheduler)  # fmt: skip
+                      tolerance=snakemake.params.tolerance, source=snakemake.input.test,
+                      fitted_source=snakemake.input.scheduler)  # fmt: skip
 if row["infeasible"]:
     log.warning("%s at %s: infeasible (%s)", w.method, w.budget, row["note"])
 else:

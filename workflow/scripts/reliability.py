@@ -3,6 +3,7 @@
 import torch
 
 from eenet.analysis.reliability import RELIABILITY_FIELDS, plot_reliability, reliability_rows, reliability_study
+from eenet.catalog import METHODS
 from eenet.io import load_tensors, read_csv, write_csv
 from eenet.measure.costs import read_costs, resolve_budget
 from eenet.pipeline.logs import setup_logging
@@ -18,14 +19,14 @@ if val_meta.get("model_sha256") != test_meta.get("model_sha256"):
 costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
 budgets = {float(v): resolve_budget(float(v), p.unit, costs_ms) for v in p.budgets}
 study = p.study
-slow = {m: study["eenet_resplits"] for m in p.methods if m.startswith("eenet")}
+slow = {m: study["eenet_resplits"] for m in p.methods if METHODS[m]["config"] == "eenet"}  # EENet and its ablations
 log.info("%d re-splits (EENet: %d) of %d validation + %d test samples; policies %s; budgets %s ms; %d worker(s)",
          study["resplits"], study["eenet_resplits"], val["labels"].numel(), test["labels"].numel(), ", ".join(p.methods),
          budgets, snakemake.threads)  # fmt: skip
 results = reliability_study((val["probs"], val["labels"]), (test["probs"], test["labels"]), costs_ms, budgets, dict(p.methods),
                             study["resplits"], study["seed"], slow, snakemake.threads, log)  # fmt: skip
 rows = reliability_rows(bench, results, budgets, p.tolerance)
-write_csv(snakemake.output.csv, [{k: r.get(k, "") for k in RELIABILITY_FIELDS} for r in rows], RELIABILITY_FIELDS)
+write_csv(snakemake.output.csv, rows, RELIABILITY_FIELDS)
 for r in rows:
     log.info("%-18s %-5s over budget %s of %d fitted, accuracy %s, price %s", r["method"], r["budget_value"],
              r.get("violation_rate", ""), r["fitted"], r.get("accuracy_mean", ""), r.get("accuracy_price", ""))  # fmt: skip

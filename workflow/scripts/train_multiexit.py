@@ -8,7 +8,8 @@ from pathlib import Path
 
 from eenet.io import write_json
 from eenet.pipeline.logs import setup_logging
-from eenet.pipeline.trainjob import run_training, world_size
+from eenet.pipeline.runs import world_size
+from eenet.pipeline.trainjob import run_training
 from eenet.training.distributed import launch
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)

@@ -13,7 +13,16 @@ from eenet.combiners import policy_outputs
 from eenet.data import DatasetSpec
 from eenet.schedulers import exit_predictions, scheduler_from_json
 
-__all__ = ["EXITS_FIELDS", "EXAMPLES_FIELDS", "exit_table", "pick_examples", "raw_samples", "plot_examples"]
+__all__ = [
+    "EXITS_FIELDS",
+    "EXAMPLES_FIELDS",
+    "exit_table",
+    "pick_examples",
+    "shown_policy",
+    "examples_caption",
+    "raw_samples",
+    "plot_examples",
+]
 
 EXITS_FIELDS = ["bench", "method", "budget_value", "exit", "samples", "share", "accuracy", "mean_confidence", "exit_accuracy",
                 "single_exit_accuracy"]  # fmt: skip
@@ -76,6 +85,29 @@ def pick_examples(
                 "label": int(labels[i]), "prediction": int(preds[i]), "confidence": probs[k, i].max().item(),
             })  # fmt: skip
     return rows
+
+
+def shown_policy(fitted: list[dict[str, Any]], method: str, budget: Any, bench: str) -> dict[str, Any]:
+    """The fitted policy whose examples are shown (``examples.method`` at ``examples.budget``); a clear error when it
+    has no feasible fit."""
+    shown = next((f for f in fitted if f["method"] == method and str(f["budget_value"]) == str(budget)), None)
+    if shown is None or shown.get("infeasible"):
+        raise ValueError(f"examples.method {method!r} at budget {budget} has no feasible fit in results/{bench}/schedulers/")
+    return shown
+
+
+def examples_caption(table: list[dict[str, Any]], shown: dict[str, Any], per_exit: int) -> str:
+    """The caption of examples.pdf: the policy, its budget, and the share and accuracy of samples at each exit."""
+    shares = {r["exit"]: r for r in table if r["method"] == shown["method"] and r["budget_value"] == shown["budget_value"]}
+    parts = []
+    for k, r in sorted(shares.items()):
+        at = f" at {100 * r['accuracy']:.1f} % accuracy" if r["samples"] else ""
+        parts.append(f"exit {k}: {100 * r['share']:.1f} % of samples{at}")
+    summary = ", ".join(parts)
+    return (
+        f"{shown['method']} at budget {shown['budget_value']} ({shown['budget_unit']}): the first {per_exit} test samples in test "
+        f"order that leave at each exit; label -> prediction, red when wrong. {summary}."
+    )
 
 
 def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]) -> list[torch.Tensor] | list[str]:

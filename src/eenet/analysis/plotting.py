@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from eenet.catalog import METHODS as METHOD_INFO
 from eenet.schedulers import OracleScheduler, StaticScheduler
 
 __all__ = [
@@ -30,23 +31,25 @@ _MEAN_FIELDS = [
     "plain_ms", "speedup_vs_plain",
 ]  # fmt: skip
 
-STYLE = {
-    "eenet": {"color": "tab:red", "marker": "o", "label": "EENet"},
-    "maxpred": {"color": "tab:blue", "marker": "s", "label": "MaxPred (MSDNet)"},
-    "entropy": {"color": "tab:green", "marker": "^", "label": "Entropy (BranchyNet)"},
-    "oracle": {"color": "black", "marker": "x", "linestyle": "none", "label": "Oracle at the budgets"},
-    "patience": {"color": "tab:purple", "marker": "D", "label": "Patience (PABEE)"},
-    "maxpred_ts": {"color": "tab:cyan", "marker": "s", "label": "MaxPred, temperature-scaled"},
-    "entropy_ts": {"color": "tab:olive", "marker": "^", "label": "Entropy, temperature-scaled"},
-    "maxpred_opt": {"color": "navy", "marker": "P", "label": "MaxPred, searched distribution"},
-    "entropy_opt": {"color": "darkgreen", "marker": "P", "label": "Entropy, searched distribution"},
-    "eenet_geo": {"color": "salmon", "marker": "o", "label": "EENet utilities, geometric distribution"},
-    "eenet_noclass": {"color": "darkred", "marker": "o", "label": "EENet without class-wise inputs"},
-    "maxpred_guard": {"color": "tab:blue", "marker": "s", "linestyle": ":", "label": "MaxPred, guaranteed"},
-    "entropy_guard": {"color": "tab:green", "marker": "^", "linestyle": ":", "label": "Entropy, guaranteed"},
-    "maxpred_ts_guard": {"color": "tab:cyan", "marker": "s", "linestyle": ":", "label": "MaxPred, temperature-scaled, guaranteed"},
-    "entropy_ts_guard": {"color": "tab:olive", "marker": "^", "linestyle": ":", "label": "Entropy, temperature-scaled, guaranteed"},
+_MARKS = {
+    "eenet": {"color": "tab:red", "marker": "o"},
+    "maxpred": {"color": "tab:blue", "marker": "s"},
+    "entropy": {"color": "tab:green", "marker": "^"},
+    "oracle": {"color": "black", "marker": "x", "linestyle": "none"},
+    "patience": {"color": "tab:purple", "marker": "D"},
+    "maxpred_ts": {"color": "tab:cyan", "marker": "s"},
+    "entropy_ts": {"color": "tab:olive", "marker": "^"},
+    "maxpred_opt": {"color": "navy", "marker": "P"},
+    "entropy_opt": {"color": "darkgreen", "marker": "P"},
+    "eenet_geo": {"color": "salmon", "marker": "o"},
+    "eenet_noclass": {"color": "darkred", "marker": "o"},
+    "maxpred_guard": {"color": "tab:blue", "marker": "s", "linestyle": ":"},
+    "entropy_guard": {"color": "tab:green", "marker": "^", "linestyle": ":"},
+    "maxpred_ts_guard": {"color": "tab:cyan", "marker": "s", "linestyle": ":"},
+    "entropy_ts_guard": {"color": "tab:olive", "marker": "^", "linestyle": ":"},
 }
+STYLE = {m: {**marks, "label": METHOD_INFO[m]["label"]} for m, marks in _MARKS.items()}
+"""Each policy's colour, marker and line in the figures; the label is the catalog's (:data:`eenet.catalog.METHODS`)."""
 
 COMBINER_LABELS = {"ztw": "ZTW", "mie": "MIE", "pa": "PA"}
 

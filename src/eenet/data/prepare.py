@@ -16,7 +16,7 @@ from eenet.data.datasets import dataset_spec, open_split
 from eenet.data.spec import DatasetSpec, Split, split_indices
 from eenet.models import is_text_model, text_tokenizer
 
-__all__ = ["open_benchmark"]
+__all__ = ["open_benchmark", "open_fetched"]
 
 
 def open_benchmark(
@@ -63,3 +63,19 @@ def open_benchmark(
             test = test.subset(torch.arange(min(split["max_test"], len(test))))
         out["test"] = test
     return out
+
+
+def open_fetched(
+    manifest: str | Path,
+    model_meta: dict[str, Any],
+    split: dict[str, Any] | None,
+    parts: tuple[str, ...],
+    max_length: int = 128,
+    workers: int = 0,
+) -> dict[str, Split]:
+    """The ``parts`` of a fetched dataset (its ``manifest.json``, written by ``download_dataset``, lies among its files)
+    as a trained model reads them: ``model_meta`` is the model file's metadata (``arch``, ``arch_kwargs``, as
+    :func:`eenet.models.load_model` returns it); test-time preprocessing, no augmentation."""
+    spec = DatasetSpec.from_manifest(manifest)
+    arch, arch_kwargs = str(model_meta["arch"]), dict(model_meta.get("arch_kwargs") or {})
+    return open_benchmark(spec, Path(manifest).parent, arch, arch_kwargs, split, parts, max_length=max_length, workers=workers)

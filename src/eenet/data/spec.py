@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from eenet.catalog import DATASET_DEFAULTS as _D  # the defaults of a config's dataset keys
 from eenet.inputs import Inputs
 
 __all__ = ["DatasetSpec", "Split", "split_indices", "holdout_split", "iterate_batches"]
@@ -32,30 +33,30 @@ class DatasetSpec:
 
     name: str
     kind: str = "idx"
-    num_classes: int | None = None
-    classes: tuple[str, ...] | None = None
-    in_channels: int = 3
-    image_size: int | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    transform: str = "none"
-    mirror: str | None = None
-    path: str | None = None
-    url: str | None = None
-    sha256: str | None = None
-    train_dir: str = "train"
-    test_dir: str = "test"
-    train: str | None = None
-    test: str | None = None
-    test_size: float = 0.2
-    test_seed: int = 0
-    text_column: str = "text"
-    label_column: str = "label"
-    unknown_labels: str = "error"
-    drop_duplicates: bool = False
-    hub: str | None = None
-    config_name: str | None = None
-    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
+    num_classes: int | None = _D["num_classes"]
+    classes: tuple[str, ...] | None = _D["classes"]
+    in_channels: int = _D["in_channels"]
+    image_size: int | None = _D["image_size"]
+    mean: tuple[float, ...] | None = _D["mean"]
+    std: tuple[float, ...] | None = _D["std"]
+    transform: str = _D["transform"]
+    mirror: str | None = _D["mirror"]
+    path: str | None = _D["path"]
+    url: str | None = _D["url"]
+    sha256: str | None = _D["sha256"]
+    train_dir: str = _D["train_dir"]
+    test_dir: str = _D["test_dir"]
+    train: str | None = _D["train"]
+    test: str | None = _D["test"]
+    test_size: float = _D["test_size"]
+    test_seed: int = _D["test_seed"]
+    text_column: str = _D["text_column"]
+    label_column: str = _D["label_column"]
+    unknown_labels: str = _D["unknown_labels"]
+    drop_duplicates: bool = _D["drop_duplicates"]
+    hub: str | None = _D["hub"]
+    config_name: str | None = _D["config_name"]
+    splits: dict[str, str] = field(default_factory=lambda: dict(_D["splits"]))
     torchvision_class: str = ""
     raw_subdir: str = ""
     files: dict[str, str] = field(default_factory=dict)

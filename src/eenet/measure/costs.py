@@ -13,6 +13,7 @@ includes every intermediate head and decision: the plain network costs less than
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,10 +25,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from eenet.inputs import Inputs, first_tensor
 
-if TYPE_CHECKING:  # a type only: fitting and evaluating read costs without the model code
+if TYPE_CHECKING:  # types only: fitting and evaluating read costs without the model or data code
+    from eenet.data.spec import Split
     from eenet.models import MultiExitNetwork
 
 __all__ = [
+    "measure_costs",
+    "log_costs",
     "NoisyMeasurementError",
     "sync_device",
     "time_summary",
@@ -230,6 +234,40 @@ def cost_table(
             {"exit": k, "ms": running, "ms_raw": lat["ms"], "ms_q1": lat["ms_q1"], "ms_q3": lat["ms_q3"], "flops": fl, **extra, **meta}
         )
     return rows
+
+
+def measure_costs(
+    model: MultiExitNetwork, test: Split, prof: Mapping[str, Any], device: torch.device, meta: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """cost.csv's rows for ``model`` on a stream of distinct ``test`` samples (``prof``: the benchmark's ``profile:``
+    block -- ``batch_size``, ``samples``, ``warmup``, ``repeats``, ``max_spread``, ``threads``): the cumulative time
+    and FLOPs to each exit and of the plain network, timed in one run; ``meta`` (device, versions) joins every row.
+    Returns the rows and each timing's spread (IQR / median: the exits', then the plain network's).
+
+    Raises:
+        NoisyMeasurementError: a timing spreads more than ``prof["max_spread"]``.
+    """
+    n = min(prof["batch_size"], len(test))
+    starts = range(0, min(len(test) - n + 1, prof["samples"]), n)
+    batches = [test.inputs(torch.arange(i, i + n), device) for i in starts]  # new inputs, as inference sees them
+    latency, plain = profile_costs(model, batches, prof["warmup"], prof["repeats"])
+    spreads = check_spread([*latency, plain], prof["max_spread"])
+    one = test.inputs(torch.arange(1), device)
+    info = {"batch_size": n, "samples": len(batches) * n, "repeats": prof["repeats"], "threads": prof["threads"], **meta}
+    return cost_table(latency, count_flops(model, one), info, plain, count_plain_flops(model, one)), spreads
+
+
+def log_costs(log: logging.Logger, rows: list[dict[str, Any]], spreads: list[float]) -> None:
+    """A line per exit of cost.csv, one for the plain network, one for the device and the spreads."""
+    for r in rows:
+        log.info("exit %d: %.4f ms/sample (measured %.4f, IQR of passes %.4f-%.4f), %.3g FLOPs", r["exit"], r["ms"], r["ms_raw"],
+                 r["ms_q1"], r["ms_q3"], r["flops"])  # fmt: skip
+    last = rows[-1]
+    log.info("plain network (stages + last head): %.4f ms/sample (IQR %.4f-%.4f), %.3g FLOPs; %.3f of the last exit's cost "
+             "(a budget fraction is a fraction of the last exit's cost)", last["plain_ms"], last["plain_q1"], last["plain_q3"],
+             last["plain_flops"], last["plain_ms"] / last["ms"])  # fmt: skip
+    log.info("device %s, batch %d, torch %s; spread (IQR / median) per exit %s, plain %.3f", last.get("device"), last["batch_size"],
+             last.get("torch_version"), " ".join(f"{s:.3f}" for s in spreads[:-1]), spreads[-1])  # fmt: skip
 
 
 def read_costs(rows: list[dict[str, str]]) -> tuple[list[float], list[int], dict[str, str]]:

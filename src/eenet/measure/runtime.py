@@ -33,9 +33,11 @@ from eenet.data import Split
 from eenet.inputs import Inputs, first_tensor
 from eenet.measure.costs import run_plain, time_per_sample
 from eenet.models import MultiExitNetwork, select_samples
-from eenet.schedulers import ExitScheduler, realised_cost
+from eenet.schedulers import ExitScheduler, StaticScheduler, realised_cost, scheduler_from_json
 
 __all__ = [
+    "runnable_policies",
+    "log_runtime",
     "adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "plan_samples", "measure_runtime",
     "ProgressLog", "RUNTIME_FIELDS",
 ]  # fmt: skip
@@ -320,3 +322,33 @@ def measure_runtime(
                 "preds_agree": float((r["preds"] == exit_predictions(outs[name][:, :n], want)).float().mean()),
             })  # fmt: skip
     return rows
+
+
+def runnable_policies(
+    fitted: Sequence[Mapping[str, Any]], probs: torch.Tensor, labels: torch.Tensor, costs_ms: Sequence[float]
+) -> tuple[dict[str, ExitScheduler], dict[str, dict[str, Any]]]:
+    """What the runtime can run, by name: every fitted policy (the JSON of ``schedulers/<method>/<budget>.json``) but the
+    oracle (it reads the labels) and an infeasible fit, as ``<method>/<budget>``, and every single exit as
+    ``static_exit<k>``; with each its ``method``, ``budget_value`` and ``budget_ms`` for runtime.csv.
+    ``probs [K, N, C]`` and ``labels [N]``: the cached test outputs the single exits are fitted on."""
+    policies: dict[str, ExitScheduler] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for f in fitted:
+        if f.get("infeasible") or f["method"] == "oracle":
+            continue
+        name = f"{f['method']}/{f['budget_value']}"
+        policies[name] = scheduler_from_json(dict(f))
+        info[name] = {"method": f["method"], "budget_value": f["budget_value"], "budget_ms": f["budget_ms"]}
+    for k in range(probs.shape[0]):
+        policies[f"static_exit{k}"] = StaticScheduler(exit_index=k).fit(probs, labels, list(costs_ms), costs_ms[k])
+        info[f"static_exit{k}"] = {"method": f"static_exit{k}", "budget_value": "", "budget_ms": costs_ms[k]}
+    return policies, info
+
+
+def log_runtime(log: logging.Logger, table: Sequence[Mapping[str, Any]]) -> None:
+    """A line per runtime.csv row: measured vs simulated, the speed-up over the plain network, agreement with the cache."""
+    for r in table:
+        log.info("batch %d %-14s %-5s measured %.4f ms (simulated %.4f, x%.3f), speed-up x%.2f over the plain network, "
+                 "exits as cached %.4f",
+                 r["batch_size"], r["method"], r["budget_value"], r["measured_ms"], r["simulated_ms"], r["measured_vs_simulated"],
+                 r["speedup_vs_plain"], r["exits_agree"])  # fmt: skip

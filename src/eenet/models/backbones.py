@@ -250,8 +250,8 @@ def huggingface_multiexit(
     return transformer_multiexit(num_classes, location, exit_layers, num_hidden_layers, dropout, random_init, pooling)
 
 
-register_family("torchvision", torchvision_multiexit, modality="image")
-register_family("huggingface", huggingface_multiexit, modality="text", weights_from_name=True)
+register_family("torchvision", torchvision_multiexit)
+register_family("huggingface", huggingface_multiexit, weights_from_name=True)
 
 
 def check_torchvision(name: str, *, in_channels: int = 3, exits: Sequence[str] = (), **kwargs: Any) -> None:

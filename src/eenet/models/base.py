@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from eenet.catalog import ARCH_FAMILIES, ARCHITECTURES, arch_modality
 from eenet.inputs import Inputs
 
 __all__ = [
@@ -181,30 +182,34 @@ FAMILIES: dict[str, tuple[Callable[..., MultiExitNetwork], str, bool]] = {}
 whether the name is also where the text model's tokenizer is)."""
 
 
-def register_model(name: str | None = None, *, modality: str = "image", default_weights: str | None = None) -> Callable:
-    """Decorator: register a builder under ``name`` (default: the function's name).
+def register_model(name: str | None = None, *, default_weights: str | None = None) -> Callable:
+    """Decorator: register a builder under ``name`` (default: the function's name), a key of
+    :data:`eenet.catalog.ARCHITECTURES`, which says what it reads.
 
     Image builders take keyword-only ``num_classes`` and ``in_channels``; text builders ``num_classes``
     and ``pretrained``.
     """
-    if modality not in ("image", "text"):
-        raise ValueError(f"modality must be 'image' or 'text', got {modality!r}")
 
     def deco(fn: Callable[..., MultiExitNetwork]) -> Callable[..., MultiExitNetwork]:
         key = name or fn.__name__
         if key in MODELS:
             raise ValueError(f"architecture {key!r} is already registered")
-        MODELS[key] = ModelEntry(key, fn, modality, default_weights)
+        if key not in ARCHITECTURES:
+            raise ValueError(f"architecture {key!r} is not in eenet.catalog.ARCHITECTURES: add it there with what it reads")
+        MODELS[key] = ModelEntry(key, fn, ARCHITECTURES[key], default_weights)
         return fn
 
     return deco
 
 
-def register_family(family: str, builder: Callable[..., MultiExitNetwork], *, modality: str, weights_from_name: bool = False) -> None:
-    """Register the architectures ``<family>:<name>``: built by ``builder(name, num_classes=..., **arch_kwargs)``."""
+def register_family(family: str, builder: Callable[..., MultiExitNetwork], *, weights_from_name: bool = False) -> None:
+    """Register the architectures ``<family>:<name>`` (a key of :data:`eenet.catalog.ARCH_FAMILIES`, which says what
+    they read): built by ``builder(name, num_classes=..., **arch_kwargs)``."""
     if family in FAMILIES:
         raise ValueError(f"architecture family {family!r} is already registered")
-    FAMILIES[family] = (builder, modality, weights_from_name)
+    if family not in ARCH_FAMILIES:
+        raise ValueError(f"architecture family {family!r} is not in eenet.catalog.ARCH_FAMILIES: add it there with what it reads")
+    FAMILIES[family] = (builder, ARCH_FAMILIES[family], weights_from_name)
 
 
 def _entry(arch: str) -> ModelEntry:
@@ -220,8 +225,8 @@ def _entry(arch: str) -> ModelEntry:
 
 
 def is_text_model(arch: str) -> bool:
-    """Whether ``arch`` reads token ids (a text model) rather than images."""
-    return _entry(arch).modality == "text"
+    """Whether ``arch`` reads token ids (a text model) rather than images (:func:`eenet.catalog.arch_modality`)."""
+    return arch_modality(arch) == "text"
 
 
 def build_model(arch: str, num_classes: int, in_channels: int | None = None, **kwargs: object) -> MultiExitNetwork:

@@ -142,7 +142,7 @@ def transformer_multiexit(
     return TransformerMultiExit(encoder.embeddings, stages, heads, num_classes)
 
 
-@register_model(modality="text", default_weights=BERT_BASE)
+@register_model(default_weights=BERT_BASE)
 def bert_4(
     *,
     num_classes: int = 2,
@@ -155,7 +155,7 @@ def bert_4(
     return transformer_multiexit(num_classes, pretrained, exit_layers, num_hidden_layers, random_init=random_init)
 
 
-@register_model(modality="text", default_weights=MINILM)
+@register_model(default_weights=MINILM)
 def minilm_3(
     *,
     num_classes: int = 2,
@@ -173,7 +173,7 @@ def minilm_3(
     return transformer_multiexit(num_classes, pretrained, exit_layers, num_hidden_layers, random_init=random_init, pooling="mean")
 
 
-@register_model(modality="text", default_weights=MINILM)
+@register_model(default_weights=MINILM)
 def minilm_6(
     *,
     num_classes: int = 2,

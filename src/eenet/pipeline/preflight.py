@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eenet.catalog import BUILTIN_DATASETS, arch_modality, dataset_modality, local_path, resolve_datasets
+from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, resolve_datasets
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
 
-__all__ = ["check_arch", "check_benchmark", "check_dataset", "resolve_datasets"]
+__all__ = ["METHODS", "check_arch", "check_benchmark", "check_dataset", "resolve_datasets"]
 
 
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:

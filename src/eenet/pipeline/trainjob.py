@@ -29,7 +29,7 @@ from eenet.training.fingerprint import code_digest, training_fingerprint
 from eenet.training.inference import pick_device
 from eenet.training.loop import TrainConfig, train_multiexit
 
-__all__ = ["run_training", "world_size", "main"]
+__all__ = ["run_training", "weights_code_digest", "main"]
 
 
 def weights_code_digest(src: str | Path | None = None) -> str:
@@ -40,11 +40,6 @@ def weights_code_digest(src: str | Path | None = None) -> str:
     job = src / "eenet" / "pipeline" / "trainjob.py"
     files = [f for f in code_files(job, src) if f.relative_to(src).parts[:2] != ("eenet", "pipeline")]
     return code_digest(files, root=src)
-
-
-def world_size(train: dict[str, Any]) -> int:
-    """Ranks a recipe asks for: ``processes`` per node x ``nodes``."""
-    return int(train.get("processes", 1)) * int(train.get("nodes", 1))
 
 
 def _device(requested: str, ranks: Ranks) -> torch.device:

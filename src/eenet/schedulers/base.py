@@ -301,9 +301,14 @@ S = TypeVar("S", bound=type[ExitScheduler])
 
 
 def register_method(cls: S) -> S:
-    """Class decorator: make a policy available by its ``method`` name (configs, JSON files)."""
+    """Class decorator: make a policy available by its ``method`` name (configs, JSON files), a key of
+    :data:`eenet.catalog.METHODS` (its label and config block)."""
+    from eenet.catalog import METHODS as DECLARED
+
     if not cls.method or cls.method in METHODS:
         raise ValueError(f"{cls.__name__}: method name {cls.method!r} is empty or already registered")
+    if cls.method not in DECLARED:
+        raise ValueError(f"{cls.__name__}: method {cls.method!r} is not in eenet.catalog.METHODS: add it there with its label")
     METHODS[cls.method] = cls
     return cls
 

@@ -1,4 +1,4 @@
-"""Benchmarks run with several seeds: one run per training seed, each a benchmark of its own.
+"""A benchmark's runs: one per training seed, each a benchmark of its own, and the ranks each run trains on.
 
 A benchmark whose ``train.seed`` is a list (``[0, 1, 2]``) becomes one *run* per seed, named
 ``<bench>/seed<s>``: every stage (training, logits, latency, schedulers, evaluation, runtime, statistics, plot)
@@ -7,8 +7,8 @@ runs per run under ``results/<bench>/seed<s>/``, and ``results/<bench>/`` holds 
 
 The scheduler seed (``scheduler_seed``: EENet's initialisation and mini-batches, the held-out part of validation
 of the search policies) is an integer used by every run, or a list paired with ``train.seed`` (run ``i`` trains
-with ``train.seed[i]`` and fits its schedulers with ``scheduler_seed[i]``). Standard library only: the Snakefile
-imports it before any job.
+with ``train.seed[i]`` and fits its schedulers with ``scheduler_seed[i]``). A run trains on :func:`world_size` ranks.
+Standard library only: the Snakefile imports it before any job.
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-__all__ = ["expand_seed_runs", "run_name"]
+__all__ = ["expand_seed_runs", "run_name", "world_size"]
+
+
+def world_size(train: dict[str, Any]) -> int:
+    """The data-parallel ranks a recipe trains on: ``processes`` per node x ``nodes`` (SLURM tasks, torchrun ranks)."""
+    return int(train.get("processes", 1)) * int(train.get("nodes", 1))
 
 
 def run_name(bench: str, train_seed: int) -> str:
