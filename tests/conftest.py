@@ -1,26 +1,12 @@
-"""Shared fixtures: small probability tensors with the structure of a real multi-exit network."""
+"""Shared fixtures (the helpers they use are in helpers.py): probabilities with the structure of a real multi-exit
+network, a tiny dataset in Fashion-MNIST's files, and one tiny pipeline run shared by every test that needs finished
+artifacts."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 import torch
-
-
-def make_probs(n: int = 2000, k: int = 3, c: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax outputs ``[K, N, C]`` where later exits are more accurate and confidence tracks correctness."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, c, (n,), generator=g)
-    difficulty = torch.rand(n, generator=g)  # shared across exits, as in a real network
-    probs = []
-    for j in range(k):
-        logits = torch.randn(n, c, generator=g) * 1.2
-        strength = (1.0 + 1.5 * j) * (1.2 - difficulty) * 3
-        logits[torch.arange(n), labels] += strength
-        probs.append(torch.softmax(logits, dim=1))
-    return torch.stack(probs), labels
+from helpers import FMNIST, TARGET, copy_workflow, idx_mirror, make_probs, snakemake, tiny_config
 
 
 @pytest.fixture(scope="session")
@@ -33,30 +19,30 @@ def test_data() -> tuple[torch.Tensor, torch.Tensor]:
     return make_probs(seed=2)
 
 
-COSTS = [0.3, 0.65, 1.0]
+@pytest.fixture
+def tiny_dataset(tmp_path, monkeypatch):
+    """A 12-image dataset in Fashion-MNIST's real file format and layout, registered as 'tiny': (mirror, arrays)."""
+    from eenet import data
+    from eenet.data import DatasetSpec
 
-
-# ---------------------------------------------------------------------------------------------------
-# one tiny pipeline run shared by every test that needs finished artifacts
+    mirror = tmp_path / "mirror"
+    arrays, files = idx_mirror(mirror)
+    spec = DatasetSpec(
+        "tiny", kind="idx", torchvision_class="FashionMNIST", raw_subdir="Tiny/raw", files=files, num_classes=10, in_channels=1,
+        image_size=28, mean=(0.5,), std=(0.5,),
+    )  # fmt: skip
+    monkeypatch.setitem(data.DATASETS, "tiny", spec)
+    return mirror, arrays
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A copy of the workflow in which the tiny config's pipeline has run to curve.pdf, once per session.
 
-    Tests never change it: they take a copy (:func:`clone_run`).
+    Tests never change it: they take a copy (:func:`helpers.clone_run`).
     """
-    from test_workflow import TARGET, copy_workflow, snakemake, tiny_config
-
-    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+    if not FMNIST.is_dir():
         pytest.skip("the packaged Fashion-MNIST (dataset-fashion-mnist) is not installed")
     wd = copy_workflow(tmp_path_factory.mktemp("tiny-run"), tiny_config())
     snakemake(wd, TARGET)
     return wd
-
-
-def clone_run(run: Path, dest: Path) -> Path:
-    """A copy of a finished run (workflow, data, results, logs, Snakemake's records; timestamps kept), in which
-    Snakemake finds nothing to do."""
-    shutil.copytree(run, dest, symlinks=True, dirs_exist_ok=True)
-    return dest

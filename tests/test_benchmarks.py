@@ -8,9 +8,7 @@ import hashlib
 import json
 
 import yaml
-from test_datasets import cifar_archive
-from test_download import serve
-from test_workflow import REPO, copy_workflow, snakemake
+from helpers import REPO, cifar_archive, copy_workflow, serve, snakemake
 
 from eenet.data import CIFAR10
 

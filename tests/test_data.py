@@ -1,44 +1,10 @@
 import gzip
-import hashlib
-import struct
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import FMNIST, idx_bytes, needs_fmnist
 
-from eenet import data
-from eenet.data import ChecksumError, DatasetSpec, fetch_dataset, load_images, read_idx
-
-
-def idx_bytes(array: torch.Tensor) -> bytes:
-    """Encode a uint8 tensor in the IDX format (the MNIST files' real format)."""
-    header = bytes([0, 0, 0x08, array.dim()]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    return header + array.contiguous().numpy().tobytes()
-
-
-@pytest.fixture
-def tiny_dataset(tmp_path, monkeypatch):
-    """A 12-image dataset in Fashion-MNIST's real file format and layout, registered as 'tiny'."""
-    g = torch.Generator().manual_seed(0)
-    arrays = {
-        "train-images-idx3-ubyte": torch.randint(0, 256, (12, 28, 28), generator=g, dtype=torch.uint8),
-        "train-labels-idx1-ubyte": torch.randint(0, 10, (12,), generator=g, dtype=torch.uint8),
-        "t10k-images-idx3-ubyte": torch.randint(0, 256, (5, 28, 28), generator=g, dtype=torch.uint8),
-        "t10k-labels-idx1-ubyte": torch.randint(0, 10, (5,), generator=g, dtype=torch.uint8),
-    }
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    files = {}
-    for name, arr in arrays.items():
-        raw = idx_bytes(arr)
-        (mirror / f"{name}.gz").write_bytes(gzip.compress(raw))
-        files[name] = hashlib.sha256(raw).hexdigest()
-    spec = DatasetSpec(
-        "tiny", kind="idx", torchvision_class="FashionMNIST", raw_subdir="Tiny/raw", files=files, num_classes=10, in_channels=1,
-        image_size=28, mean=(0.5,), std=(0.5,),
-    )  # fmt: skip
-    monkeypatch.setitem(data.DATASETS, "tiny", spec)
-    return mirror, arrays
+from eenet.data import ChecksumError, fetch_dataset, load_images, read_idx
 
 
 def test_idx_round_trip(tmp_path):
@@ -81,9 +47,9 @@ def test_missing_mirror_file_is_named(tiny_dataset, tmp_path):
         fetch_dataset("tiny", tmp_path / "data", str(mirror))
 
 
-@pytest.mark.skipif(not (Path("/usr/share/datasets/fashion-mnist").is_dir()), reason="packaged Fashion-MNIST not installed")
+@needs_fmnist
 def test_packaged_fashion_mnist_matches_the_published_content(tmp_path):
-    fetch_dataset("fashion_mnist", tmp_path, "/usr/share/datasets/fashion-mnist")
+    fetch_dataset("fashion_mnist", tmp_path, str(FMNIST))
     images, labels = load_images("fashion_mnist", tmp_path, train=False)
     assert images.shape == (10000, 1, 28, 28)
     assert torch.bincount(labels).tolist() == [1000] * 10

@@ -8,36 +8,13 @@ import hashlib
 import io
 import socket
 import tarfile
-from pathlib import Path
 
 import pytest
 import torch
-from test_download import serve
+from helpers import cifar_archive, serve
 
 from eenet import data
 from eenet.data import CIFAR10, CIFAR100, ChecksumError, DatasetSpec, DownloadError, fetch_dataset, load_images, open_split
-
-
-def cifar_archive(path: Path, spec: DatasetSpec, n_per_file: int = 6, seed: int = 0) -> tuple[str, dict[str, torch.Tensor]]:
-    """A CIFAR binary archive (real layout and record format) at ``path``; returns (md5, the records)."""
-    train, test, label_bytes = data.CIFAR_MEMBERS[spec.name]
-    g = torch.Generator().manual_seed(seed)
-    records = {}
-    with tarfile.open(path, "w:gz") as tar:
-        for name in train + test:
-            labels = torch.randint(0, spec.num_classes, (n_per_file, label_bytes), generator=g, dtype=torch.uint8)
-            pixels = torch.randint(0, 256, (n_per_file, 3072), generator=g, dtype=torch.uint8)
-            rows = torch.cat([labels, pixels], 1)
-            records[name] = rows
-            payload = rows.numpy().tobytes()
-            info = tarfile.TarInfo(f"{spec.raw_subdir}/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-        meta = b"airplane\n"
-        info = tarfile.TarInfo(f"{spec.raw_subdir}/batches.meta.txt")
-        info.size = len(meta)
-        tar.addfile(info, io.BytesIO(meta))
-    return hashlib.md5(path.read_bytes()).hexdigest(), records
 
 
 @pytest.fixture(params=[CIFAR10, CIFAR100], ids=["cifar10", "cifar100"])

@@ -16,12 +16,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from own_data import make_texts, make_tiny_bert
-from test_workflow import SNAKEMAKE, copy_workflow, snakemake, tiny_config
+from helpers import SNAKEMAKE, copy_workflow, make_texts, make_tiny_bert, needs_fmnist, snakemake, tiny_config
 
 from eenet.training.distributed import Ranks, failed_rank, rank_batches
-
-FMNIST = pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="the packaged Fashion-MNIST is not installed")
 
 
 @pytest.mark.parametrize(("n", "batch", "world"), [(10, 4, 2), (11, 4, 3), (7, 8, 2), (5, 4, 4), (103, 32, 3), (9, 3, 4)])
@@ -60,7 +57,7 @@ def two_ranks(cfg: dict, bench: str, **train) -> None:
     cfg["benchmarks"][bench]["train"].update(train)
 
 
-@FMNIST
+@needs_fmnist
 def test_two_ranks_train_through_the_workflow(tmp_path):
     cfg = yaml.safe_load(tiny_config())
     two_ranks(cfg, "tiny", epochs=2, processes=2)
@@ -123,7 +120,7 @@ def rank_pid(rank: int) -> int | None:
     return None
 
 
-@FMNIST
+@needs_fmnist
 def test_a_killed_rank_stops_the_run_and_the_next_run_resumes(tmp_path):
     cfg = yaml.safe_load(tiny_config())
     cfg["benchmarks"]["tiny"]["split"].update(max_train=20000)

@@ -11,8 +11,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers import FMNIST, copy_workflow, needs_fmnist, serve, snakemake, tiny_config
 
-from eenet.data import ChecksumError
+from eenet.data import ChecksumError, fetch_dataset, load_images
 from eenet.data.download import DownloadError, download, safe_extract
 
 PAYLOAD = bytes(range(256)) * 400
@@ -104,42 +105,8 @@ def test_safe_extract_refuses_escaping_members(tmp_path, name, link):
 # ---------------------------------------------------------------------------------------------------
 # the dataset fetch through a URL mirror, and the download rule itself
 
-from functools import partial  # noqa: E402
-from http.server import SimpleHTTPRequestHandler  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-from test_data import tiny_dataset  # noqa: E402, F401  (fixture)
-from test_workflow import copy_workflow, snakemake, tiny_config  # noqa: E402
-
-from eenet.data import fetch_dataset, load_images  # noqa: E402
-
-
-class MirrorHandler(SimpleHTTPRequestHandler):
-    """Serves a directory; a file named in ``cut`` is announced whole and sent half."""
-
-    cut: set[str] = set()
-
-    def copyfile(self, source, outputfile):
-        data = source.read()
-        if Path(self.path).name in self.cut:
-            outputfile.write(data[: len(data) // 2])
-            outputfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        outputfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-def serve(directory, cut=()):
-    handler = type("H", (MirrorHandler,), {"cut": set(cut)})
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(directory)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
-
-
-def test_fetch_from_a_url_mirror_verifies_and_loads(tiny_dataset, tmp_path):  # noqa: F811
+def test_fetch_from_a_url_mirror_verifies_and_loads(tiny_dataset, tmp_path):
     mirror, arrays = tiny_dataset
     srv, url = serve(mirror)
     try:
@@ -152,7 +119,7 @@ def test_fetch_from_a_url_mirror_verifies_and_loads(tiny_dataset, tmp_path):  # 
     assert [p.name for p in (tmp_path / "data").iterdir()] == ["Tiny"]  # no download leftovers
 
 
-def test_truncated_mirror_download_keeps_nothing_and_the_next_run_retries(tiny_dataset, tmp_path):  # noqa: F811
+def test_truncated_mirror_download_keeps_nothing_and_the_next_run_retries(tiny_dataset, tmp_path):
     mirror, _ = tiny_dataset
     dest = tmp_path / "data"
     srv, url = serve(mirror, cut={"t10k-images-idx3-ubyte.gz"})
@@ -173,7 +140,7 @@ def test_truncated_mirror_download_keeps_nothing_and_the_next_run_retries(tiny_d
     assert (dest / "Tiny" / "raw" / "t10k-images-idx3-ubyte").is_file()
 
 
-def test_truncated_archive_in_a_local_mirror_is_named(tiny_dataset, tmp_path):  # noqa: F811
+def test_truncated_archive_in_a_local_mirror_is_named(tiny_dataset, tmp_path):
     mirror, _ = tiny_dataset
     gz = mirror / "train-images-idx3-ubyte.gz"
     gz.write_bytes(gz.read_bytes()[:200])
@@ -182,10 +149,7 @@ def test_truncated_archive_in_a_local_mirror_is_named(tiny_dataset, tmp_path):  
     assert not (tmp_path / "data" / "Tiny" / "raw" / "train-images-idx3-ubyte").exists()
 
 
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-@pytest.mark.skipif(not FMNIST.is_dir(), reason="the packaged Fashion-MNIST is not installed")
+@needs_fmnist
 def test_download_rule_through_a_url_mirror_and_a_refused_connection(tmp_path):
     tiny = tiny_config()
     copy_workflow(tmp_path, tiny)
@@ -209,7 +173,7 @@ def test_download_rule_through_a_url_mirror_and_a_refused_connection(tmp_path):
     assert manifest["source"] == url and len(manifest["files"]) == 4
 
 
-def test_torchvision_download_failure_says_how_to_work_offline(tiny_dataset, tmp_path, monkeypatch):  # noqa: F811
+def test_torchvision_download_failure_says_how_to_work_offline(tiny_dataset, tmp_path, monkeypatch):
     import torchvision.datasets
 
     with socket.socket() as s:

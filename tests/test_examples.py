@@ -6,8 +6,7 @@ import csv
 
 import pytest
 import torch
-from conftest import clone_run, make_probs
-from test_workflow import snakemake
+from helpers import clone_run, make_probs, snakemake
 
 from eenet.analysis.exits import exit_table, pick_examples, plot_examples, raw_samples
 from eenet.schedulers import MaxPredScheduler, StaticScheduler, accuracy, exit_predictions
@@ -76,13 +75,27 @@ def test_examples_are_the_first_samples_leaving_at_each_exit():
     assert all(r["prediction"] == int(preds[r["index"]]) and r["label"] == int(labels[r["index"]]) for r in rows)
 
 
-def test_text_examples_are_the_test_sentences(tmp_path):
+def test_text_examples_are_the_test_sentences(tmp_path, monkeypatch):
+    import eenet.analysis.plotting as plotting
+
+    figures = []
+    save = plotting.save_figure
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, paths: figures.append(fig) or save(fig, paths))
     (tmp_path / "test.csv").write_text('label,text\n0,a dull film\n1,a joyful ride\n0,"flat, long"\n')
     assert raw_samples("rotten_tomatoes", tmp_path, [2, 0]) == ["flat, long", "a dull film"]
     rows = [{"exit": 0, "label": 0, "prediction": 0, "confidence": 0.9}, {"exit": 1, "label": 0, "prediction": 1, "confidence": 0.6}]
     out = tmp_path / "ex.pdf"
     plot_examples(rows, ["flat, long", "a dull film"], ["negative", "positive"], "t", "c", [str(out)])
     assert out.read_bytes()[:4] == b"%PDF"
+    # each sentence under its exit with its label and prediction; a wrong prediction in red
+    texts = [(t.get_text(), t.get_color()) for t in figures[0].texts]
+    lines = [(text, colour) for text, colour in texts if text.startswith(("exit ", "["))]
+    assert lines == [
+        ("exit 0", "black"),
+        ("[negative -> negative, p=0.90] flat, long", "black"),
+        ("exit 1", "black"),
+        ("[negative -> positive, p=0.60] a dull film", "tab:red"),
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ DRIVER = textwrap.dedent(
     """
     import sys, torch
     sys.path.insert(0, {tests!r})
-    from test_training import _data, MEAN, STD
+    from helpers import band_split
     from eenet.models import build_model
     from eenet.training.loop import TrainConfig, train_multiexit
     torch.set_num_threads(1)
-    train, val = _data(1200, 0), _data(48, 1)
+    train, val = band_split(1200, 0), band_split(48, 1)
     cfg = TrainConfig(epochs=3, batch_size=8, lr=0.05, milestones=[2], augment_pad=1, distill_start=0.5)
     torch.manual_seed(0)
     model = build_model("small_cnn_3", 3, 1, width=4)
@@ -85,7 +85,7 @@ def test_failed_tensor_save_keeps_the_previous_file(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(io, "save_file", failing_save)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):  # the disk's own error, not another
         io.save_tensors(path, {"probs": torch.zeros(2, 3)}, {"split": "val"})
     tensors, meta = io.load_tensors(path)
     assert torch.equal(tensors["probs"], torch.ones(2, 3)) and meta == {"split": "val"}

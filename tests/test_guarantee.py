@@ -8,8 +8,7 @@ import math
 import pytest
 import torch
 import yaml
-from conftest import COSTS, make_probs
-from test_runtime import cached_probs, make_inputs
+from helpers import COSTS, cached_probs, make_inputs, make_probs
 
 from eenet.measure.runtime import adaptive_forward
 from eenet.models import build_model

@@ -36,7 +36,7 @@ def test_stopping_early_skips_later_stages(model):
     model.stages[2].register_forward_hook(lambda *a: calls.append(1))
     model.forward_until(torch.randn(1, 1, 28, 28), 1)
     assert calls == []
-    with pytest.raises(IndexError):
+    with pytest.raises(IndexError, match="exit_index 3 out of range for 3 exits"):
         model.forward_until(torch.randn(1, 1, 28, 28), 3)
 
 

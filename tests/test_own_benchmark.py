@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from own_data import CLASSES, make_image_folder, make_texts, make_tiny_bert
-from test_workflow import REPO, copy_workflow, snakemake
+from helpers import CLASSES, REPO, copy_workflow, make_image_folder, make_texts, make_tiny_bert, snakemake
 
 TARGETS = ["results/shapes/curve.pdf", "results/reviews/curve.pdf"]
 # the README's examples, run small: a few images and texts, two epochs, short timing (merged over them)
@@ -54,16 +54,21 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def own_files(tmp: Path) -> dict[str, str]:
-    """The README's two examples with their placeholders pointing at data and a model made here, and the small
-    settings: file name -> YAML text."""
-    images = make_image_folder(tmp / "shapes", {"train": 20, "test": 8}, size=16)
+def make_own_inputs(tmp: Path) -> None:
+    """The data and the model the README's two examples read, made in ``tmp``: an image folder, a table of texts
+    (CSV and parquet), a tiny BERT."""
+    make_image_folder(tmp / "shapes", {"train": 20, "test": 8}, size=16)
     texts, labels = make_texts(160, seed=1)
     (tmp / "reviews").mkdir()
     pd.DataFrame({"review": texts[:120], "mood": labels[:120]}).to_csv(tmp / "reviews" / "train.csv", index=False)
     pd.DataFrame({"review": texts[120:], "mood": labels[120:]}).to_parquet(tmp / "reviews" / "test.parquet")
-    bert = make_tiny_bert(tmp / "tiny-bert", layers=2, weights=True)
-    places = {"/data/shapes": str(images), "/data/reviews": str(tmp / "reviews"), "/models/tiny-bert": str(bert)}
+    make_tiny_bert(tmp / "tiny-bert", layers=2, weights=True)
+
+
+def own_files(tmp: Path) -> dict[str, str]:
+    """The README's two examples with their placeholders pointing at the inputs in ``tmp`` (:func:`make_own_inputs`),
+    and the small settings: file name -> YAML text."""
+    places = {"/data/shapes": str(tmp / "shapes"), "/data/reviews": str(tmp / "reviews"), "/models/tiny-bert": str(tmp / "tiny-bert")}
     files = {}
     for name in ("my_images.yaml", "my_texts.yaml"):
         text = readme_example(name)
@@ -84,11 +89,19 @@ def own_config(tmp: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def own_run(tmp_path_factory) -> tuple[Path, dict]:
+def own_inputs(tmp_path_factory) -> Path:
+    """The examples' inputs, made once for the module: each test that changes them takes a copy."""
+    tmp = tmp_path_factory.mktemp("own-inputs")
+    make_own_inputs(tmp)
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def own_run(own_inputs, tmp_path_factory) -> tuple[Path, dict]:
     """The README's commands for its two examples, with the small settings merged in (a third config file)."""
     tmp = tmp_path_factory.mktemp("own")
     wd = copy_workflow(tmp / "wf", extra=("config",))
-    for name, text in own_files(tmp / "inputs").items():
+    for name, text in own_files(own_inputs).items():
         (wd / name).write_text(text)
     for target, example in zip(TARGETS, ("my_images.yaml", "my_texts.yaml"), strict=True):
         examples = target.replace("curve.pdf", "examples.pdf")
@@ -136,7 +149,8 @@ def test_text_table_and_local_bert_run_to_the_curve(own_run):
     ],
     ids=["empty-class-folder", "label-outside-classes", "no-such-exit", "mixed-image-sizes"],
 )  # fmt: skip
-def test_wrong_inputs_stop_before_any_job(tmp_path, break_it, message):
+def test_wrong_inputs_stop_before_any_job(own_inputs, tmp_path, break_it, message):
+    shutil.copytree(own_inputs, tmp_path / "inputs")
     cfg = own_config(tmp_path / "inputs")
     break_it(tmp_path, cfg)
     wd = copy_workflow(tmp_path / "wf", yaml.safe_dump(cfg))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from own_data import CLASSES, make_image_folder, make_texts, make_tiny_bert
+from helpers import CLASSES, make_image_folder, make_texts, make_tiny_bert
 
 from eenet.catalog import resolve_datasets
 from eenet.data import ChecksumError, DatasetSpec, open_split, prepare_dataset, raw_paths, read_text_csv
@@ -77,7 +77,7 @@ def test_image_folder_archive_from_a_url_is_checked_and_extracted(tmp_path):
     assert len(rows) == 6 and all(r["path"].startswith("images/shapes/train/") for r in rows)  # relative: moves with data/
     assert open_split(done, tmp_path / "data", "train").inputs(torch.arange(6), CPU).shape == (6, 3, 8, 8)
     assert raw_paths(done, tmp_path / "data")[-1] == tmp_path / "data" / "images"  # DVC tracks the extracted tree
-    with pytest.raises(ChecksumError):
+    with pytest.raises(ChecksumError, match=f"sha256 is [0-9a-f]{{64}}, expected {'0' * 64}"):
         prepare_dataset(spec_of("shapes", kind="imagefolder", url=archive.as_uri(), sha256="0" * 64), tmp_path / "bad")
     assert not [p for p in (tmp_path / "bad").rglob("*") if p.is_file()]
 

@@ -30,12 +30,27 @@ def test_add_measured_joins_on_method_and_budget_and_leaves_the_rest():
     assert rows[3]["measured_ms"] == 0.55
 
 
-def test_figures_are_written_with_either_axis_and_a_wrong_axis_is_refused(tmp_path):
+def test_figures_are_written_with_either_axis_and_a_wrong_axis_is_refused(tmp_path, monkeypatch):
+    import matplotlib.image
+
+    import eenet.analysis.plotting as plotting
+
+    figures = []
+    save = plotting.save_figure
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, paths: figures.append(fig) or save(fig, paths))
     rows = [{"method": "maxpred", "budget_value": b, "test_cost_ms": c, "test_accuracy": a, "measured_ms": 1.1 * c}
             for b, c, a in [(0.5, 1.0, 0.8), (0.8, 1.6, 0.9)]]  # fmt: skip
-    for axis in ("simulated", "measured"):
+    for axis, xs in (("simulated", [1.0, 1.6]), ("measured", [1.1, 1.76])):
         plot_curve(rows, "t", "c", [str(tmp_path / f"{axis}.png")], None, axis)
-        assert (tmp_path / f"{axis}.png").read_bytes()[:4] == b"\x89PNG"
+        # the PNG holds a figure of the plotting size (6.4 x 4.6 in) with something drawn in colour on white
+        image = matplotlib.image.imread(tmp_path / f"{axis}.png")
+        assert image.shape[0] / image.shape[1] == pytest.approx(4.6 / 6.4, abs=0.01) and image.shape[1] >= 320
+        rgb = image[..., :3]
+        assert (rgb == 1.0).all(-1).mean() > 0.5  # mostly white background
+        assert (rgb.max(-1) - rgb.min(-1) > 0.3).any()  # and coloured pixels: the method's line
+        # the method's line runs through its rows at the x of the chosen axis
+        (line,) = [ln for ln in figures[-1].axes[0].get_lines() if ln.get_label().startswith("MaxPred")]
+        assert list(line.get_xdata()) == pytest.approx(xs) and list(line.get_ydata()) == pytest.approx([80.0, 90.0])
     with pytest.raises(ValueError, match="x_axis must be 'simulated' or 'measured'"):
         plot_curve(rows, "t", "c", [str(tmp_path / "x.png")], None, "flops")
     plot_runtime([runtime_row("maxpred", "0.5", 1, 1.2), runtime_row("maxpred", "0.5", 64, 0.3)], "t", "c", [str(tmp_path / "r.pdf")])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import COSTS, make_probs
+from helpers import COSTS, make_probs
 
 from eenet.schedulers import make_scheduler, realised_cost
 from eenet.schedulers.calibrated import fit_temperature, nll
@@ -121,7 +121,7 @@ def test_eenet_ablations_are_eenet_with_one_thing_changed(val_data):
     ks = torch.arange(3, dtype=torch.float64)
     _, th, _ = search_budget(u, lambda t: F.softmax(ks * t, dim=0), torch.tensor(COSTS, dtype=torch.float64), 0.6, -30.0, 30.0)
     assert geo.thresholds_ == th.tolist()  # the learned utilities, thresholded by MaxPred's family
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'distribution'"):
         make_scheduler("eenet_geo", distribution="search")  # fixed by the ablation
 
 

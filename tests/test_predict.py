@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import clone_run
-from test_workflow import REPO, snakemake
+from helpers import REPO, clone_run, snakemake
 
 from eenet.cli import main
 from eenet.data import DatasetSpec

@@ -24,7 +24,7 @@ import tokenize
 from pathlib import Path
 
 import pytest
-from test_workflow import REPO, copy_workflow
+from helpers import REPO, copy_workflow
 
 DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
 LOGS = ["benchmarks/RESULTS.md"]  # benchmark invocations only (see the module docstring)

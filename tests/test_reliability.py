@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import COSTS, clone_run, make_probs
-from test_workflow import snakemake
+from helpers import COSTS, clone_run, make_probs, snakemake
 
 from eenet.analysis.reliability import RELIABILITY_FIELDS, markdown_table, reliability_rows, reliability_study, split_indices
 

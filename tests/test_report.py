@@ -12,8 +12,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import clone_run
-from test_workflow import snakemake
+from helpers import clone_run, snakemake
 
 from eenet.analysis.tables import tables_html
 

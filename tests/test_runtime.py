@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import cached_probs, make_inputs
 
 from eenet.measure.runtime import adaptive_forward, run_split
 from eenet.models import build_model
@@ -24,23 +25,6 @@ ARCHS = [
     ("minilm_3", {"num_hidden_layers": 3, "exit_layers": [1, 2, 3]}, ("text", 30522)),
     ("bert_4", {"random_init": True, "num_hidden_layers": 4, "exit_layers": [1, 2, 3, 4]}, ("text", 30522)),
 ]
-
-
-def make_inputs(kind: tuple, n: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    if kind[0] == "image":
-        return torch.randn(n, kind[1], kind[2], kind[2], generator=g, dtype=torch.float64)
-    length = 12
-    ids = torch.randint(1000, kind[1], (n, length), generator=g)
-    lengths = torch.randint(3, length + 1, (n,), generator=g)
-    mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
-    return {"input_ids": ids * mask, "attention_mask": mask}
-
-
-def cached_probs(model, x) -> torch.Tensor:
-    """What cache_logits stores for these inputs: the softmax of every exit, ``[K, N, C]``."""
-    with torch.inference_mode():
-        return torch.stack([F.softmax(z.float(), dim=1) for z in model(x)])
 
 
 @pytest.fixture(scope="module", params=ARCHS, ids=[a[0] for a in ARCHS])

@@ -3,7 +3,7 @@ import json
 
 import pytest
 import torch
-from conftest import COSTS, make_probs
+from helpers import COSTS, make_probs
 
 from eenet.schedulers import (
     InfeasibleBudgetError,

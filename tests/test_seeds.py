@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_workflow import copy_workflow, snakemake, tiny_config
+from helpers import FMNIST, copy_workflow, snakemake, tiny_config
 
 from eenet.analysis.stats import paired_bootstrap, seed_stats
 from eenet.io import read_json
@@ -81,7 +81,7 @@ SEEDED = "results/tiny/curve.pdf"
 
 @pytest.fixture(scope="module")
 def seeded_run(tmp_path_factory):
-    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+    if not FMNIST.is_dir():
         pytest.skip("the packaged Fashion-MNIST (dataset-fashion-mnist) is not installed")
     cfg = yaml.safe_load(tiny_config())
     b = cfg["benchmarks"]["tiny"]

@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_workflow import REPO, copy_workflow, tiny_config
+from helpers import FMNIST, REPO, TARGET, copy_workflow, tiny_config
 
 from eenet.io import load_tensors
 
 START, STOP = REPO / "tools" / "local-slurm" / "start.sh", REPO / "tools" / "local-slurm" / "stop.sh"
-TARGET = "results/tiny/curve.pdf"
 # the local cluster: account/partition of start.sh, no GPU, 2 CPUs (profile's threads and groups scaled down)
 LOCAL_CLUSTER = [
     "--default-resources", "slurm_account=ci", "slurm_partition=debug", "mem_mb=1000", "runtime=10",
@@ -38,7 +37,7 @@ LOCAL_CLUSTER = [
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="a local SLURM needs root"),
     pytest.mark.skipif(shutil.which("slurmctld") is None and shutil.which("apt-get") is None, reason="SLURM not installed and no apt-get"),
-    pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="the packaged Fashion-MNIST is not installed"),
+    pytest.mark.skipif(not FMNIST.is_dir(), reason="the packaged Fashion-MNIST is not installed"),
 ]
 
 

@@ -204,7 +204,7 @@ def test_a_rules_code_inputs_are_what_its_job_runs():
 
 
 def test_adding_an_import_to_a_script_adds_the_module_to_its_rule(tmp_path):
-    from test_workflow import copy_workflow
+    from helpers import copy_workflow
 
     wd = copy_workflow(tmp_path, extra=("config",))
     before = {f for j in _jobs(wd, "results/fashion_mnist/curve.pdf") if j["rule"] == "fit_scheduler" for f in j["input"]}
@@ -324,3 +324,32 @@ def test_docs_links_resolve():
             if "://" in target:
                 continue
             assert (doc.parent / target).exists(), f"{doc.relative_to(REPO)} links to {target}, which does not exist"
+
+
+def _imported_test_modules(path: Path) -> list[str]:
+    """The modules of tests/ (conftest or a test module) that a file's import statements name."""
+    local = {p.stem for p in (REPO / "tests").glob("*.py") if p.stem == "conftest" or p.stem.startswith("test_")}
+    text = path.read_text()
+    names = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            names.append(node.module or "")
+        elif isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+    # and the scripts a test writes and runs (an import at the start of a line of a string)
+    names += re.findall(r"^\s*(?:from|import)\s+(\w+)", text, re.M)
+    return sorted({n.split(".")[0] for n in names} & local)
+
+
+def test_test_modules_import_no_other_test_module():
+    """What tests share is in tests/helpers.py (fixtures in conftest.py): a test module, or conftest, that imports
+    another test module or conftest runs or breaks with it."""
+    files = [*sorted((REPO / "tests").glob("test_*.py")), REPO / "tests" / "conftest.py", REPO / "tests" / "helpers.py"]
+    found = {f.name: imported for f in files if (imported := _imported_test_modules(f))}
+    assert found == {}, f"import from tests/helpers.py instead: {found}"
+
+
+def test_the_test_import_check_finds_an_import_of_a_test_module(tmp_path):
+    code = 'import os\nfrom helpers import REPO\nfrom test_workflow import snakemake\nDRIVER = """\n    import conftest\n"""\n'
+    (tmp_path / "t.py").write_text(code)
+    assert _imported_test_modules(tmp_path / "t.py") == ["conftest", "test_workflow"]
