@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from eenet import data
-from eenet.data import ChecksumError, DatasetSpec, fetch_dataset, load_images, read_idx
+from eenet.data import DatasetSpec, load_images, read_idx
+from eenet.data.fetch import ChecksumError, fetch_dataset
 
 
 def idx_bytes(array: torch.Tensor) -> bytes:

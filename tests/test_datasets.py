@@ -15,7 +15,8 @@ import torch
 from test_download import serve
 
 from eenet import data
-from eenet.data import CIFAR10, CIFAR100, ChecksumError, DatasetSpec, DownloadError, fetch_dataset, load_images, open_split
+from eenet.data import CIFAR10, CIFAR100, DatasetSpec, load_images, open_split
+from eenet.data.fetch import ChecksumError, DownloadError, fetch_dataset
 
 
 def cifar_archive(path: Path, spec: DatasetSpec, n_per_file: int = 6, seed: int = 0) -> tuple[str, dict[str, torch.Tensor]]:

@@ -12,8 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from eenet.data import ChecksumError
-from eenet.data.download import DownloadError, download, safe_extract
+from eenet.data.download import ChecksumError, DownloadError, download, safe_extract
 
 PAYLOAD = bytes(range(256)) * 400
 
@@ -111,7 +110,8 @@ from pathlib import Path  # noqa: E402
 from test_data import tiny_dataset  # noqa: E402, F401  (fixture)
 from test_workflow import copy_workflow, snakemake, tiny_config  # noqa: E402
 
-from eenet.data import fetch_dataset, load_images  # noqa: E402
+from eenet.data import load_images  # noqa: E402
+from eenet.data.fetch import fetch_dataset  # noqa: E402
 
 
 class MirrorHandler(SimpleHTTPRequestHandler):
