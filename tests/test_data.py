@@ -4,7 +4,8 @@ import pytest
 import torch
 from helpers import FMNIST, idx_bytes, needs_fmnist
 
-from eenet.data import ChecksumError, fetch_dataset, load_images, read_idx
+from eenet.data import load_images, read_idx
+from eenet.data.fetch import ChecksumError, fetch_dataset
 
 
 def test_idx_round_trip(tmp_path):

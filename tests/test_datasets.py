@@ -14,7 +14,8 @@ import torch
 from helpers import cifar_archive, serve
 
 from eenet import data
-from eenet.data import CIFAR10, CIFAR100, ChecksumError, DatasetSpec, DownloadError, fetch_dataset, load_images, open_split
+from eenet.data import CIFAR10, CIFAR100, DatasetSpec, load_images, open_split
+from eenet.data.fetch import ChecksumError, DownloadError, fetch_dataset
 
 
 @pytest.fixture(params=[CIFAR10, CIFAR100], ids=["cifar10", "cifar100"])

@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from helpers import FMNIST, copy_workflow, needs_fmnist, serve, snakemake, tiny_config
 
-from eenet.data import ChecksumError, fetch_dataset, load_images
-from eenet.data.download import DownloadError, download, safe_extract
+from eenet.data import load_images
+from eenet.data.download import ChecksumError, DownloadError, download, safe_extract
+from eenet.data.fetch import fetch_dataset
 
 PAYLOAD = bytes(range(256)) * 400
 

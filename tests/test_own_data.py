@@ -14,7 +14,8 @@ import torch
 from helpers import CLASSES, make_image_folder, make_texts, make_tiny_bert
 
 from eenet.catalog import resolve_datasets
-from eenet.data import ChecksumError, DatasetSpec, open_split, prepare_dataset, raw_paths, read_text_csv
+from eenet.data import DatasetSpec, open_split, raw_paths, read_text_csv
+from eenet.data.fetch import ChecksumError, prepare_dataset
 from eenet.models import build_model, exit_points, text_tokenizer
 from eenet.pipeline.preflight import check_benchmark, check_dataset
 

@@ -180,13 +180,15 @@ def test_the_snakefile_and_rules_import_only_the_workflow_layer_which_imports_no
 
 # What each rule's job runs, as its code inputs: no step but training lists the training loop, the data-parallel
 # launcher or the training job, none lists the checks that run before any job, and the steps that read no data
-# (fitting, evaluation, statistics, figures) list no dataset reader or downloader.
+# (fitting, evaluation, statistics, figures) list no dataset reader or downloader; no step but the download lists the
+# code that fetches a dataset (the rules that read one import the readers only), so editing it re-runs no other job.
 TRAINING_ONLY = {
     "src/eenet/training/loop.py", "src/eenet/training/distributed.py", "src/eenet/training/fingerprint.py",
     "src/eenet/pipeline/trainjob.py", "src/eenet/pipeline/codeinputs.py",  # the training job's code digest
 }  # fmt: skip
 NEVER = {"src/eenet/pipeline/preflight.py", "src/eenet/pipeline/dvc.py", "src/eenet/pipeline/lineage.py"}
 NO_DATA = {"fit_scheduler", "evaluate_test", "compute_stats", "plot_curve", "aggregate_seeds", "reliability", "report_tables"}
+FETCHING = {"src/eenet/data/download.py", "src/eenet/data/fetch.py", "src/eenet/data/fetch_folders.py", "src/eenet/data/fetch_text.py"}
 
 
 def test_a_rules_code_inputs_are_what_its_job_runs():
@@ -200,7 +202,15 @@ def test_a_rules_code_inputs_are_what_its_job_runs():
         if rule in NO_DATA:
             data = sorted(f for f in inputs if f.startswith("src/eenet/data/") or f == "src/eenet/datafiles.py")
             assert not data, (rule, data)
+        if rule == "download_dataset":
+            assert FETCHING <= inputs, (rule, sorted(FETCHING - inputs))
+        else:
+            assert not inputs & FETCHING, (rule, sorted(inputs & FETCHING))
     assert {"train_multiexit", "cache_logits", "profile_latency", "fit_scheduler", "measure_runtime", "plot_curve"} <= seen
+    assert {"download_dataset", "exit_analysis"} <= seen
+    # every module of the package that downloads or fetches is in FETCHING (a new one is checked too)
+    fetching = {p for p in (PACKAGE / "data").glob("*.py") if p.stem == "download" or p.stem.startswith("fetch")}
+    assert {str(p.relative_to(REPO)) for p in fetching} == FETCHING
 
 
 def test_adding_an_import_to_a_script_adds_the_module_to_its_rule(tmp_path):

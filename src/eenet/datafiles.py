@@ -1,5 +1,5 @@
 """A dataset's local files: an image folder's class folders and image sizes, a table's files, columns and labels.
-:mod:`eenet.data` reads sources with these functions, and the workflow's checks before any job
+The fetching of a dataset (:mod:`eenet.data.fetch`) reads sources with these functions, and the workflow's checks before any job
 (:mod:`eenet.pipeline.preflight`) look at them with the same functions.
 
 Standard library only at import (the Snakefile imports the checks); Pillow and pandas are imported when an image

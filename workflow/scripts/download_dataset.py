@@ -6,7 +6,8 @@ spec completed with what the files tell (classes, image size, normalisation), wh
 
 from pathlib import Path
 
-from eenet.data import DatasetSpec, prepare_dataset
+from eenet.data import DatasetSpec
+from eenet.data.fetch import prepare_dataset
 from eenet.io import file_sha256, write_json
 from eenet.pipeline.logs import setup_logging
 

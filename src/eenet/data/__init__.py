@@ -1,8 +1,13 @@
-"""Datasets: fetching with checksums, seeded validation splits, and batches of model inputs.
+"""Datasets: seeded validation splits and batches of model inputs, read from the files the ``download_dataset`` rule
+fetched.
 
 Modules, each importing only those before it: :mod:`.spec` (:class:`DatasetSpec`, the :class:`Split`
 interface), :mod:`.images`, :mod:`.folders` and :mod:`.text` (the formats), :mod:`.datasets` (the built-in datasets,
-:func:`prepare_dataset`, :func:`open_split`). Which datasets exist and their config keys: :mod:`eenet.catalog`.
+:func:`open_split`). Which datasets exist and their config keys: :mod:`eenet.catalog`.
+
+Fetching (downloads with checksums, extraction, indexing: :func:`eenet.data.fetch.prepare_dataset`) lives apart, in
+:mod:`.fetch`, :mod:`.fetch_folders`, :mod:`.fetch_text` and :mod:`.download`, and this package does not import it: the
+rules that only read a dataset do not list the downloaders among their code inputs.
 """
 
 from eenet.data.datasets import (
@@ -15,17 +20,14 @@ from eenet.data.datasets import (
     ROTTEN_TOMATOES,
     SST2,
     dataset_spec,
-    fetch_dataset,
     load_images,
     open_split,
-    prepare_dataset,
     raw_paths,
 )
-from eenet.data.download import ChecksumError, DownloadError
 from eenet.data.folders import ImageFolderSplit, decode_rgb
 from eenet.data.images import CIFAR_MEMBERS, ImageSplit, augment_batch, load_cifar, normalize, read_idx
 from eenet.data.spec import DatasetSpec, Split, iterate_batches, split_indices
-from eenet.data.text import TextSplit, fetch_hf, fetch_table, open_text, read_text_csv
+from eenet.data.text import TextSplit, open_text, read_text_csv
 
 __all__ = [
     "AG_NEWS",
@@ -37,18 +39,12 @@ __all__ = [
     "IMAGENET",
     "ROTTEN_TOMATOES",
     "SST2",
-    "ChecksumError",
     "DatasetSpec",
-    "DownloadError",
     "ImageFolderSplit",
     "ImageSplit",
     "Split",
     "TextSplit",
     "augment_batch",
-    "fetch_dataset",
-    "fetch_hf",
-    "fetch_table",
-    "prepare_dataset",
     "dataset_spec",
     "decode_rgb",
     "iterate_batches",

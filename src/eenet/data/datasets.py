@@ -1,10 +1,10 @@
-"""The datasets this package knows, and the two things done with one: fetch its files, open a split.
+"""The datasets this package knows, and what the rules that read one do with it: open a split of its files.
 
 Every dataset is a :class:`~eenet.data.spec.DatasetSpec` built from a config entry (the built-in ones:
 :data:`eenet.catalog.BUILTIN_DATASETS`, updated by the config's ``datasets:`` block; or the user's own). The
-``download_dataset`` rule fetches each dataset once into ``data/<name>/`` (:func:`prepare_dataset`) and writes
-the completed spec into the manifest; training, logit caching and profiling then open a
-:class:`~eenet.data.spec.Split` (:func:`open_split`):
+``download_dataset`` rule fetches each dataset once into ``data/<name>/`` (:func:`eenet.data.fetch.prepare_dataset`,
+the only code that downloads) and writes the completed spec into the manifest; training, logit caching and profiling
+then open a :class:`~eenet.data.spec.Split` (:func:`open_split`):
 
 - ``idx`` (Fashion-MNIST) and ``cifar`` (CIFAR-10/100): images held in memory, augmented on the device;
 - ``imagefolder`` (ImageNet, any folder of class folders): decoded and augmented by DataLoader workers;
@@ -15,17 +15,16 @@ the completed spec into the manifest; training, logit caching and profiling then
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from eenet.catalog import TEXT_KINDS, resolve_datasets
-from eenet.data.folders import ImageFolderSplit, index_imagefolder, read_index
-from eenet.data.images import CIFAR_MEMBERS, ImageSplit, fetch_cifar, fetch_idx, load_cifar, load_idx
+from eenet.data.folders import ImageFolderSplit, read_index
+from eenet.data.images import CIFAR_MEMBERS, ImageSplit, load_cifar, load_idx
 from eenet.data.spec import DatasetSpec, Split
-from eenet.data.text import fetch_hf, fetch_table, open_text
+from eenet.data.text import open_text
 
 __all__ = [
     "FASHION_MNIST",
@@ -38,8 +37,6 @@ __all__ = [
     "DATASETS",
     "dataset_spec",
     "raw_paths",
-    "prepare_dataset",
-    "fetch_dataset",
     "load_images",
     "open_split",
 ]
@@ -75,41 +72,6 @@ def raw_paths(spec: DatasetSpec | str, root: str | os.PathLike[str]) -> list[Pat
     index = [Path(root) / f"{part}.csv" for part in ("train", "test")]
     archive = spec.kind == "imagefolder" and (spec.url or (spec.path and not Path(spec.path).is_dir()))
     return index + [Path(root) / "images"] if archive else index  # images extracted from an archive live here
-
-
-def prepare_dataset(spec: DatasetSpec, root: str | os.PathLike[str]) -> tuple[list[Path], DatasetSpec]:
-    """Put the verified files of ``spec`` under ``root``; return their paths and the spec completed with what the
-    files tell (classes, number of classes, image size and normalisation where the config leaves them out).
-
-    Sources: ``mirror`` (a local directory, or the URL of one, holding the original files, for clusters whose
-    compute nodes have no internet), else each built-in dataset's own (torchvision's servers, the authors' site,
-    the packaged file, the Hugging Face hub); ``path`` / ``url`` / ``train`` / ``hub`` for the user's own.
-
-    Raises:
-        ChecksumError: a file with the wrong content, or a truncated or corrupt archive.
-        DownloadError: the connection was refused or lost, or the server sent less than it announced.
-        FileNotFoundError: a missing directory or file (the message names the config key to set).
-        ValueError: labels outside the classes, a missing column, mixed image sizes.
-    In every failure no partial file is left under ``root``, so the next run retries from scratch.
-    """
-    Path(root).mkdir(parents=True, exist_ok=True)
-    if spec.kind == "cifar":
-        return fetch_cifar(spec, Path(root), spec.mirror), spec
-    if spec.kind == "imagefolder":
-        return index_imagefolder(spec, Path(root))
-    if spec.kind == "table":
-        return fetch_table(spec, Path(root))
-    if spec.kind == "huggingface":
-        return fetch_hf(spec, Path(root))
-    return fetch_idx(spec, Path(root), spec.mirror), spec
-
-
-def fetch_dataset(name: str | DatasetSpec, root: str | os.PathLike[str], mirror: str | None = None) -> list[Path]:
-    """:func:`prepare_dataset` of a built-in dataset (or a spec), its source set to ``mirror`` when given; the paths."""
-    spec = dataset_spec(name)
-    if mirror is not None:
-        spec = replace(spec, mirror=mirror)
-    return prepare_dataset(spec, root)[0]
 
 
 def load_images(name: str | DatasetSpec, root: str | os.PathLike[str], train: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,31 +1,19 @@
-"""Image datasets held in memory: the IDX files of Fashion-MNIST and the CIFAR binary archives.
-
-Fetching: every file is checked (sha256 of the content, or the archive's md5) and written atomically;
-nothing partial is left behind. Reading: in-memory images ``uint8 [N, C, H, W]`` augmented per batch on
-the device (:class:`ImageSplit`). Image folders (files decoded by DataLoader workers): :mod:`.folders`.
+"""Image datasets held in memory: the IDX files of Fashion-MNIST and the CIFAR binary archives, read into images
+``uint8 [N, C, H, W]`` augmented per batch on the device (:class:`ImageSplit`). Fetching them (checked and written
+atomically): :mod:`.fetch`. Image folders (files decoded by DataLoader workers): :mod:`.folders`.
 """
 
 from __future__ import annotations
 
-import gzip
-import logging
 import os
-import shutil
-import tarfile
-import tempfile
-import zlib
 from pathlib import Path
 
 import torch
 
-from eenet.data.download import ChecksumError, DownloadError, download, safe_extract
 from eenet.data.spec import DatasetSpec, Split
-from eenet.io import atomic_path, file_digest, file_sha256
 
 __all__ = [
     "CIFAR_MEMBERS",
-    "fetch_idx",
-    "fetch_cifar",
     "read_idx",
     "load_idx",
     "load_cifar",
@@ -34,109 +22,11 @@ __all__ = [
     "ImageSplit",
 ]
 
-log = logging.getLogger(__name__)
-
 # members of each CIFAR archive: (train files, test files, label bytes per record; CIFAR-100's 2nd = fine label)
 CIFAR_MEMBERS: dict[str, tuple[list[str], list[str], int]] = {
     "cifar10": ([f"data_batch_{i}.bin" for i in range(1, 6)], ["test_batch.bin"], 1),
     "cifar100": (["train.bin"], ["test.bin"], 2),
 }
-
-
-def _gunzip_verified(src: Path, dest: Path, sha256: str) -> None:
-    """Decompress ``src`` (``.gz`` or plain) into ``dest`` atomically, checking the sha256 of the content."""
-    opener = gzip.open if src.suffix == ".gz" else open
-    with atomic_path(dest) as tmp:
-        try:
-            with opener(src, "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout, length=1 << 20)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise ChecksumError(f"{src}: truncated or corrupt archive ({exc}); nothing was kept") from exc
-        got = file_sha256(tmp)
-        if got != sha256:
-            raise ChecksumError(f"{src}: sha256 of content is {got}, expected {sha256}; file is corrupt or not {dest.name}")
-
-
-def fetch_idx(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
-    name = spec.name
-    dest_dir = Path(root) / spec.raw_subdir
-    if mirror and "://" in mirror:
-        log.info("downloading %s from %s", name, mirror)
-        with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
-            for fname, sha in spec.files.items():
-                archive = download(f"{mirror.rstrip('/')}/{fname}.gz", Path(tmp) / f"{fname}.gz")
-                _gunzip_verified(archive, dest_dir / fname, sha)
-                log.info("verified %s (sha256 %s)", fname, sha[:12])
-    elif mirror and Path(mirror).is_dir():
-        log.info("fetching %s from local mirror %s", name, mirror)
-        for fname, sha in spec.files.items():
-            candidates = [Path(mirror) / f"{fname}.gz", Path(mirror) / fname]
-            src = next((c for c in candidates if c.is_file()), None)
-            if src is None:
-                raise FileNotFoundError(f"mirror {mirror} has neither {fname}.gz nor {fname}")
-            _gunzip_verified(src, dest_dir / fname, sha)
-            log.info("verified %s (sha256 %s)", fname, sha[:12])
-    else:
-        if mirror:
-            log.warning("mirror %s does not exist; downloading with torchvision", mirror)
-        import torchvision.datasets
-
-        cls = getattr(torchvision.datasets, spec.torchvision_class)
-        with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
-            try:
-                cls(tmp, train=True, download=True)
-                cls(tmp, train=False, download=True)
-            except Exception as exc:  # torchvision raises RuntimeError / URLError for every failed mirror
-                raise DownloadError(
-                    f"could not download {name} with torchvision ({exc}); without internet, set "
-                    f"datasets.{name}.mirror to a directory or URL holding the original files"
-                ) from exc
-            for fname, sha in spec.files.items():
-                _gunzip_verified(Path(tmp) / spec.raw_subdir / fname, dest_dir / fname, sha)
-    return [dest_dir / fname for fname in spec.files]
-
-
-def fetch_cifar(spec: DatasetSpec, root: Path, mirror: str | None) -> list[Path]:
-    """The CIFAR binary archive from ``mirror`` (directory or URL) or the authors' site, md5-checked, then
-    only its known members extracted (:func:`eenet.data.download.safe_extract`; sizes checked) into ``root/<raw_subdir>``."""
-    ((archive_name, md5),) = spec.files.items()
-    train, test, _ = CIFAR_MEMBERS[spec.name]
-    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as tmp:
-        source = mirror or spec.url
-        if "://" in source:
-            log.info("downloading %s from %s", archive_name, source)
-            try:
-                archive = download(f"{source.rstrip('/')}/{archive_name}", Path(tmp) / archive_name, md5=md5)
-            except DownloadError as exc:
-                raise DownloadError(
-                    f"{exc}; without internet, set datasets.{spec.name}.mirror to a directory or URL holding {archive_name}"
-                ) from exc
-        else:
-            archive = Path(source) / archive_name
-            if not archive.is_file():
-                raise FileNotFoundError(f"mirror {source} has no {archive_name}")
-            got = file_digest(archive, "md5")
-            if got != md5:
-                raise ChecksumError(f"{archive}: md5 is {got}, expected {md5}; file is corrupt or not {archive_name}")
-        log.info("verified %s (md5 %s)", archive_name, md5)
-        record = _cifar_record(spec)
-
-        def whole_records(info) -> None:
-            if info.size % record:
-                raise ChecksumError(f"{archive}: {info.name} is not a file of {record}-byte records")
-
-        members = [f"{spec.raw_subdir}/{m}" for m in train + test]
-        try:
-            extracted = safe_extract(archive, Path(tmp) / "extracted", members=members, check=whole_records)
-        except (KeyError, tarfile.TarError, EOFError, zlib.error) as exc:
-            raise ChecksumError(f"{archive}: not the expected CIFAR archive ({exc})") from exc
-        out = []
-        for member, path in zip(members, extracted, strict=True):
-            dest = root / member
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, dest)  # same file system (tmp is under root): atomic
-            out.append(dest)
-    return out
 
 
 def _cifar_record(spec: DatasetSpec) -> int:
