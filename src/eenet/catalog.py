@@ -256,25 +256,41 @@ def arch_modality(arch: str) -> str:
     return ARCHITECTURES[arch]
 
 
-METHODS: dict[str, dict[str, str | None]] = {
-    "eenet": {"label": "EENet", "config": "eenet"},
-    "maxpred": {"label": "MaxPred (MSDNet)", "config": None},
-    "entropy": {"label": "Entropy (BranchyNet)", "config": None},
-    "oracle": {"label": "Oracle at the budgets", "config": None},
-    "patience": {"label": "Patience (PABEE)", "config": None},
-    "maxpred_ts": {"label": "MaxPred, temperature-scaled", "config": None},
-    "entropy_ts": {"label": "Entropy, temperature-scaled", "config": None},
-    "maxpred_opt": {"label": "MaxPred, searched distribution", "config": None},
-    "entropy_opt": {"label": "Entropy, searched distribution", "config": None},
-    "eenet_geo": {"label": "EENet utilities, geometric distribution", "config": "eenet"},
-    "eenet_noclass": {"label": "EENet without class-wise inputs", "config": "eenet"},
-    "maxpred_guard": {"label": "MaxPred, guaranteed", "config": "guarantee"},
-    "entropy_guard": {"label": "Entropy, guaranteed", "config": "guarantee"},
-    "maxpred_ts_guard": {"label": "MaxPred, temperature-scaled, guaranteed", "config": "guarantee"},
-    "entropy_ts_guard": {"label": "Entropy, temperature-scaled, guaranteed", "config": "guarantee"},
-    "static": {"label": "Single exit", "config": None},
+METHODS: dict[str, dict[str, Any]] = {
+    "eenet": {"label": "EENet", "config": "eenet", "style": {"color": "tab:red", "marker": "o"}},
+    "maxpred": {"label": "MaxPred (MSDNet)", "config": None, "style": {"color": "tab:blue", "marker": "s"}},
+    "entropy": {"label": "Entropy (BranchyNet)", "config": None, "style": {"color": "tab:green", "marker": "^"}},
+    "oracle": {"label": "Oracle at the budgets", "config": None, "style": {"color": "black", "marker": "x", "linestyle": "none"}},
+    "patience": {"label": "Patience (PABEE)", "config": None, "style": {"color": "tab:purple", "marker": "D"}},
+    "maxpred_ts": {"label": "MaxPred, temperature-scaled", "config": None, "style": {"color": "tab:cyan", "marker": "s"}},
+    "entropy_ts": {"label": "Entropy, temperature-scaled", "config": None, "style": {"color": "tab:olive", "marker": "^"}},
+    "maxpred_opt": {"label": "MaxPred, searched distribution", "config": None, "style": {"color": "navy", "marker": "P"}},
+    "entropy_opt": {"label": "Entropy, searched distribution", "config": None, "style": {"color": "darkgreen", "marker": "P"}},
+    "eenet_geo": {"label": "EENet utilities, geometric distribution", "config": "eenet", "style": {"color": "salmon", "marker": "o"}},
+    "eenet_noclass": {"label": "EENet without class-wise inputs", "config": "eenet", "style": {"color": "darkred", "marker": "o"}},
+    "maxpred_guard": {
+        "label": "MaxPred, guaranteed",
+        "config": "guarantee",
+        "style": {"color": "tab:blue", "marker": "s", "linestyle": ":"},
+    },
+    "entropy_guard": {
+        "label": "Entropy, guaranteed",
+        "config": "guarantee",
+        "style": {"color": "tab:green", "marker": "^", "linestyle": ":"},
+    },
+    "maxpred_ts_guard": {
+        "label": "MaxPred, temperature-scaled, guaranteed",
+        "config": "guarantee",
+        "style": {"color": "tab:cyan", "marker": "s", "linestyle": ":"},
+    },
+    "entropy_ts_guard": {
+        "label": "Entropy, temperature-scaled, guaranteed",
+        "config": "guarantee",
+        "style": {"color": "tab:olive", "marker": "^", "linestyle": ":"},
+    },
+    "static": {"label": "Single exit", "config": None, "style": None},
 }
-"""The exit policies -> their label in figures and tables and the benchmark config block their hyper-parameters come
-from (``eenet:``, ``guarantee:`` or none): the one list of them. Each is a scheduler class registered under its name
-in :mod:`eenet.schedulers` (``@register_method``, which refuses a name not listed here); the schema's enum is held to
-this by a test. ``static`` (a single exit) is not configured: the figures add one point per exit by themselves."""
+"""The exit policies -> their label in figures and tables, the benchmark config block their hyper-parameters come
+from (``eenet:``, ``guarantee:`` or none) and their colour, marker and line in the figures: the one list of them.
+Each is a scheduler class registered under its name in :mod:`eenet.schedulers` (``@register_method``, which refuses
+a name not listed here); the schema's enum is held to this by a test. ``static`` (a single exit) is not configured: the figures add one point per exit by themselves."""

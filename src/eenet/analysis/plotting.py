@@ -31,25 +31,8 @@ _MEAN_FIELDS = [
     "plain_ms", "speedup_vs_plain",
 ]  # fmt: skip
 
-_MARKS = {
-    "eenet": {"color": "tab:red", "marker": "o"},
-    "maxpred": {"color": "tab:blue", "marker": "s"},
-    "entropy": {"color": "tab:green", "marker": "^"},
-    "oracle": {"color": "black", "marker": "x", "linestyle": "none"},
-    "patience": {"color": "tab:purple", "marker": "D"},
-    "maxpred_ts": {"color": "tab:cyan", "marker": "s"},
-    "entropy_ts": {"color": "tab:olive", "marker": "^"},
-    "maxpred_opt": {"color": "navy", "marker": "P"},
-    "entropy_opt": {"color": "darkgreen", "marker": "P"},
-    "eenet_geo": {"color": "salmon", "marker": "o"},
-    "eenet_noclass": {"color": "darkred", "marker": "o"},
-    "maxpred_guard": {"color": "tab:blue", "marker": "s", "linestyle": ":"},
-    "entropy_guard": {"color": "tab:green", "marker": "^", "linestyle": ":"},
-    "maxpred_ts_guard": {"color": "tab:cyan", "marker": "s", "linestyle": ":"},
-    "entropy_ts_guard": {"color": "tab:olive", "marker": "^", "linestyle": ":"},
-}
-STYLE = {m: {**marks, "label": METHOD_INFO[m]["label"]} for m, marks in _MARKS.items()}
-"""Each policy's colour, marker and line in the figures; the label is the catalog's (:data:`eenet.catalog.METHODS`)."""
+STYLE = {m: {**info["style"], "label": info["label"]} for m, info in METHOD_INFO.items() if info["style"]}
+"""Each policy's colour, marker, line and label in the figures (:data:`eenet.catalog.METHODS`)."""
 
 COMBINER_LABELS = {"ztw": "ZTW", "mie": "MIE", "pa": "PA"}
 
