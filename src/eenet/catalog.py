@@ -293,4 +293,5 @@ METHODS: dict[str, dict[str, Any]] = {
 """The exit policies -> their label in figures and tables, the benchmark config block their hyper-parameters come
 from (``eenet:``, ``guarantee:`` or none) and their colour, marker and line in the figures: the one list of them.
 Each is a scheduler class registered under its name in :mod:`eenet.schedulers` (``@register_method``, which refuses
-a name not listed here); the schema's enum is held to this by a test. ``static`` (a single exit) is not configured: the figures add one point per exit by themselves."""
+a name not listed here); the schema's enum is held to this by a test. ``static`` (a single exit) is not configured:
+the figures add one point per exit by themselves."""
