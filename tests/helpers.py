@@ -38,10 +38,16 @@ TARGET = "results/tiny/curve.pdf"
 COPIED = ["Snakefile", "rules", "workflow", "src", "profiles", "envs"]
 
 
+def workflow_env(workdir: Path) -> dict[str, str]:
+    """The environment of Snakemake run in ``workdir``, a copy of the workflow: offline, and its jobs run the copy's
+    own package (a test may edit it)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(workdir / "src")}
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Snakemake in ``workdir``, a copy of the workflow whose jobs run the copy's own package (a test may edit it)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(workdir / "src")}
-    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=900)
+    """Snakemake in ``workdir`` (:func:`workflow_env`)."""
+    proc = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True, env=workflow_env(workdir),
+                          timeout=900)  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

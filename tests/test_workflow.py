@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, SNAKEMAKE, TARGET, clone_run, edit_config, planned_jobs, snakemake
+from helpers import REPO, SNAKEMAKE, TARGET, clone_run, edit_config, planned_jobs, snakemake, workflow_env
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +223,7 @@ def test_logits_from_another_model_are_refused(workdir):
 def test_a_second_run_in_the_same_directory_is_refused(workdir):
     """While a run holds the directory (stopped with SIGSTOP once its lock is taken, so it cannot finish before the
     second run tries), a second run is refused; the first then finishes and leaves the tree up to date."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(workdir / "src")}
-    first = subprocess.Popen([*SNAKEMAKE, "--cores", "2", "--forcerun", "plot_curve", TARGET], cwd=workdir, env=env,
+    first = subprocess.Popen([*SNAKEMAKE, "--cores", "2", "--forcerun", "plot_curve", TARGET], cwd=workdir, env=workflow_env(workdir),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     stopped = False
     try:
