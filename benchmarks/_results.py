@@ -3,6 +3,7 @@ date, the commit and the command that produced it, then the Markdown table."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = ["Snakefile", "rules", "workflow", "src", "profiles", "envs", "config", ".gitignore"]
 """What a fresh copy of the workflow needs (:func:`copy_workflow`)."""
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ")
 HEADER = "# Benchmark results\n\nEach section is appended by a script in benchmarks/ (the command is in it).\n"
 
 
@@ -41,3 +43,14 @@ def copy_workflow(dest: Path) -> Path:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
     return dest
+
+
+def log_stamps(log: Path) -> list[datetime]:
+    """The times of a rule log's time-stamped lines (eenet.pipeline.logs writes ``YYYY-MM-DD HH:MM:SS,mmm`` first)."""
+    return [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for line in log.read_text().splitlines() if (m := STAMP.match(line))]
+
+
+def rule_seconds(log: Path) -> float:
+    """Seconds between the first and the last time-stamped line of a rule's log."""
+    stamps = log_stamps(log)
+    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0.0

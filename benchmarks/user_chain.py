@@ -18,24 +18,21 @@ import csv
 import gzip
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import yaml
-from _results import append_section, copy_workflow
+from _results import append_section, copy_workflow, rule_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
-STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ")
 
 
 def write_folder(root: Path, n: int) -> None:
@@ -50,12 +47,6 @@ def write_folder(root: Path, n: int) -> None:
         (root / c).mkdir(parents=True, exist_ok=True)
     for i, (im, y) in enumerate(zip(images, labels, strict=True)):
         Image.fromarray(im).save(root / CLASSES[y] / f"{i}.png")
-
-
-def rule_seconds(log: Path) -> float:
-    """Seconds between the first and the last time-stamped line of a rule's log."""
-    stamps = [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for line in log.read_text().splitlines() if (m := STAMP.match(line))]
-    return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0.0
 
 
 def main() -> None:

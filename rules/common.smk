@@ -1,6 +1,7 @@
 # Helpers shared by the rules (config validation, paths, the code each step depends on).
 
 import os
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -103,6 +104,25 @@ def checked_arch(wildcards):
 def budget_names(name):
     """Budget values of a benchmark, as they appear in file names."""
     return [str(v) for v in BENCHMARKS[name]["budgets"]["values"]]
+
+
+def budget_sets():
+    """Each distinct list of budgets (as in file names) -> the runs that have it, in the order of the benchmarks in the
+    config file (the first benchmark's rules are fit_scheduler and evaluate_test, without a suffix)."""
+    order = list(config["benchmarks"])
+    base = {run: b for b, runs in SEEDED.items() for run in runs}
+    sets = {}
+    for name in sorted(BENCHMARKS, key=lambda n: order.index(base.get(n, n))):
+        sets.setdefault(tuple(budget_names(name)), []).append(name)
+    return sets
+
+
+BUDGET_SETS = budget_sets()
+
+
+def runs_pattern(runs):
+    """A wildcard pattern matching exactly these runs."""
+    return "|".join(re.escape(r) for r in runs)
 
 
 def policy_methods(b):

@@ -98,3 +98,22 @@ def test_an_old_cache_without_logits_names_the_rule_to_rerun():
     assert split_method("maxpred") == (None, "maxpred")
     with pytest.raises(ValueError, match="unknown combiner"):
         split_method("foo+maxpred")
+
+
+@pytest.mark.parametrize("method", ["ztw+eenet", "maxpred", "pa+patience"])
+def test_fitting_every_budget_in_one_call_gives_what_one_call_a_budget_gives(method):
+    """fit_budgets (one fit_scheduler job a policy) against fit_combined once per budget (a job a budget): the same
+    JSON at every budget, the combiner fitted once and shared, an infeasible budget returned, not raised."""
+    from eenet.combiners import fit_budgets
+    from eenet.schedulers import InfeasibleBudgetError
+
+    val, yv = views(400, [1.0, 1.5, 2.0], 0)
+    params = {"epochs": 3, "restarts": 1, "patience": 2, "lr": 0.01, "seed": 3} if "eenet" in method else {}
+    costs, budgets = [1.0, 2.0, 3.0], [1.4, 2.0, 2.6, 0.5]  # 0.5 ms: below the first exit's cost
+    together = fit_budgets(method, params, torch.softmax(val, 2), val, yv, costs, budgets)
+    assert isinstance(together[-1], InfeasibleBudgetError)
+    for budget, sched in zip(budgets[:-1], together, strict=False):
+        alone = fit_combined(method, params, torch.softmax(val, 2), val, yv, costs, budget)
+        assert json.dumps(sched.to_json()) == json.dumps(alone.to_json()), (method, budget)
+    combiners = {id(getattr(s, "combiner_", None)) for s in together[:-1]}
+    assert len(combiners) == 1

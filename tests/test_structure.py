@@ -194,7 +194,8 @@ FETCHING = {"src/eenet/data/download.py", "src/eenet/data/fetch.py", "src/eenet/
 def test_a_rules_code_inputs_are_what_its_job_runs():
     seen = set()
     for job in _jobs(REPO):
-        rule, inputs = job["rule"], set(job["input"])
+        # fit_scheduler_2, evaluate_test_3 ...: the same stage for another list of budgets (rules/schedule.smk)
+        rule, inputs = re.sub(r"_[0-9]+$", "", job["rule"]), set(job["input"])
         seen.add(rule)
         assert not inputs & NEVER, (rule, sorted(inputs & NEVER))
         if rule != "train_multiexit":

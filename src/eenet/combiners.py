@@ -28,7 +28,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ExitCombiner", "COMBINERS", "make_combiner", "combiner_from_json", "split_method", "fit_combined", "policy_outputs"]
+__all__ = [
+    "ExitCombiner", "COMBINERS", "make_combiner", "combiner_from_json", "split_method", "fit_combined", "fit_budgets", "policy_outputs",
+]  # fmt: skip
 
 _GRID = torch.logspace(-1.5, 1.5, 61, dtype=torch.float64)  # temperatures / exponents tried (0.03 .. 32)
 
@@ -222,18 +224,38 @@ def fit_combined(method: str, params: dict[str, Any], probs: torch.Tensor, logit
     """Fit ``method`` (a policy, or ``"<combiner>+<policy>"``) on validation: the combiner first (on ``logits
     [K, N, C]``), then the policy on the combined probabilities (else on ``probs [K, N, C]``). ``params``: the
     policy's hyper-parameters (those it does not take are left out). Returns the fitted policy (``combiner_`` set)."""
-    from eenet.schedulers import accepted_params, make_scheduler
+    (fitted,) = fit_budgets(method, params, probs, logits, labels, costs, [budget])
+    if isinstance(fitted, Exception):
+        raise fitted
+    return fitted
+
+
+def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
+                costs: Sequence[float], budgets: Sequence[float]) -> list[Any]:  # fmt: skip
+    """:func:`fit_combined` at every budget of ``budgets`` (ms per sample), the combiner fitted once (it does not
+    depend on the budget) and each budget's policy fitted anew, as a job of its own would. Returns one entry per
+    budget: the fitted policy, or the :class:`~eenet.schedulers.InfeasibleBudgetError` that budget raised."""
+    from eenet.schedulers import InfeasibleBudgetError, accepted_params, make_scheduler
 
     comb, base = split_method(method)
-    sched = make_scheduler(base, **accepted_params(base, params))
-    if comb is None:
-        return sched.fit(probs, labels, costs, budget)
-    if logits is None:
-        raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
-    combiner = make_combiner(comb).fit(logits, labels, costs)
-    sched.fit(combiner.transform(logits), labels, costs, budget)
-    sched.combiner_ = combiner
-    return sched
+    combiner = None
+    if comb is not None:
+        if logits is None:
+            raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
+        combiner = make_combiner(comb).fit(logits, labels, costs)
+        probs = combiner.transform(logits)
+    fitted: list[Any] = []
+    for budget in budgets:
+        sched = make_scheduler(base, **accepted_params(base, params))
+        try:
+            sched.fit(probs, labels, costs, budget)
+        except InfeasibleBudgetError as exc:
+            fitted.append(exc)
+            continue
+        if combiner is not None:
+            sched.combiner_ = combiner
+        fitted.append(sched)
+    return fitted
 
 
 def policy_outputs(sched: Any, tensors: dict[str, torch.Tensor], path: str = "the cache") -> torch.Tensor:

@@ -1,12 +1,11 @@
-"""Rule fit_scheduler: fit one exit policy at one budget, on validation only -> JSON."""
+"""Rule fit_scheduler: fit one exit policy at each of the benchmark's budgets, on validation only -> one JSON a budget."""
 
 import torch
 
-from eenet.combiners import fit_combined
+from eenet.combiners import fit_budgets
 from eenet.io import load_tensors, read_csv, write_json
 from eenet.measure.costs import read_costs, resolve_budget
 from eenet.pipeline.logs import setup_logging
-from eenet.schedulers import InfeasibleBudgetError
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w, p = snakemake.wildcards, snakemake.params
@@ -16,17 +15,18 @@ tensors, meta = load_tensors(snakemake.input.val)
 if meta.get("split") != "val":
     raise ValueError(f"{snakemake.input.val} holds the {meta.get('split')!r} split; schedulers are fitted on validation only")
 costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
-budget_ms = resolve_budget(float(w.budget), p.unit, costs_ms)
-log.info("fitting %s at budget %s %s = %.4f ms/sample (exit costs %s ms)", w.method, w.budget, p.unit, budget_ms, costs_ms)
-record = {"bench": w.bench, "budget_value": float(w.budget), "budget_unit": p.unit, "budget_ms": budget_ms,
-          "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256")}  # fmt: skip
-try:
-    # the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
-    # "<combiner>+<policy>": the combiner is fitted first and the policy on its probabilities (eenet.combiners)
-    sched = fit_combined(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budget_ms)
-except InfeasibleBudgetError as exc:
-    log.warning("infeasible: %s", exc)
-    write_json(snakemake.output[0], {**record, "method": w.method, "infeasible": True, "reason": str(exc)})
-else:
-    log.info("validation accuracy %.4f at realised cost %.4f ms (budget %.4f)", sched.val_accuracy_, sched.val_cost_, budget_ms)
-    write_json(snakemake.output[0], {**record, **sched.to_json()})
+budgets_ms = [resolve_budget(b, p.unit, costs_ms) for b in p.budgets]
+log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.method, p.budgets, p.unit, budgets_ms, costs_ms)
+# the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
+# "<combiner>+<policy>": the combiner is fitted once and each budget's policy on its probabilities (eenet.combiners)
+fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms)
+for value, budget_ms, sched, path in zip(p.budgets, budgets_ms, fitted, snakemake.output, strict=True):
+    record = {"bench": w.bench, "budget_value": value, "budget_unit": p.unit, "budget_ms": budget_ms,
+              "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256")}  # fmt: skip
+    if isinstance(sched, Exception):
+        log.warning("%s at %s: infeasible: %s", w.method, value, sched)
+        write_json(path, {**record, "method": w.method, "infeasible": True, "reason": str(sched)})
+    else:
+        log.info("%s at %s: validation accuracy %.4f at realised cost %.4f ms (budget %.4f)", w.method, value,
+                 sched.val_accuracy_, sched.val_cost_, budget_ms)  # fmt: skip
+        write_json(path, {**record, **sched.to_json()})

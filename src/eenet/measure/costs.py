@@ -21,7 +21,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from eenet.inputs import Inputs, first_tensor
 
@@ -191,6 +190,9 @@ def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:
 @torch.inference_mode()
 def count_flops(model: MultiExitNetwork, sample: Inputs) -> list[int]:
     """FLOPs per sample to reach each exit (``torch.utils.flop_counter``; a multiply-add counts 2)."""
+    # imported here: it pulls in torch.export and triton (~0.4 s), which every fit and evaluation job would pay
+    from torch.utils.flop_counter import FlopCounterMode
+
     model.eval()
     flops = []
     for k in range(model.num_exits):
@@ -204,6 +206,8 @@ def count_flops(model: MultiExitNetwork, sample: Inputs) -> list[int]:
 @torch.inference_mode()
 def count_plain_flops(model: MultiExitNetwork, sample: Inputs) -> int:
     """FLOPs per sample of the plain network (:meth:`MultiExitNetwork.forward_plain`: stages and the last head)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     model.eval()
     counter = FlopCounterMode(display=False)
     with counter:

@@ -1,0 +1,86 @@
+"""Training and fitting times of finished runs, read from their files: the many-exit benchmarks' figures.
+
+    python benchmarks/many_exit_run.py [--runs results/fashion_mnist_6exit/seed0 ... results/rotten_tomatoes_6exit]
+
+Runs nothing: for each run directory (results/<bench> or results/<bench>/seed<s>) it reads train_metrics.csv (the
+seconds of every epoch, validation pass included: the training time; target for the 6-exit image network: at most
+20 min a seed on 2 cores), the cached test outputs (each exit's test accuracy; target for that network's last exit:
+at least the demo's 91 %), and the logs of fit_scheduler and evaluate_test (first to last time-stamped line of each
+policy's job, summed: the EENet variants apart from the other policies) and of the other rules. Prints a table per run
+and appends it to benchmarks/RESULTS.md, with benchmarks/out/many_exit_run.csv. Quote the figures with the machine
+they ran on (os.cpu_count() and the platform are recorded): they are wall-clock times on a possibly shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+from _results import append_section, rule_seconds  # noqa: E402
+
+from eenet.io import load_tensors, read_csv  # noqa: E402
+
+DEFAULT_RUNS = [f"results/fashion_mnist_6exit/seed{s}" for s in range(3)] + ["results/rotten_tomatoes_6exit"]
+OTHER_RULES = ["cache_logits", "profile_latency", "measure_runtime", "compute_stats", "plot_curve", "exit_analysis"]
+
+
+def policy_seconds(logs: Path, rule: str) -> dict[str, float]:
+    """Seconds of each policy's job of ``rule`` (logs/<run>/<rule>/<method>.log)."""
+    return {p.stem: rule_seconds(p) for p in sorted((logs / rule).glob("*.log"))}
+
+
+def run_row(run: Path) -> dict[str, object]:
+    """One run's figures (see the module docstring)."""
+    rel = run.resolve().relative_to((REPO / "results").resolve())
+    logs = REPO / "logs" / rel
+    epochs = read_csv(run / "train_metrics.csv")
+    test, _ = load_tensors(run / "logits" / "test.safetensors")
+    per_exit = (test["probs"].argmax(2) == test["labels"]).float().mean(1).tolist()
+    fits, evals = policy_seconds(logs, "fit_scheduler"), policy_seconds(logs, "evaluate_test")
+    eenet = [s for m, s in fits.items() if m.split("+")[-1].startswith("eenet")]
+    row: dict[str, object] = {
+        "run": str(rel),
+        "epochs": len(epochs),
+        "train_min": round(sum(float(e["seconds"]) for e in epochs) / 60, 1),
+        "epoch_s_median": round(sorted(float(e["seconds"]) for e in epochs)[len(epochs) // 2], 1),
+        "test_acc_per_exit": " / ".join(f"{100 * a:.2f}" for a in per_exit),
+        "policies": len(fits),
+        "fit_min_eenet": round(sum(eenet) / 60, 1),
+        "fit_min_others": round((sum(fits.values()) - sum(eenet)) / 60, 1),
+        "eval_min": round(sum(evals.values()) / 60, 1),
+    }
+    for rule in OTHER_RULES:
+        log = logs / f"{rule}.log"
+        row[f"{rule}_s"] = round(rule_seconds(log)) if log.exists() else ""
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, help="run directories (results/<bench>[/seed<s>])")
+    args = ap.parse_args()
+    rows = [run_row(REPO / r) for r in args.runs]
+    out = REPO / "benchmarks" / "out" / "many_exit_run.csv"
+    out.parent.mkdir(exist_ok=True)
+    with open(out, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    keys = list(rows[0])
+    table = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    note = (
+        f"read from the runs' files ({os.cpu_count()} CPUs, {platform.machine()}, {platform.processor() or 'cpu'}): training "
+        "minutes from train_metrics.csv, each exit's test accuracy (%) from the cached test outputs, fitting and evaluation "
+        "minutes summed over the policies' jobs (first to last line of each log; EENet and its ablations, alone or with a "
+        "combiner, apart), other rules' seconds from their logs"
+    )
+    print(append_section(REPO / "benchmarks" / "RESULTS.md", "Many-exit runs: training and fitting times", note, table))
+
+
+if __name__ == "__main__":
+    main()
