@@ -1,6 +1,6 @@
 # eenet-pipeline: budgeted early-exit inference (EENet, WACV 2024), one rule per stage.
 #   download_dataset -> train_multiexit -> cache_logits -> profile_latency
-#   -> fit_scheduler (per method x budget) -> evaluate_test -> plot_curve
+#   -> fit_scheduler (a job per method, every budget) -> evaluate_test -> plot_curve
 #   fitted schedulers -> measure_runtime (the adaptive runtime, timed) -> plot_curve
 # See README.md; configuration keys are documented in workflow/schemas/config.schema.yaml.
 

@@ -160,7 +160,8 @@ def test_corrupt_artifact_is_reported_and_repaired(recorded):
         "  results/tiny/model.pt: results/tiny/train_metrics.csv (made with it) changed since it was recorded"
         " (the file itself is as recorded)"
     )
-    assert closing[2] == "  1 artifact(s) after it changed with it (--verbose: every cause)"
+    # the tampered evaluation and the other budget's evaluation made by the same job (one job a policy, every budget)
+    assert closing[2] == "  2 artifact(s) after it changed with it (--verbose: every cause)"
     assert "`make record`" in closing[3] and "`make checkout`" in closing[3] and len(closing) == 4
     assert text.stderr.count("results/tiny/cost.csv") == 1 and "eval/maxpred" not in text.stderr
     verbose = run([sys.executable, "-m", "eenet.pipeline.lineage", "--verbose", "results/tiny/curve.pdf"], repo, check=False).stdout

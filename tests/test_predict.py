@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, clone_run, snakemake
+from helpers import REPO, clone_run, edit_config, snakemake
 
 from eenet.cli import main
 from eenet.data import DatasetSpec
@@ -162,6 +162,7 @@ def test_readme_and_docs_commands_as_written(tiny_run, tmp_path):
     assert commands[0] == command and commands[1].startswith(".venv/bin/eenet export ") and len(commands) == 2
     script = console_script()
     wd = clone_run(tiny_run, tmp_path / "run")
+    edit_config(wd, lambda bench: bench["budgets"]["values"].insert(0, 0.5))  # the demo's budget 0.5
     snakemake(wd, "results/tiny/schedulers/maxpred/0.5.json")
     (wd / "results" / "fashion_mnist").symlink_to("tiny")
     shutil.copytree(REPO / "examples", wd / "examples")
