@@ -28,6 +28,9 @@ from eenet.pipeline.codeinputs import code_files  # noqa: E402
 from eenet.pipeline.preflight import check_arch, check_benchmark, check_dataset, resolve_datasets  # noqa: E402
 from eenet.pipeline.runs import expand_seed_runs, world_size  # noqa: E402
 from eenet.pipeline.preflight import METHODS  # noqa: E402
+from eenet.pipeline.scheduling import apply as repair_job_scheduler  # noqa: E402
+
+repair_job_scheduler()  # one re-evaluation timer at a time (Snakemake's pile up and busy a core: see the module)
 
 # BENCHMARKS: every run (a benchmark with one seed, or one seed of a benchmark with a list of seeds: "<bench>/seed<s>");
 # SEEDED: each benchmark with a list of seeds -> its runs, aggregated in results/<bench>/.

@@ -1,0 +1,65 @@
+"""The repair of Snakemake's scheduler (eenet.pipeline.scheduling): one re-evaluation timer at a time, installed by the
+workflow itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+from helpers import TARGET, copy_workflow, tiny_config, workflow_env
+
+from eenet.pipeline.scheduling import apply, one_pending_reevaluation
+
+
+class Loop:
+    """What the repair touches of Snakemake's JobScheduler: the semaphore that wakes its scheduling loop."""
+
+    def __init__(self) -> None:
+        self._open_jobs = threading.Semaphore(0)
+
+
+def wake_ups(loop: Loop) -> int:
+    n = 0
+    while loop._open_jobs.acquire(blocking=False):
+        n += 1
+    return n
+
+
+def test_many_requests_while_one_is_pending_wake_the_loop_once():
+    loop = Loop()
+    started = [one_pending_reevaluation(loop, 0.05) for _ in range(50)]  # what 50 passes of the loop would ask
+    assert started == [True] + [False] * 49
+    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
+    assert timers and all(t.daemon for t in timers)  # Snakemake does not wait for it when it exits
+    time.sleep(0.3)
+    assert wake_ups(loop) == 1  # Snakemake's own method: 50 timers, 50 wake-ups, each asking for another
+    # once it has fired, the next request starts a timer again: the loop is never left asleep
+    assert one_pending_reevaluation(loop, 0.05) is True
+    time.sleep(0.3)
+    assert wake_ups(loop) == 1
+
+
+def test_snakemake_as_installed_uses_the_repair_after_the_workflow_is_parsed(tmp_path):
+    """A dry run of the tiny workflow in a fresh process: its scheduler's re-evaluation is the repaired one."""
+    wd = copy_workflow(tmp_path, tiny_config())
+    probe = (
+        "import sys, snakemake.cli\n"
+        "from snakemake.scheduling.job_scheduler import JobScheduler as J\n"
+        "before = getattr(J._schedule_reevalutation, '_eenet_one_timer', False)\n"
+        f"try:\n    snakemake.cli.main(['-n', '--quiet', 'all', '--cores', '1', '{TARGET}'])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print(before, getattr(J._schedule_reevalutation, '_eenet_one_timer', False))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=wd, capture_output=True, text=True, env=workflow_env(wd), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-2:] == ["False", "True"]
+
+
+def test_apply_is_idempotent():
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
+    assert apply() is True
+    method = JobScheduler._schedule_reevalutation
+    assert apply() is True and JobScheduler._schedule_reevalutation is method
