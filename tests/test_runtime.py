@@ -7,9 +7,10 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import cached_probs, make_inputs
+from helpers import cached_probs, make_inputs, make_probs
 
-from eenet.measure.runtime import adaptive_forward, run_split
+from eenet.combiners import fit_budgets
+from eenet.measure.runtime import adaptive_forward, run_split, runnable_policies
 from eenet.models import build_model
 from eenet.schedulers import make_scheduler
 
@@ -306,3 +307,18 @@ def test_predict_gives_the_confidence_of_what_a_combined_policy_reads():
                             (torch.cat([p.exits for p in one_by_one]), torch.cat([p.confidence for p in one_by_one]))):  # fmt: skip
         assert torch.equal(exits_got, exits)
         assert torch.allclose(conf, want, atol=1e-6)
+
+
+def test_the_runtime_leaves_out_the_oracle_alone_and_after_a_combiner():
+    """The oracle reads the labels, combined (`ztw+oracle`) or not: measure_runtime times every other fitted policy."""
+    probs, labels = make_probs(600, k=3)
+    logits = probs.clamp_min(1e-9).log()
+    costs = [1.0, 2.0, 3.0]
+    fitted = []
+    for method in ("maxpred", "oracle", "ztw+maxpred", "ztw+oracle"):
+        (sched,) = fit_budgets(method, {}, probs, logits, labels, costs, [2.0])
+        fitted.append({"budget_value": 0.5, "budget_ms": 2.0, **sched.to_json()})
+    fitted.append({"method": "entropy", "budget_value": 0.4, "budget_ms": 1.2, "infeasible": True})
+    policies, info = runnable_policies(fitted, probs, labels, costs)
+    assert sorted(policies) == ["maxpred/0.5", "static_exit0", "static_exit1", "static_exit2", "ztw+maxpred/0.5"]
+    assert info["ztw+maxpred/0.5"] == {"method": "ztw+maxpred", "budget_value": 0.5, "budget_ms": 2.0}

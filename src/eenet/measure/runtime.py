@@ -328,13 +328,13 @@ def runnable_policies(
     fitted: Sequence[Mapping[str, Any]], probs: torch.Tensor, labels: torch.Tensor, costs_ms: Sequence[float]
 ) -> tuple[dict[str, ExitScheduler], dict[str, dict[str, Any]]]:
     """What the runtime can run, by name: every fitted policy (the JSON of ``schedulers/<method>/<budget>.json``) but the
-    oracle (it reads the labels) and an infeasible fit, as ``<method>/<budget>``, and every single exit as
+    oracle, alone or after a combiner (it reads the labels), and an infeasible fit, as ``<method>/<budget>``, and every single exit as
     ``static_exit<k>``; with each its ``method``, ``budget_value`` and ``budget_ms`` for runtime.csv.
     ``probs [K, N, C]`` and ``labels [N]``: the cached test outputs the single exits are fitted on."""
     policies: dict[str, ExitScheduler] = {}
     info: dict[str, dict[str, Any]] = {}
     for f in fitted:
-        if f.get("infeasible") or f["method"] == "oracle":
+        if f.get("infeasible") or f["method"].rpartition("+")[2] == "oracle":  # "ztw+oracle" reads them too
             continue
         name = f"{f['method']}/{f['budget_value']}"
         policies[name] = scheduler_from_json(dict(f))
