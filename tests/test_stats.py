@@ -6,8 +6,11 @@ import math
 
 import pytest
 import torch
+from helpers import make_probs
 
-from eenet.analysis.stats import area_under_curve, benchmark_stats, paired_bootstrap
+from eenet.analysis.evaluation import evaluate_policy
+from eenet.analysis.stats import area_under_curve, benchmark_stats, correct_by_policy, paired_bootstrap
+from eenet.combiners import fit_budgets
 
 
 def test_bootstrap_interval_covers_the_true_difference_about_95_percent_of_the_time():
@@ -92,3 +95,24 @@ def test_the_readme_table_comes_from_stats_csv(tmp_path):
     assert f"{100 * mean['vs_maxpred']:+.2f} [{100 * mean['vs_maxpred_ci_low']:+.2f}, {100 * mean['vs_maxpred_ci_high']:+.2f}]" in lines[3]
     auc = next(r for r in rows if r["seed"] == "mean" and r["method"] == "eenet" and r["budget_value"] == "all")
     assert f"{100 * auc['auc']:.2f} ({100 * auc['auc_seed_min']:.2f}–{100 * auc['auc_seed_max']:.2f})" in lines[3]
+
+
+def test_a_combined_policy_is_scored_on_its_combiners_outputs_as_the_evaluation_scores_it():
+    """stats.csv's per-sample correctness of ``ztw+maxpred`` and ``pa+maxpred`` (the paired intervals) is the test
+    evaluation's accuracy: exits and predictions from the combiner's outputs of the raw logits, not the single exits'."""
+    probs, labels = make_probs(3000, k=4, seed=3)
+    logits = probs.clamp_min(1e-9).log() * 2.0  # raw logits whose softmax is not the cached softmax
+    val, test = slice(0, 1500), slice(1500, 3000)
+    costs = [1.0, 2.0, 3.0, 4.0]
+    tensors = {"probs": probs[:, test], "labels": labels[test], "logits": logits[:, test]}
+    meta = {"model_sha256": "m"}
+    for method in ("ztw+maxpred", "pa+maxpred"):
+        (sched,) = fit_budgets(method, {}, probs[:, val], logits[:, val], labels[val], costs, [2.0])
+        fitted = {"budget_value": 0.5, "budget_unit": "fraction", "budget_ms": 2.0, "logits_model_sha256": "m", **sched.to_json()}
+        row = evaluate_policy(fitted, tensors, meta, costs, [1, 2, 3, 4], bench="b", method=method, device="cpu", tolerance=0.05)
+        correct = correct_by_policy(tensors["probs"], tensors["labels"], [fitted], tensors["logits"])[(method, 0.5)]
+        assert float(correct.double().mean()) == pytest.approx(row["test_accuracy"])
+        # what stats.csv held before: the same thresholds on the single exits' softmax
+        alone = {k: v for k, v in fitted.items() if k != "combiner"} | {"method": "maxpred"}
+        single = correct_by_policy(tensors["probs"], tensors["labels"], [alone])[("maxpred", 0.5)]
+        assert float(single.double().mean()) != pytest.approx(row["test_accuracy"], abs=1e-3)

@@ -11,7 +11,8 @@ p = snakemake.params
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 tensors, _ = load_tensors(snakemake.input.test)
-correct = correct_by_policy(tensors["probs"], tensors["labels"], [read_json(f) for f in snakemake.input.schedulers])
+fitted = [read_json(f) for f in snakemake.input.schedulers]
+correct = correct_by_policy(tensors["probs"], tensors["labels"], fitted, tensors.get("logits"))  # combiners read the logits
 evals = [read_json(f) for f in snakemake.input.evals]
 rows = benchmark_stats(snakemake.wildcards.bench, correct, evals, p.tolerance, p.stats["bootstrap"], p.stats["seed"])
 for r in rows:

@@ -107,17 +107,25 @@ def benchmark_stats(
     return rows
 
 
-def correct_by_policy(probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]]) -> dict[tuple[str, float], torch.Tensor]:
+def correct_by_policy(
+    probs: torch.Tensor, labels: torch.Tensor, fitted: list[dict[str, Any]], logits: torch.Tensor | None = None
+) -> dict[tuple[str, float], torch.Tensor]:
     """``{(method, budget_value): bool [N]}``: whether each test sample (``probs [K, N, C]``, ``labels [N]``) is
-    classified correctly by each fitted scheduler (its JSON); infeasible fits are left out."""
+    classified correctly by each fitted scheduler (its JSON); infeasible fits are left out. A combined policy
+    (``ztw+maxpred``) decides and predicts on its combiner's outputs of the raw ``logits [K, N, C]``, as the test
+    evaluation does (:func:`eenet.combiners.policy_outputs`)."""
+    from eenet.combiners import policy_outputs
     from eenet.schedulers import exit_predictions, scheduler_from_json
 
+    tensors = {"probs": probs, "labels": labels} | ({} if logits is None else {"logits": logits})
     correct = {}
     for f in fitted:
         if f.get("infeasible"):
             continue
-        exits = scheduler_from_json(f).assign(probs, labels)  # only the oracle reads the labels
-        correct[(f["method"], f["budget_value"])] = exit_predictions(probs, exits) == labels
+        sched = scheduler_from_json(f)
+        outputs = policy_outputs(sched, tensors, "the test cache")
+        exits = sched.assign(outputs, labels)  # only the oracle reads the labels
+        correct[(f["method"], f["budget_value"])] = exit_predictions(outputs, exits) == labels
     return correct
 
 

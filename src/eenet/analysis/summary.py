@@ -114,7 +114,9 @@ def read_seed_runs(
     for run, summary_csv, test in zip(runs, summaries, tests, strict=True):
         rows = read_csv(summary_csv)
         tensors, _ = load_tensors(test)
-        correct = correct_by_policy(tensors["probs"], tensors["labels"], [read_json(f) for f in of_run(schedulers, run)])
+        correct = correct_by_policy(
+            tensors["probs"], tensors["labels"], [read_json(f) for f in of_run(schedulers, run)], tensors.get("logits")
+        )
         seeds.append((rows[0]["seed"], correct, [read_json(f) for f in of_run(evals, run)]))
         summary += rows
         n_test = tensors["labels"].numel()
