@@ -3,6 +3,8 @@ date, the commit and the command that produced it, then the Markdown table."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shutil
 import subprocess
@@ -48,6 +50,18 @@ def copy_workflow(dest: Path) -> Path:
 def log_stamps(log: Path) -> list[datetime]:
     """The times of a rule log's time-stamped lines (eenet.pipeline.logs writes ``YYYY-MM-DD HH:MM:SS,mmm`` first)."""
     return [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S") for line in log.read_text().splitlines() if (m := STAMP.match(line))]
+
+
+def job_seconds(workdir: Path, output: str | Path) -> float | None:
+    """Wall seconds of the Snakemake job that made ``output`` (a path relative to ``workdir``), from the start and end
+    times Snakemake records in ``.snakemake/metadata`` (Python's start-up included); None where it holds none."""
+    name = base64.urlsafe_b64encode(str(output).encode()).decode()
+    path = workdir / ".snakemake" / "metadata" / name
+    if not path.is_file():
+        return None
+    meta = json.loads(path.read_text())
+    start, end = meta.get("starttime"), meta.get("endtime")
+    return end - start if start is not None and end is not None else None
 
 
 def rule_seconds(log: Path) -> float:

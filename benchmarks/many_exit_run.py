@@ -5,8 +5,9 @@
 Runs nothing: for each run directory (results/<bench> or results/<bench>/seed<s>) it reads train_metrics.csv (the
 seconds of every epoch, validation pass included: the training time; target for the 6-exit image network: at most
 20 min a seed on 2 cores), the cached test outputs (each exit's test accuracy; target for that network's last exit:
-at least the demo's 91 %), and the logs of fit_scheduler and evaluate_test (first to last time-stamped line of each
-policy's job, summed: the EENet variants apart from the other policies) and of the other rules. Prints a table per run
+at least the demo's 91 %), and Snakemake's own record of each job's start and end
+(.snakemake/metadata: wall seconds, Python's start-up included) for fit_scheduler and evaluate_test (each policy's job,
+summed: the EENet variants apart from the other policies) and the other rules. Prints a table per run
 and appends it to benchmarks/RESULTS.md, with benchmarks/out/many_exit_run.csv. Quote the figures with the machine
 they ran on (os.cpu_count() and the platform are recorded): they are wall-clock times on a possibly shared machine.
 """
@@ -21,27 +22,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from _results import append_section, rule_seconds  # noqa: E402
+from _results import append_section, job_seconds  # noqa: E402
 
 from eenet.io import load_tensors, read_csv  # noqa: E402
 
 DEFAULT_RUNS = [f"results/fashion_mnist_6exit/seed{s}" for s in range(3)] + ["results/rotten_tomatoes_6exit"]
-OTHER_RULES = ["cache_logits", "profile_latency", "measure_runtime", "compute_stats", "plot_curve", "exit_analysis"]
+# each rule's output, whose Snakemake record gives the job's seconds
+OTHER_RULES = {"cache_logits": "logits/test.safetensors", "profile_latency": "cost.csv", "measure_runtime": "runtime.csv",
+               "compute_stats": "stats.csv", "plot_curve": "summary.csv", "exit_analysis": "exits.csv"}  # fmt: skip
 
 
-def policy_seconds(logs: Path, rule: str) -> dict[str, float]:
-    """Seconds of each policy's job of ``rule`` (logs/<run>/<rule>/<method>.log)."""
-    return {p.stem: rule_seconds(p) for p in sorted((logs / rule).glob("*.log"))}
+def policy_seconds(run: Path, folder: str) -> dict[str, float]:
+    """Seconds of each policy's job that wrote ``<run>/<folder>/<method>/*.json`` (one job a policy, every budget)."""
+    out = {}
+    for method in sorted(p for p in (run / folder).iterdir() if p.is_dir()):
+        first = min(method.glob("*.json"))
+        seconds = job_seconds(REPO, first.resolve().relative_to(REPO))
+        if seconds is not None:
+            out[method.name] = seconds
+    return out
 
 
 def run_row(run: Path) -> dict[str, object]:
     """One run's figures (see the module docstring)."""
     rel = run.resolve().relative_to((REPO / "results").resolve())
-    logs = REPO / "logs" / rel
     epochs = read_csv(run / "train_metrics.csv")
     test, _ = load_tensors(run / "logits" / "test.safetensors")
     per_exit = (test["probs"].argmax(2) == test["labels"]).float().mean(1).tolist()
-    fits, evals = policy_seconds(logs, "fit_scheduler"), policy_seconds(logs, "evaluate_test")
+    fits, evals = policy_seconds(run, "schedulers"), policy_seconds(run, "eval")
     eenet = [s for m, s in fits.items() if m.split("+")[-1].startswith("eenet")]
     row: dict[str, object] = {
         "run": str(rel),
@@ -54,9 +62,9 @@ def run_row(run: Path) -> dict[str, object]:
         "fit_min_others": round((sum(fits.values()) - sum(eenet)) / 60, 1),
         "eval_min": round(sum(evals.values()) / 60, 1),
     }
-    for rule in OTHER_RULES:
-        log = logs / f"{rule}.log"
-        row[f"{rule}_s"] = round(rule_seconds(log)) if log.exists() else ""
+    for rule, output in OTHER_RULES.items():
+        seconds = job_seconds(REPO, Path("results") / rel / output)
+        row[f"{rule}_s"] = round(seconds) if seconds is not None else ""
     return row
 
 
@@ -76,8 +84,8 @@ def main() -> None:
     note = (
         f"read from the runs' files ({os.cpu_count()} CPUs, {platform.machine()}, {platform.processor() or 'cpu'}): training "
         "minutes from train_metrics.csv, each exit's test accuracy (%) from the cached test outputs, fitting and evaluation "
-        "minutes summed over the policies' jobs (first to last line of each log; EENet and its ablations, alone or with a "
-        "combiner, apart), other rules' seconds from their logs"
+        "minutes summed over the policies' jobs and the other rules' seconds, from Snakemake's record of each job's start and "
+        "end (.snakemake/metadata; EENet and its ablations, alone or with a combiner, apart)"
     )
     print(append_section(REPO / "benchmarks" / "RESULTS.md", "Many-exit runs: training and fitting times", note, table))
 
