@@ -62,6 +62,7 @@ COVERED_ELSEWHERE = {
     ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist_3seeds/stats.csv": STATS,
     ".venv/bin/python -m eenet.analysis.stats results/rotten_tomatoes/stats.csv": STATS,
     ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist_6exit/stats.csv": STATS,
+    ".venv/bin/python -m eenet.analysis.stats results/rotten_tomatoes_6exit/stats.csv": STATS,
     # several GPUs: the same training through the local SLURM with 2 ranks (a GPU cluster is not at hand)
     ".venv/bin/snakemake --workflow-profile profiles/slurm results/imagenet/curve.pdf --configfile my_cluster.yaml": (
         "tests/test_slurm.py",
