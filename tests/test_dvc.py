@@ -199,3 +199,18 @@ def test_record_names_a_commit_holding_exactly_the_code(recorded):
         ignore.write_text(original)
         scratch.unlink(missing_ok=True)
         run(["git", "checkout", "--", "dvc-record.json"], repo)
+
+
+def test_record_drops_the_lock_entries_of_stages_dvc_yaml_no_longer_has(tmp_path):
+    """A regrouped rule (one evaluation stage a policy instead of a policy and budget) leaves no stale stage behind."""
+    from eenet.pipeline.dvc import prune_lock
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate_test-b-maxpred": {"cmd": "true"}}}))
+    old = {"path": "results/b/eval/maxpred/0.5.json", "md5": "0" * 32}
+    lock = {"schema": "2.0", "stages": {"evaluate_test-b-maxpred": {"cmd": "true", "outs": [old]},
+                                        "evaluate_test-b-maxpred-0.5": {"cmd": "true", "outs": [old]}}}  # fmt: skip
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    assert prune_lock(tmp_path) == ["evaluate_test-b-maxpred-0.5"]
+    kept = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    assert kept == {"schema": "2.0", "stages": {"evaluate_test-b-maxpred": lock["stages"]["evaluate_test-b-maxpred"]}}
+    assert prune_lock(tmp_path) == []  # nothing left to drop

@@ -118,6 +118,25 @@ def write_dvc_files(content: tuple[dict[str, Any], dict[str, Any]], workdir: str
     return paths
 
 
+def prune_lock(workdir: str | Path = ".") -> list[str]:
+    """Drop from dvc.lock the stages dvc.yaml no longer has (``dvc commit`` updates the stages it commits and leaves the
+    others: a renamed or regrouped rule would keep its old entries with old checksums). Returns the dropped names."""
+    from eenet.io import atomic_path
+
+    wd = Path(workdir)
+    stages = set((yaml.safe_load((wd / "dvc.yaml").read_text()) or {}).get("stages", {}))
+    lock_path = wd / "dvc.lock"
+    if not lock_path.is_file():
+        return []
+    lock = yaml.safe_load(lock_path.read_text()) or {}
+    dropped = [name for name in lock.get("stages", {}) if name not in stages]
+    if dropped:
+        lock["stages"] = {k: v for k, v in lock["stages"].items() if k in stages}
+        with atomic_path(lock_path) as tmp:
+            tmp.write_text(yaml.safe_dump(lock, sort_keys=False, width=200))
+    return dropped
+
+
 def _run(cmd: list[str], workdir: str | Path) -> str:
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -177,6 +196,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {path}")
     if args.action == "record":
         _run(_dvc("commit", "--force", "--quiet"), wd)
+        dropped = prune_lock(wd)
+        if dropped:
+            print(f"dropped {len(dropped)} stage(s) dvc.yaml no longer has from dvc.lock")
         sync_snakemake(args.targets, wd, expected=content)
         from eenet.pipeline.lineage import write_record
 
