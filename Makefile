@@ -66,8 +66,10 @@ seeds: $(BIN)/.installed data
 	$(BIN)/snakemake --cores $(CORES) results/fashion_mnist_3seeds/curve.pdf results/fashion_mnist_3seeds/tables.html
 	@echo "-> results/fashion_mnist_3seeds/curve.pdf, stats.csv, summary.csv, tables.html; each seed in seed<s>/"
 
+# Two pytest workers; a test file stays on one worker (--dist loadfile), so that a module's shared run is made once.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed data browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint

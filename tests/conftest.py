@@ -4,9 +4,18 @@ artifacts."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from helpers import FMNIST, TARGET, copy_workflow, idx_mirror, make_probs, snakemake, tiny_config
+
+# `make test` runs two pytest workers (pytest-xdist) on two cores: each keeps torch, and the Snakemake jobs it starts, to
+# one thread unless a job sets its own (the rules' threads). With torch's default of a thread per core, the workers'
+# OpenMP threads oversubscribe the cores: two workers were then slower than one (benchmarks/RESULTS.md).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -107,16 +108,37 @@ def _jobs(workdir: Path, target: str = "all") -> list[dict]:
     return workflow_jobs([target], workdir, workdir / "Snakefile")
 
 
-def _runtime_imports(script: Path) -> set[str]:
-    """The package files Python loads when it runs the import statements of ``script`` (top level only)."""
-    tree = ast.parse(script.read_text())
-    imports = "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom))
-    probe = (
-        f"import sys; sys.path[:0] = [{str(script.parent)!r}, {str(SRC)!r}]\n{imports}\n"
-        "print('\\n'.join(sorted(m.__file__ for n, m in sys.modules.items() if n.split('.')[0] == 'eenet')))"
-    )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"HF_HUB_OFFLINE": "1"}).stdout
-    return {str(Path(f).resolve().relative_to(REPO)) for f in out.split()}
+# One process for every script: it imports the third-party packages the scripts use once, then forks a child per script
+# that runs the script's import statements and reports the package files loaded (a fresh interpreter per script costs
+# a torch import each).
+_PROBE = """
+import json, os, sys
+import numpy, torch, yaml  # loaded once; a package module is only ever loaded by the child's own imports
+sys.path.insert(0, {src!r})
+assert not [n for n in sys.modules if n.split(".")[0] == "eenet"]
+for script, imports in json.loads(sys.stdin.read()):
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        sys.path.insert(0, os.path.dirname(script))
+        exec(imports, {{}})
+        print(json.dumps([script, sorted(m.__file__ for n, m in sys.modules.items() if n.split(".")[0] == "eenet")]), flush=True)
+        os._exit(0)
+    if os.waitpid(pid, 0)[1] != 0:
+        sys.exit(f"importing what {{script}} imports failed")
+"""
+
+
+def _runtime_imports(scripts: list[Path]) -> dict[Path, set[str]]:
+    """Script -> the package files Python loads when it runs the import statements of the script (top level only)."""
+    jobs = []
+    for script in scripts:
+        tree = ast.parse(script.read_text())
+        jobs.append((str(script), "\n".join(ast.unparse(n) for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom))))
+    out = subprocess.run([sys.executable, "-c", _PROBE.format(src=str(SRC))], input=json.dumps(jobs), capture_output=True, text=True,
+                         check=True, env={"HF_HUB_OFFLINE": "1"}).stdout  # fmt: skip
+    loaded = dict(json.loads(line) for line in out.splitlines())
+    return {Path(s): {str(Path(f).resolve().relative_to(REPO)) for f in files} for s, files in loaded.items()}
 
 
 def test_every_rule_lists_the_code_its_script_imports():
@@ -130,8 +152,10 @@ def test_every_rule_lists_the_code_its_script_imports():
                 scripts.setdefault(f, set(job["input"]))
     every = {f"workflow/scripts/{p.name}" for p in (REPO / "workflow" / "scripts").glob("*.py")}
     assert set(scripts) == every, sorted(every - set(scripts))  # every rule with a script is reached from `all`
+    loaded = _runtime_imports([REPO / s for s in sorted(scripts)])
+    assert len(loaded) == len(scripts)
     for script, inputs in scripts.items():
-        missing = _runtime_imports(REPO / script) - inputs
+        missing = loaded[REPO / script] - inputs
         assert not missing, f"{script} imports {sorted(missing)}, which its rule does not list as inputs"
 
 
@@ -305,7 +329,8 @@ def test_conda_env_carries_the_same_pins_as_requirements():
     its post-deploy script installs the pins of requirements-nodeps.txt without dependencies."""
     req = _pins((REPO / "requirements.txt").read_text().splitlines())
     env = _pins((REPO / "envs" / "pipeline.yaml").read_text().splitlines())
-    tools = {"snakemake", "pytest", "ruff", "dvc", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep"}
+    tools = {"snakemake", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep", "dvc", "ruff"}
+    tools |= {"pytest", "pytest-xdist", "execnet"}
     assert env == {k: v for k, v in req.items() if k not in tools}
     post = (REPO / "envs" / "pipeline.post-deploy.sh").read_text()
     nodeps = _pins((REPO / "requirements-nodeps.txt").read_text().splitlines())
