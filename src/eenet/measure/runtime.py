@@ -331,10 +331,12 @@ def runnable_policies(
     oracle, alone or after a combiner (it reads the labels), and an infeasible fit, as ``<method>/<budget>``, and every single exit as
     ``static_exit<k>``; with each its ``method``, ``budget_value`` and ``budget_ms`` for runtime.csv.
     ``probs [K, N, C]`` and ``labels [N]``: the cached test outputs the single exits are fitted on."""
+    from eenet.combiners import split_method
+
     policies: dict[str, ExitScheduler] = {}
     info: dict[str, dict[str, Any]] = {}
     for f in fitted:
-        if f.get("infeasible") or f["method"].rpartition("+")[2] == "oracle":  # "ztw+oracle" reads them too
+        if f.get("infeasible") or split_method(f["method"])[1] == "oracle":  # "ztw+oracle" reads them too
             continue
         name = f"{f['method']}/{f['budget_value']}"
         policies[name] = scheduler_from_json(dict(f))
