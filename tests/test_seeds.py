@@ -127,6 +127,14 @@ def test_the_aggregate_summary_keeps_every_seed_and_their_mean(seeded_run):
     per = [float(r["vs_maxpred"]) for r in stats if r["seed"] in ("0", "1") and r["method"] == "oracle" and r["budget_value"] == "0.75"]
     assert float(oracle["vs_maxpred"]) == pytest.approx(sum(per) / 2)
     assert float(oracle["vs_maxpred_ci_low"]) <= float(oracle["vs_maxpred"]) <= float(oracle["vs_maxpred_ci_high"])
+    # over seeds: the two-level bootstrap's interval and Holm-adjusted p-value; every policy a row or an alias of one
+    assert float(oracle["seed_ci_low"]) <= float(oracle["vs_maxpred"]) <= float(oracle["seed_ci_high"])
+    assert 0 < float(oracle["p_value"]) <= float(oracle["p_holm"]) <= 1
+    assert oracle["ahead"] == str(float(oracle["p_holm"]) < 0.05 and float(oracle["vs_maxpred"]) > 0)
+    mean_rows = [r for r in stats if r["seed"] == "mean"]
+    named = [r["method"] for r in mean_rows if r["budget_value"] == "all"] + [a for r in mean_rows if r["budget_value"] == "all"
+                                                                             for a in r["aliases"].split(";") if a]  # fmt: skip
+    assert sorted(named) == ["maxpred", "maxpred_opt", "oracle"]
     assert (res / "curve.pdf").read_bytes()[:4] == b"%PDF" and (res / "curve.png").stat().st_size > 0
 
 

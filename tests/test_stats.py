@@ -1,4 +1,6 @@
-"""stats.csv: the bootstrap interval covers the true difference, the AUC and the per-budget rows are right."""
+"""stats.csv: the bootstrap interval covers the true difference, the AUC and the per-budget rows are right; policies
+deciding alike are one row, the comparisons with MaxPred are Holm-adjusted, and a seed study's intervals resample the
+seeds too."""
 
 from __future__ import annotations
 
@@ -9,8 +11,19 @@ import torch
 from helpers import make_probs
 
 from eenet.analysis.evaluation import evaluate_policy
-from eenet.analysis.stats import area_under_curve, benchmark_stats, correct_by_policy, paired_bootstrap
-from eenet.combiners import fit_budgets
+from eenet.analysis.stats import (
+    alias_groups,
+    area_under_curve,
+    benchmark_stats,
+    bootstrap_comparisons,
+    correct_by_policy,
+    holm,
+    markdown_table,
+    paired_bootstrap,
+    policy_decisions,
+    seed_stats,
+)
+from eenet.schedulers import fit_budgets
 
 
 def test_bootstrap_interval_covers_the_true_difference_about_95_percent_of_the_time():
@@ -73,7 +86,7 @@ def test_the_readme_table_comes_from_stats_csv(tmp_path):
     import subprocess
     import sys
 
-    from eenet.analysis.stats import STATS_FIELDS, seed_stats
+    from eenet.analysis.stats import STATS_FIELDS
     from eenet.io import write_csv
 
     g = torch.Generator().manual_seed(3)
@@ -90,9 +103,12 @@ def test_the_readme_table_comes_from_stats_csv(tmp_path):
     out = subprocess.run([sys.executable, "-m", "eenet.analysis.stats", str(path)], capture_output=True, text=True, check=True).stdout
     lines = out.strip().splitlines()
     assert lines[0] == "| policy | 0.5 | 0.6 | AUC (%) | gap to oracle |"
-    assert [line.split(" | ")[0] for line in lines[2:]] == ["| maxpred", "| eenet", "| oracle"]
+    table = [line for line in lines if line.startswith("|")]
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| maxpred", "| eenet", "| oracle"]
     mean = next(r for r in rows if r["seed"] == "mean" and r["method"] == "eenet" and r["budget_value"] == 0.5)
-    assert f"{100 * mean['vs_maxpred']:+.2f} [{100 * mean['vs_maxpred_ci_low']:+.2f}, {100 * mean['vs_maxpred_ci_high']:+.2f}]" in lines[3]
+    # over seeds: the interval of the two-level bootstrap (seeds and test samples resampled)
+    assert f"{100 * mean['vs_maxpred']:+.2f} [{100 * mean['seed_ci_low']:+.2f}, {100 * mean['seed_ci_high']:+.2f}]" in lines[3]
+    assert "two-level bootstrap" in lines[-1] and "Holm" in lines[-1]
     auc = next(r for r in rows if r["seed"] == "mean" and r["method"] == "eenet" and r["budget_value"] == "all")
     assert f"{100 * auc['auc']:.2f} ({100 * auc['auc_seed_min']:.2f}–{100 * auc['auc_seed_max']:.2f})" in lines[3]
 
@@ -116,3 +132,129 @@ def test_a_combined_policy_is_scored_on_its_combiners_outputs_as_the_evaluation_
         alone = {k: v for k, v in fitted.items() if k != "combiner"} | {"method": "maxpred"}
         single = correct_by_policy(tensors["probs"], tensors["labels"], [alone])[("maxpred", 0.5)]
         assert float(single.double().mean()) != pytest.approx(row["test_accuracy"], abs=1e-3)
+
+
+def _evals(correct, infeasible=()):
+    rows = [{"method": m, "budget_value": b, "budget_ms": b, "test_accuracy": c.float().mean().item(), "cost_ratio": 1.0}
+            for (m, b), c in correct.items()]  # fmt: skip
+    return rows + [{"method": m, "budget_value": b, "budget_ms": b, "infeasible": True} for m, b in infeasible]
+
+
+def _as_read(rows, tmp_path):
+    """The rows as stats.csv holds them (strings)."""
+    from eenet.analysis.stats import STATS_FIELDS
+    from eenet.io import read_csv, write_csv
+
+    write_csv(tmp_path / "stats.csv", rows, STATS_FIELDS)
+    return read_csv(tmp_path / "stats.csv")
+
+
+def test_policies_with_the_same_decisions_are_one_row_under_the_first_name(tmp_path):
+    """Same exit and class for every test sample at every budget: one row, the others in ``aliases``; one sample's
+    exit different at one budget, or infeasible where the other is feasible: rows of their own."""
+    n = 60
+    labels = torch.arange(n) % 4
+    base = {
+        0.5: torch.stack([torch.arange(n) % 2, torch.arange(n) % 4]),
+        0.8: torch.stack([torch.arange(n) % 3, (torch.arange(n) + 1) % 4]),
+    }
+    learned = {b: d.clone() for b, d in base.items()}
+    learned[0.5][1, :20] = (labels[:20] + 1) % 4  # wrong on 20 samples at 0.5
+    later = {b: d.clone() for b, d in learned.items()}
+    later[0.8][0, 7] = 2  # one sample leaves at another exit (same class) at 0.8
+    per_method = {"maxpred_opt": base, "maxpred": base, "eenet_geo": learned, "eenet": learned, "entropy": later, "patience": learned}
+    order = list(per_method)
+    decisions = {(m, b): d[b] for m, d in per_method.items() for b in (0.5, 0.8) if (m, b) != ("patience", 0.8)}
+    assert alias_groups(order, decisions) == {"maxpred": ["maxpred_opt"], "eenet_geo": ["eenet"], "entropy": [], "patience": []}
+    # a seed study: identical in one run, not in the other -> not identical
+    other = dict(decisions) | {("eenet", 0.5): later[0.8]}
+    assert alias_groups(order, [decisions, other])["eenet_geo"] == []
+
+    correct = {k: d[1] == labels for k, d in decisions.items()}
+    evals = _evals({(m, b): correct[(m, b)] for m in order for b in (0.5, 0.8) if (m, b) in correct}, [("patience", 0.8)])
+    rows = benchmark_stats("b", correct, evals, tolerance=0.05, reps=200, decisions=decisions)
+    assert {r["method"] for r in rows} == {"maxpred", "eenet_geo", "entropy", "patience"}
+    by = {(r["method"], r["budget_value"]): r for r in rows}
+    assert by[("maxpred", "all")]["aliases"] == by[("maxpred", 0.5)]["aliases"] == "maxpred_opt"
+    assert by[("eenet_geo", 0.8)]["aliases"] == "eenet" and by[("entropy", 0.5)]["aliases"] == by[("patience", 0.5)]["aliases"] == ""
+    assert by[("eenet_geo", 0.5)]["vs_maxpred"] == pytest.approx(-20 / n)
+    # the family counts the group once: eenet_geo, entropy at 2 budgets, patience at 1
+    assert sum("p_holm" in r for r in rows) == 5
+    table = markdown_table(_as_read(rows, tmp_path))
+    assert "| maxpred (= maxpred_opt) |" in table and "| eenet_geo (= eenet) |" in table and "| entropy |" in table
+
+
+def test_holm_adjustment_of_a_hand_computed_example():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6, 0.01]) == pytest.approx([1.0, 1.0, 0.03])  # capped at 1
+    assert holm([]) == []
+
+
+def test_a_planted_advantage_is_ahead_and_a_zero_effect_is_not(tmp_path):
+    n, reps = 2000, 500
+    u = (torch.arange(n) + 0.5) / n
+    maxpred = u < 0.7
+    outcomes = {
+        "good": u < 0.8,  # +10 points
+        "level": (u < 0.65) | ((u >= 0.7) & (u < 0.75)),  # right on other samples, the same accuracy: 0 exactly
+        "worse": u < 0.6,  # -10 points: significant, but behind
+    }
+    correct = {("maxpred", b): maxpred for b in (0.5, 0.8)} | {(m, b): c for m, c in outcomes.items() for b in (0.5, 0.8)}
+    rows = benchmark_stats("b", correct, _evals(correct), tolerance=0.05, reps=reps, seed=4)
+    by = {(r["method"], r["budget_value"]): r for r in rows}
+    good, level, worse = by[("good", 0.5)], by[("level", 0.5)], by[("worse", 0.8)]
+    assert good["ahead"] is True and good["p_value"] == pytest.approx(1 / (reps + 1)) and good["p_holm"] == pytest.approx(6 / (reps + 1))
+    assert level["vs_maxpred"] == 0 and level["ahead"] is False and level["p_holm"] > 0.5
+    assert worse["ahead"] is False and worse["p_holm"] < 0.05
+    assert "p_holm" not in by[("maxpred", 0.5)] and "ahead" not in by[("maxpred", 0.5)]
+    tested = [r for r in rows if "p_holm" in r]
+    assert [r["p_holm"] for r in tested] == pytest.approx(holm([r["p_value"] for r in tested]))
+    assert "seed_ci_low" not in good  # one seed: the test-only interval only
+    # seeded: the same draws again, and the intervals are paired_bootstrap's
+    again = {(r["method"], r["budget_value"]): r for r in benchmark_stats("b", correct, _evals(correct), 0.05, reps, seed=4)}
+    assert again[("level", 0.5)] == level
+    assert paired_bootstrap(outcomes["level"], maxpred, reps, seed=4) == pytest.approx(
+        (level["vs_maxpred"], level["vs_maxpred_ci_low"], level["vs_maxpred_ci_high"])
+    )
+    lines = markdown_table(_as_read(rows, tmp_path)).splitlines()
+    good_line, level_line = (next(line for line in lines if line.startswith(f"| {m} |")) for m in ("good", "level"))
+    assert good_line.count("]*") == 2 and "*" not in level_line
+    assert "Holm" in lines[-1] and "6 comparisons" in lines[-1]
+
+
+def test_the_interval_over_seeds_and_test_samples_covers_a_seed_far_below():
+    """Two seeds +5 points over MaxPred, one -8: the test-only interval of the mean (+0.67) excludes 0, the two-level
+    one (seeds resampled too) is wider and includes it, and it gives the Holm p-value of the mean rows."""
+    n = 10_000
+    u = (torch.arange(n) + 0.5) / n
+    seeds = []
+    for s, cut in enumerate((0.75, 0.75, 0.62)):
+        correct = {("maxpred", 0.5): u < 0.7, ("eenet", 0.5): u < cut}
+        seeds.append((s, correct, _evals(correct)))
+    rows = seed_stats("b", seeds, tolerance=0.05, reps=1000)
+    mean = next(r for r in rows if r["seed"] == "mean" and r["method"] == "eenet" and r["budget_value"] == 0.5)
+    assert mean["vs_maxpred"] == pytest.approx((0.05 + 0.05 - 0.08) / 3)
+    assert 0 < mean["vs_maxpred_ci_low"] < mean["vs_maxpred"] < mean["vs_maxpred_ci_high"]
+    assert mean["seed_ci_low"] < 0 < mean["seed_ci_high"]
+    assert mean["seed_ci_high"] - mean["seed_ci_low"] > 5 * (mean["vs_maxpred_ci_high"] - mean["vs_maxpred_ci_low"])
+    assert mean["seed_ci_low"] == pytest.approx(-0.08, abs=0.005) and mean["seed_ci_high"] == pytest.approx(0.05, abs=0.005)
+    assert mean["p_value"] > 0.05 and mean["ahead"] is False
+    per_seed = [r for r in rows if r["seed"] != "mean" and r["method"] == "eenet" and r["budget_value"] == 0.5]
+    assert all("seed_ci_low" not in r for r in per_seed) and [r["ahead"] for r in per_seed] == [True, True, False]
+    # one seed: the two-level bootstrap is the test-only one
+    d = (u < 0.75).to(torch.int8) - (u < 0.7).to(torch.int8)
+    r = bootstrap_comparisons(d.view(1, 1, n), reps=300)
+    assert torch.equal(r["seed_ci_low"], r["ci_low"]) and torch.equal(r["seed_p"], r["p"])
+
+
+def test_policy_decisions_are_the_exits_and_classes_the_correctness_is_read_from():
+    probs, labels = make_probs(400, k=3, seed=5)
+    costs = [1.0, 2.0, 3.0]
+    (sched,) = fit_budgets("maxpred", {}, probs, None, labels, costs, [2.0])
+    fitted = {"budget_value": 0.5, "budget_unit": "fraction", "budget_ms": 2.0, **sched.to_json()}
+    dec: dict = {}
+    correct = correct_by_policy(probs, labels, [fitted], decisions=dec)
+    assert torch.equal(dec[("maxpred", 0.5)], policy_decisions(probs, labels, [fitted])[("maxpred", 0.5)])
+    exits, preds = dec[("maxpred", 0.5)]
+    assert torch.equal(exits, sched.assign(probs)) and torch.equal(correct[("maxpred", 0.5)], preds == labels)

@@ -1,13 +1,14 @@
 """Rule aggregate_seeds: a benchmark's runs with several training seeds -> summary.csv (every seed's rows and the
-mean over seeds), stats.csv (every seed's statistics and those over seeds), curve.pdf / curve.png (the mean, with the
-min-max band over seeds)."""
+mean over seeds), stats.csv (every seed's statistics and those over seeds, with intervals and Holm-adjusted p-values
+of the two-level bootstrap over seeds and test samples), curve.pdf / curve.png (the mean, with the min-max band over
+seeds)."""
 
 import torch
 
 from eenet.analysis.plotting import SUMMARY_FIELDS, aggregate_seed_rows, plot_curve
-from eenet.analysis.stats import STATS_FIELDS, log_stats, seed_stats
+from eenet.analysis.stats import STATS_FIELDS, log_stats, policy_decisions, seed_stats
 from eenet.analysis.summary import auc_by_method, read_seed_runs, seeds_caption
-from eenet.io import write_csv
+from eenet.io import load_tensors, read_json, write_csv
 from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -17,7 +18,12 @@ torch.set_num_threads(snakemake.threads)
 seeds, summary, n_test = read_seed_runs(p.runs, inp.summaries, inp.tests, inp.schedulers, inp.evals, log)
 mean = aggregate_seed_rows(bench, summary)
 write_csv(snakemake.output.summary, summary + mean, SUMMARY_FIELDS)
-stats = seed_stats(bench, seeds, p.tolerance, p.stats["bootstrap"], p.stats["seed"])
+decisions = []  # per run, each policy's exits and predictions: policies deciding alike in every run are one row
+for run, test in zip(p.runs, inp.tests, strict=True):
+    tensors, _ = load_tensors(test)
+    fitted = [read_json(f) for f in inp.schedulers if f.startswith(f"results/{run}/")]
+    decisions.append(policy_decisions(tensors["probs"], tensors["labels"], fitted, tensors.get("logits")))
+stats = seed_stats(bench, seeds, p.tolerance, p.stats["bootstrap"], p.stats["seed"], decisions)
 write_csv(snakemake.output.stats, stats, STATS_FIELDS)
 log_stats(log, [r for r in stats if r["seed"] == "mean"])
 caption = seeds_caption(bench, seeds, mean[0].get("device"), n_test)

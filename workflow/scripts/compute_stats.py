@@ -1,4 +1,5 @@
-"""Rule compute_stats: AUC, gap to the oracle, paired bootstrap intervals against MaxPred, budget compliance -> stats.csv."""
+"""Rule compute_stats: AUC, gap to the oracle, paired bootstrap intervals and Holm-adjusted p-values against MaxPred,
+budget compliance -> stats.csv (one row per group of policies with the same decisions)."""
 
 import torch
 
@@ -12,9 +13,10 @@ log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 tensors, _ = load_tensors(snakemake.input.test)
 fitted = [read_json(f) for f in snakemake.input.schedulers]
-correct = correct_by_policy(tensors["probs"], tensors["labels"], fitted, tensors.get("logits"))  # combiners read the logits
-evals = [read_json(f) for f in snakemake.input.evals]
-rows = benchmark_stats(snakemake.wildcards.bench, correct, evals, p.tolerance, p.stats["bootstrap"], p.stats["seed"])
+decisions: dict = {}  # each policy's exits and predictions: policies deciding alike are one row
+correct = correct_by_policy(tensors["probs"], tensors["labels"], fitted, tensors.get("logits"), decisions)  # combiners read the logits
+evals = [read_json(f) for f in snakemake.input.evals]  # in config order (methods, then budgets)
+rows = benchmark_stats(snakemake.wildcards.bench, correct, evals, p.tolerance, p.stats["bootstrap"], p.stats["seed"], decisions)
 for r in rows:
     r["seed"] = p.seed
 write_csv(snakemake.output[0], rows, STATS_FIELDS)
