@@ -9,10 +9,9 @@ import torch
 import torch.nn.functional as F
 from helpers import cached_probs, make_inputs, make_probs
 
-from eenet.combiners import fit_budgets
-from eenet.measure.runtime import adaptive_forward, run_split, runnable_policies
+from eenet.measure.runtime import adaptive_forward, run_split, runnable_policies, stratified_sample
 from eenet.models import build_model
-from eenet.schedulers import make_scheduler
+from eenet.schedulers import fit_budgets, make_scheduler
 
 FAST_EENET = {"lr": 0.01, "epochs": 15, "patience": 10, "restarts": 2}
 
@@ -236,10 +235,93 @@ def test_measure_runtime_logs_progress_and_bounds_the_samples(caplog):
     for r in rows:
         assert r["samples"] == 24 and r["exits_agree"] == 1.0 and r["preds_agree"] == 1.0
         assert r["speedup_vs_plain"] == pytest.approx(r["plain_ms"] / r["measured_ms"])
-        want = exit_predictions(probs[:, :24], pols["maxpred/0.5"].assign(probs[:, :24]))
-        assert r["accuracy"] == pytest.approx(float((want == labels[:24]).float().mean()))
+        idx = stratified_sample(labels, 24, 0)  # the timed samples: runtime.seed defaults to 0
+        want = exit_predictions(probs[:, idx], pols["maxpred/0.5"].assign(probs)[idx])
+        assert r["accuracy"] == pytest.approx(float((want == labels[idx]).float().mean()))
     text = caplog.text
     assert "on 24 test samples (of 80 asked" in text and "s left" in text and "distinct timings" in text
+    assert "stratified by class, seed 0" in text
+
+
+def test_stratified_sample_is_proportional_deterministic_and_covers_every_class():
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate([500, 240, 130, 70, 40, 15, 5])])  # sorted by class
+    total = labels.numel()
+    for n in (7, 10, 33, 100, 999):
+        idx = stratified_sample(labels, n, seed=1)
+        assert idx.dtype == torch.int64 and idx.numel() == n
+        assert torch.equal(idx, idx.sort().values) and idx.unique().numel() == n  # sorted, no duplicates
+        assert torch.equal(idx, stratified_sample(labels, n, seed=1))  # deterministic
+        counts = torch.bincount(labels[idx], minlength=7)
+        share = n * torch.bincount(labels).double() / total
+        assert bool((counts > 0).all()), f"n={n}: every class is timed"
+        if n >= 33:  # the classes below 1/n of the set need a seat; above that, proportional within one sample
+            assert bool(((counts - share).abs() <= 1).all()), (n, counts.tolist(), share.tolist())
+    assert not torch.equal(stratified_sample(labels, 100, 1), stratified_sample(labels, 100, 2))  # the seed draws
+    # unsorted labels: the same allocation per class
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(3))
+    counts = torch.bincount(labels[perm][stratified_sample(labels[perm], 100, 0)], minlength=7)
+    assert bool(((counts - 100 * torch.bincount(labels).double() / total).abs() <= 1).all())
+
+
+def test_stratified_sample_takes_everything_when_n_covers_the_set():
+    labels = torch.tensor([2, 0, 1, 1, 0, 2, 2])
+    for n in (7, 8, 100):
+        assert torch.equal(stratified_sample(labels, n, seed=5), torch.arange(7))
+    assert stratified_sample(labels, 0, seed=5).numel() == 0
+    one = stratified_sample(labels, 3, seed=5)
+    assert sorted(labels[one].tolist()) == [0, 1, 2]
+
+
+def test_measure_runtime_times_a_class_stratified_sample_and_quotes_the_whole_test_set(caplog):
+    """A test set sorted by class whose first class is easy (leaves at exit 0): the first rows would time that class
+    only; the runtime times every class in proportion and quotes the speed-up of the whole test set."""
+    import logging
+
+    from eenet.measure.runtime import log_runtime, measure_runtime
+    from eenet.schedulers import exit_predictions, realised_cost
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).eval()
+    x = torch.randn(90, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    costs = [0.05, 0.1, 0.2]
+    probs = cached_probs(model, x)
+    sched = make_scheduler("maxpred").fit(probs, probs[-1].argmax(1), costs, 0.1)
+    order = sched.assign(probs).sort(stable=True).indices  # the samples that leave at exit 0 first
+    x, probs = x[order], probs[:, order]
+    exits = sched.assign(probs)
+    easy = int((exits == 0).sum())
+    assert 30 <= easy < 80, "the test needs an easy first class and a harder rest"
+    # class 0: the easy samples (all leave at exit 0); classes 1 and 2: the rest, in order
+    labels = torch.cat([torch.zeros(easy, dtype=torch.long), torch.arange(90 - easy) * 2 // (90 - easy) + 1])
+    assert bool((exits[easy:] > 0).all())
+    timed = []
+
+    def inputs(idx, dev):
+        timed.append(idx)
+        return x[idx]
+
+    cfg = {"samples": None, "seconds": 1e-4, "min_samples": 24, "batch_size": 8, "warmup": 1, "repeats": 2, "seed": 3}
+    log = logging.getLogger("test-runtime-sample")
+    rows = measure_runtime(model, {"m": sched}, inputs, probs, labels, costs, cfg, torch.device("cpu"), log)
+    idx = stratified_sample(labels, 24, 3)
+    assert [len(t) for t in timed] == [1] * 24 + [8] * 3  # batch 1's batches, then batch 8's
+    assert torch.equal(torch.cat(timed[:24]), idx) and torch.equal(torch.cat(timed[24:]), idx)
+    counts = torch.bincount(labels[idx], minlength=3)
+    assert bool((counts > 0).all()) and bool(((counts - 24 * torch.bincount(labels) / 90).abs() <= 1).all())
+    whole = realised_cost(exits, torch.tensor(costs))  # the cached exits of every test sample x the costs
+    for r in rows:
+        assert r["samples"] == 24 and r["exits_agree"] == 1.0 and r["preds_agree"] == 1.0
+        hist = json.loads(r["exit_histogram"])
+        assert hist == torch.bincount(exits[idx], minlength=3).tolist() and sum(hist[1:]) > 0  # not only the easy class
+        assert r["simulated_ms"] == pytest.approx(realised_cost(exits[idx], torch.tensor(costs)))
+        assert r["test_simulated_ms"] == pytest.approx(whole)
+        assert r["speedup_vs_plain_test"] == pytest.approx(r["plain_ms"] / (r["measured_ms"] / r["simulated_ms"] * whole))
+        assert r["speedup_vs_plain"] == pytest.approx(r["plain_ms"] / r["measured_ms"])
+        want = exit_predictions(probs[:, idx], exits[idx])
+        assert r["accuracy"] == pytest.approx(float((want == labels[idx]).float().mean()))
+    with caplog.at_level(logging.INFO, logger="test-runtime-sample"):
+        log_runtime(log, [{**r, "method": "maxpred", "budget_value": 0.5} for r in rows])
+    assert f"x{rows[0]['speedup_vs_plain_test']:.2f} over the plain network on the whole test set" in caplog.text
 
 
 def test_progress_is_logged_at_most_every_interval(caplog):
@@ -259,7 +341,7 @@ def test_progress_is_logged_at_most_every_interval(caplog):
 
 @pytest.mark.parametrize("method", ["ztw+maxpred", "mie+patience", "pa+entropy"])
 def test_runtime_with_a_combiner_decides_and_predicts_as_the_cached_evaluation(net, method):
-    from eenet.combiners import fit_combined, policy_outputs
+    from eenet.schedulers import fit_policy as fit_combined
 
     model, kind, _, labels, costs = net
     with torch.inference_mode():
@@ -268,7 +350,7 @@ def test_runtime_with_a_combiner_decides_and_predicts_as_the_cached_evaluation(n
     x = make_inputs(kind, 40, 3)
     with torch.inference_mode():
         logits = torch.stack([z.float() for z in model(x)])
-    probs = policy_outputs(sched, {"probs": F.softmax(logits, 2), "logits": logits})
+    probs = sched.outputs({"probs": F.softmax(logits, 2), "logits": logits})
     want_exits = sched.assign(probs)
     want_preds = probs.argmax(dim=2).gather(0, want_exits.view(1, -1)).squeeze(0)
     preds, exits = adaptive_forward(model, sched, x)
@@ -282,9 +364,9 @@ def test_runtime_with_a_combiner_decides_and_predicts_as_the_cached_evaluation(n
 
 def test_predict_gives_the_confidence_of_what_a_combined_policy_reads():
     """eenet predict's confidence is the max probability of the outputs the policy decides on (the combiner's)."""
-    from eenet.combiners import fit_combined, policy_outputs
     from eenet.data import dataset_spec
     from eenet.predict import Predictor
+    from eenet.schedulers import fit_policy as fit_combined
 
     torch.manual_seed(0)
     model = build_model("small_cnn_3", 10, 1, width=4).eval()
@@ -295,7 +377,7 @@ def test_predict_gives_the_confidence_of_what_a_combined_policy_reads():
     x = torch.randn(24, 1, 28, 28, generator=torch.Generator().manual_seed(6))
     with torch.inference_mode():
         logits = torch.stack([z.float() for z in model(x)])
-    outs = policy_outputs(sched, {"probs": F.softmax(logits, 2), "logits": logits})
+    outs = sched.outputs({"probs": F.softmax(logits, 2), "logits": logits})
     exits = sched.assign(outs)
     want = outs.max(dim=2).values.gather(0, exits.view(1, -1)).squeeze(0)
     single = F.softmax(logits, 2).max(dim=2).values.gather(0, exits.view(1, -1)).squeeze(0)

@@ -6,7 +6,9 @@ from typing import Any
 
 import torch
 
+from eenet.catalog import COMBINERS as COMBINER_INFO
 from eenet.catalog import METHODS as METHOD_INFO
+from eenet.catalog import split_method
 from eenet.schedulers import OracleScheduler, StaticScheduler
 
 __all__ = [
@@ -18,33 +20,35 @@ SUMMARY_FIELDS = [
     "cost_ratio", "within_tolerance", "val_accuracy", "val_cost_ms", "exit_histogram", "infeasible", "note", "device",
     "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_size",
     "measured_batch_ms", "measured_samples", "test_accuracy_min", "test_accuracy_max", "plain_ms", "speedup_vs_plain",
+    "speedup_vs_plain_test",
 ]  # fmt: skip
 """Columns of summary.csv. ``seed``: the run's training seed, or ``mean`` for a row over seeds, whose numbers are
 means and ``test_accuracy_min/max`` the spread of the seeds. ``plain_ms``: the plain network (stages + last head,
-measured by the runtime at batch 1), ``speedup_vs_plain`` its time over the policy's: the speed-up a user gets over
-running the network without early exit; ``speedup_vs_full`` is over ``model(x)``, which also runs every intermediate head."""
+measured by the runtime at batch 1), ``speedup_vs_plain`` its time over the policy's on the timed sample (runtime.csv's
+``samples``), ``speedup_vs_plain_test`` the same quoted for the whole test set (runtime.csv's): the speed-up a user gets
+over running the network without early exit; ``speedup_vs_full`` is over ``model(x)``, which also runs every intermediate head."""
 
 # summary columns averaged over seeds (the rest are kept from the first seed where they agree)
 _MEAN_FIELDS = [
     "budget_ms", "test_accuracy", "test_cost_ms", "test_cost_flops", "cost_ratio", "val_accuracy", "val_cost_ms",
     "measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "measured_batch_ms",
-    "plain_ms", "speedup_vs_plain",
+    "plain_ms", "speedup_vs_plain", "speedup_vs_plain_test",
 ]  # fmt: skip
 
 STYLE = {m: {**info["style"], "label": info["label"]} for m, info in METHOD_INFO.items() if info["style"]}
 """Each policy's colour, marker, line and label in the figures (:data:`eenet.catalog.METHODS`)."""
 
-COMBINER_LABELS = {"ztw": "ZTW", "mie": "MIE", "pa": "PA"}
+COMBINER_LABELS = {name: info["label"] for name, info in COMBINER_INFO.items()}
 
 
 def style_of(method: str) -> dict[str, Any]:
     """Plot style of a method; ``"<combiner>+<policy>"`` takes its policy's colour and marker, dashed."""
-    comb, _, base = method.rpartition("+")
-    if not comb:
+    comb, base = split_method(method)
+    if comb is None:
         return dict(STYLE.get(method, {"color": "gray", "marker": "." if method.startswith("static") else "d", "label": method}))
     style = dict(STYLE.get(base, {"color": "gray", "marker": "d", "label": base}))
     dashed = "--" if style.get("linestyle") != "none" else "none"
-    style.update({"linestyle": dashed, "label": f"{COMBINER_LABELS.get(comb, comb)} + {style['label']}"})
+    style.update({"linestyle": dashed, "label": f"{COMBINER_LABELS[comb]} + {style['label']}"})
     return style
 
 
@@ -78,7 +82,7 @@ def oracle_frontier(probs: torch.Tensor, labels: torch.Tensor, costs_ms: list[fl
 def add_measured(rows: list[dict[str, Any]], runtime: list[dict[str, str]]) -> None:
     """Copy the runtime's measurements (rows of runtime.csv) into the summary ``rows`` of the same policy: at
     batch 1 ``measured_ms`` (median, quartiles), ``measured_vs_simulated``, ``plain_ms``, ``speedup_vs_plain``,
-    ``speedup_vs_full``; at the larger
+    ``speedup_vs_plain_test``, ``speedup_vs_full``; at the larger
     batch size ``measured_batch_ms``. Rows the runtime did not run (the oracle, infeasible budgets) are left as they are."""
     by_key: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
     for r in runtime:
@@ -89,7 +93,8 @@ def add_measured(rows: list[dict[str, Any]], runtime: list[dict[str, str]]) -> N
             continue
         one = found.get("1")
         if one:
-            keys = ("measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "plain_ms", "speedup_vs_plain")
+            keys = ("measured_ms", "measured_q1", "measured_q3", "measured_vs_simulated", "speedup_vs_full", "plain_ms", "speedup_vs_plain",
+                    "speedup_vs_plain_test")  # fmt: skip
             row.update({k: float(one[k]) for k in keys if one.get(k) not in (None, "")})  # runtime.csv before 0.2: no plain_*
             row["measured_samples"] = int(one["samples"])
         batched = [r for bs, r in found.items() if bs != "1"]
@@ -139,7 +144,8 @@ def save_figure(fig: Any, paths: list[str]) -> None:
 def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths: list[str]) -> None:
     """Measured against simulated cost (left, batch 1, with the ±15 % band) and the speed-up over the plain network
     (stages + last head; ``model(x)`` for a runtime.csv without it) against the simulated cost (right, every batch
-    size), one marker per policy and budget (rows of runtime.csv)."""
+    size; on the whole test set, ``speedup_vs_plain_test`` against ``test_simulated_ms``, where runtime.csv has them),
+    one marker per policy and budget (rows of runtime.csv)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,6 +155,10 @@ def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths:
     methods = list(dict.fromkeys(r["method"] for r in runtime))
     # the plain network is the baseline; a runtime.csv written before it was timed has only model(x)
     speedup = "speedup_vs_plain" if runtime and runtime[0].get("speedup_vs_plain") not in (None, "") else "speedup_vs_full"
+    whole = bool(runtime) and runtime[0].get("speedup_vs_plain_test") not in (None, "")  # quoted for the whole test set
+    if whole:
+        speedup = "speedup_vs_plain_test"
+    sim_x = "test_simulated_ms" if whole else "simulated_ms"
     hi = max([float(r["simulated_ms"]) for r in runtime] + [float(r["measured_ms"]) for r in runtime if r["batch_size"] == "1"])
     ax.plot([0, hi], [0, hi], color="black", linewidth=0.8, label="measured = simulated")
     ax.fill_between([0, hi], [0, 0.85 * hi], [0, 1.15 * hi], color="gray", alpha=0.15, label="±15 %")
@@ -163,13 +173,13 @@ def plot_runtime(runtime: list[dict[str, str]], title: str, caption: str, paths:
             kw = {**style, **extra}
             if bs == "1":
                 ax.scatter([float(r["simulated_ms"]) for r in pts], [float(r["measured_ms"]) for r in pts], **kw)
-            bx.scatter([float(r["simulated_ms"]) for r in pts], [float(r[speedup]) for r in pts],
+            bx.scatter([float(r[sim_x]) for r in pts], [float(r[speedup]) for r in pts],
                        **({**kw, "label": f"{style['label']} (batch {bs})"}))  # fmt: skip
     bx.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xlabel("simulated cost per sample (ms)")
     ax.set_ylabel("measured latency per sample, batch 1 (ms)")
-    bx.set_xlabel("simulated cost per sample (ms)")
-    bx.set_ylabel("speed-up over the plain network (x)" if speedup == "speedup_vs_plain" else "speed-up over model(x), every head (x)")
+    bx.set_xlabel("simulated cost per sample, whole test set (ms)" if whole else "simulated cost per sample (ms)")
+    bx.set_ylabel("speed-up over the plain network (x)" if speedup != "speedup_vs_full" else "speed-up over model(x), every head (x)")
     for a in (ax, bx):
         a.grid(alpha=0.3)
         a.legend(fontsize=7, loc="upper left")

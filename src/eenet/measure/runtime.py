@@ -13,7 +13,8 @@ threshold policy's decision at exit ``k`` reads exits ``0..k`` only.
 :func:`measure_runtime` times every fitted policy this way beside the plain network (every stage, the last head
 only: what a user runs without early exit) and the all-heads forward ``model(x)``, within a time budget: policies
 whose decisions are identical on the timed samples share one timing, and the number of samples is chosen so that
-the estimated time fits ``seconds``; progress is logged every ~30 s with an estimate of the time left.
+the estimated time fits ``seconds``; progress is logged every ~30 s with an estimate of the time left. The timed
+samples are a seeded class-stratified random sample of the test set (:func:`stratified_sample`), never its first rows.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from eenet.data import Split
 from eenet.inputs import Inputs, first_tensor
@@ -39,18 +39,23 @@ __all__ = [
     "runnable_policies",
     "log_runtime",
     "adaptive_forward", "run_split", "measure_policies", "compare_to_simulation", "plan_samples", "measure_runtime",
-    "ProgressLog", "RUNTIME_FIELDS",
+    "stratified_sample", "ProgressLog", "RUNTIME_FIELDS",
 ]  # fmt: skip
 
 RUNTIME_FIELDS = [
     "bench", "method", "budget_value", "budget_ms", "batch_size", "samples", "measured_ms", "measured_q1", "measured_q3",
-    "simulated_ms", "measured_vs_simulated", "plain_ms", "speedup_vs_plain", "full_ms", "speedup_vs_full", "timing_shared_with",
+    "simulated_ms", "measured_vs_simulated", "plain_ms", "speedup_vs_plain", "test_simulated_ms", "speedup_vs_plain_test",
+    "full_ms", "speedup_vs_full", "timing_shared_with",
     "accuracy", "exits_agree", "preds_agree", "exit_histogram", "threads", "device", "torch_version",
 ]  # fmt: skip
 """Columns of runtime.csv (rule measure_runtime): one row per policy and batch size; times in ms per sample.
-``plain_ms``: the plain network (stages + last head), the baseline of ``speedup_vs_plain``; ``full_ms``: ``model(x)``,
-every stage and head; ``timing_shared_with``: the policy whose timing this row carries because their decisions were
-identical on the timed samples (empty: timed itself)."""
+``samples``: the test samples timed, a seeded class-stratified random sample (:func:`stratified_sample`); on them
+``simulated_ms`` (their exit histogram x cost.csv), ``accuracy``, ``exits_agree``, ``preds_agree`` and
+``speedup_vs_plain = plain_ms / measured_ms``. ``plain_ms``: the plain network (stages + last head). On the *whole*
+test set: ``test_simulated_ms`` (the policy's cached exits of every test sample x cost.csv) and the speed-up quoted
+for it, ``speedup_vs_plain_test = plain_ms / (measured_ms / simulated_ms * test_simulated_ms)``. ``full_ms``:
+``model(x)``, every stage and head; ``timing_shared_with``: the policy whose timing this row carries because their
+decisions were identical on the timed samples (empty: timed itself)."""
 
 
 @torch.inference_mode()
@@ -64,15 +69,15 @@ def adaptive_forward(model: MultiExitNetwork, sched: ExitScheduler, x: Inputs) -
     b = ref.shape[0]
     last = model.num_exits - 1
     state = model.begin(x)
-    seen: list[torch.Tensor] = []  # probabilities of exits 0..k of the samples still running, [n, C] each
-    combiner = getattr(sched, "combiner_", None)  # eenet.combiners: probabilities combined from the raw logits so far
-    raw: list[torch.Tensor] = []  # with a combiner: the logits of exits 0..k of the samples still running
+    seen: list[torch.Tensor] = []  # what the policy reads at exits 0..k of the samples still running, [n, C] each
+    keep_raw = sched.needs_logits  # a combined policy reads the raw logits of every exit so far
+    raw: list[torch.Tensor] = []  # then: the logits of exits 0..k of the samples still running
 
     def outputs(k: int, logits: torch.Tensor) -> torch.Tensor:
-        if combiner is None:
-            return F.softmax(logits.float(), dim=1)
+        if not keep_raw:
+            return sched.exit_outputs(k, (logits,))
         raw.append(logits.float())
-        return combiner.step(k, raw)
+        return sched.exit_outputs(k, raw)
 
     if b == 1:  # one sample: no bookkeeping of who is left, one Python decision per exit
         for k in range(model.num_exits):
@@ -135,8 +140,7 @@ class ProgressLog:
 
 def _timing_key(sched: ExitScheduler, exits: torch.Tensor) -> tuple[str, bytes]:
     """Two policies of the same class that send every timed sample to the same exit do the same work."""
-    combiner = getattr(sched, "combiner_", None)  # a combiner is work of its own
-    return type(sched).__name__ + ("" if combiner is None else "+" + combiner.name), exits.numpy().astype("int64").tobytes()
+    return sched.family, exits.numpy().astype("int64").tobytes()
 
 
 def measure_policies(
@@ -196,6 +200,7 @@ def compare_to_simulation(
     costs_ms: Sequence[float],
     num_exits: int,
     plain: Mapping[str, float] | None = None,
+    test_exits: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Measured against simulated for one policy of :func:`measure_policies`: its ``result``, the ``full`` model's
     (``model(x)``) and the ``plain`` network's timing.
@@ -203,7 +208,9 @@ def compare_to_simulation(
     ``simulated_ms`` is the cost model's prediction for the same samples: the runtime's own exit histogram
     times the per-exit costs ``costs_ms [K]`` (cost.csv). Returns that, the measured median and quartiles,
     ``full_ms``, ``plain_ms``, ``measured_vs_simulated``, ``speedup_vs_full``, ``speedup_vs_plain`` (the plain
-    network's time over the policy's), ``timing_shared_with`` and the ``exit_histogram`` (``K`` counts, as JSON text).
+    network's time over the policy's, on the timed samples), ``timing_shared_with`` and the ``exit_histogram``
+    (``K`` counts, as JSON text). With ``test_exits`` (cached exits of the whole test set, ``int64 [N]``) also their
+    cost ``test_simulated_ms`` and ``speedup_vs_plain_test`` (see :data:`RUNTIME_FIELDS`).
     """
     exits = result["exits"]
     simulated = realised_cost(exits, torch.tensor(costs_ms, dtype=torch.float64))
@@ -220,7 +227,37 @@ def compare_to_simulation(
     }
     if plain is not None:
         row.update({"plain_ms": plain["ms"], "speedup_vs_plain": plain["ms"] / result["ms"]})
+    if test_exits is not None:
+        row["test_simulated_ms"] = realised_cost(test_exits, torch.tensor(costs_ms, dtype=torch.float64))
+        if plain is not None:
+            row["speedup_vs_plain_test"] = plain["ms"] / (result["ms"] / simulated * row["test_simulated_ms"])
     return row
+
+
+def stratified_sample(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """A seeded random sample of ``n`` of the samples labelled ``labels`` (``int64 [N]``), stratified by class: sorted
+    indices ``int64 [min(n, N)]`` without duplicates, the same for the same arguments; ``n >= N``: every index.
+    Class ``c`` (``N_c`` samples) gets ``floor(n N_c / N)`` or one more (largest remainder), drawn uniformly within the
+    class; when ``n`` >= the number of classes every class gets one, taken where needed from the class furthest above
+    its share (only then is a class more than one off its share)."""
+    total = labels.numel()
+    if n >= total:
+        return torch.arange(total)
+    classes, counts = labels.unique(return_counts=True)  # sorted classes
+    exact = n * counts.double() / total
+    alloc = exact.floor().long()
+    cover = n >= len(classes)
+    # the seats left: first to the classes that would get none (when every class can have one), then by remainder
+    order = sorted(range(len(classes)), key=lambda c: (not (cover and alloc[c] == 0), -float(exact[c] - alloc[c]), c))
+    for c in order[: n - int(alloc.sum())]:
+        alloc[c] += 1
+    while cover and bool((alloc == 0).any()):  # more tiny classes than seats left: take from the largest surplus
+        alloc[int(torch.where(alloc > 1, alloc - exact, -math.inf).argmax())] -= 1
+        alloc[int((alloc == 0).nonzero()[0])] += 1
+    g = torch.Generator().manual_seed(seed)
+    members = [(labels == c).nonzero().squeeze(1) for c in classes.tolist()]
+    picked = [m[torch.randperm(m.numel(), generator=g)[:a]] for m, a in zip(members, alloc.tolist(), strict=True)]
+    return torch.cat(picked).sort().values
 
 
 def plan_samples(
@@ -279,33 +316,39 @@ def measure_runtime(
             the cached raw logits ``[K, N, C]`` (needed by policies with a combiner, :mod:`eenet.combiners`).
         costs_ms: cost.csv's per-exit costs ``[K]``.
         cfg: the benchmark's ``runtime`` block: ``samples`` (at most; ``None``: all), ``seconds`` (time budget of the
-            whole measurement, estimated by :func:`plan_samples`; ``None``: no bound), ``min_samples``, ``batch_size``,
-            ``warmup``, ``repeats``.
+            whole measurement, estimated by :func:`plan_samples` on the cost of the whole test set; ``None``: no
+            bound), ``min_samples``, ``batch_size``, ``warmup``, ``repeats``, ``seed`` (of the sample; default 0).
     Returns:
-        One row per policy and batch size: :func:`compare_to_simulation` plus ``method``-free fields ``name``,
-        ``batch_size``, ``samples``, ``accuracy`` and how often the runtime's exits and predictions equal the cached
-        evaluation's (``exits_agree``, ``preds_agree``). The caller adds what names the policy and the run.
+        One row per policy and batch size: :func:`compare_to_simulation` (with the whole test set's
+        ``test_simulated_ms`` and ``speedup_vs_plain_test``) plus ``method``-free fields ``name``, ``batch_size``,
+        ``samples``, ``accuracy`` and how often the runtime's exits and predictions equal the cached evaluation's of
+        the same samples (``exits_agree``, ``preds_agree``). The caller adds what names the policy and the run.
+
+    The timed samples are :func:`stratified_sample` of ``labels`` (``cfg["seed"]``), however the test split is ordered.
     """
-    from eenet.combiners import policy_outputs
     from eenet.schedulers import exit_predictions
 
-    total = probs.shape[1] if cfg.get("samples") is None else min(cfg["samples"], probs.shape[1])
-    cache = {"probs": probs[:, :total], **({} if logits is None else {"logits": logits[:, :total]})}
-    outs = {name: policy_outputs(sched, cache) for name, sched in policies.items()}
-    cached = {name: sched.assign(outs[name]) for name, sched in policies.items()}
+    num_test = probs.shape[1]
+    total = num_test if cfg.get("samples") is None else min(cfg["samples"], num_test)
+    cache = {"probs": probs, **({} if logits is None else {"logits": logits})}
+    outs = {name: sched.outputs(cache) for name, sched in policies.items()}
+    cached = {name: sched.assign(outs[name]) for name, sched in policies.items()}  # the whole test set's exits
     batch_sizes = sorted({1, cfg["batch_size"]})
     passes = max(cfg["warmup"], 1) + cfg["repeats"]
     n, estimate = plan_samples(cached, policies, costs_ms, total, cfg.get("seconds"), passes, len(batch_sizes), cfg.get("min_samples", 100))
+    seed = cfg.get("seed", 0)
+    sample = stratified_sample(labels, n, seed)
     log.info(
-        "%d policies on %d test samples (of %d asked: runtime.seconds = %s), batch sizes %s; estimated %.0f s",
-        len(policies), n, total, cfg.get("seconds"), batch_sizes, estimate,
+        "%d policies on %d test samples (of %d asked: runtime.seconds = %s; of %d in the test set, a random sample "
+        "stratified by class, seed %d), batch sizes %s; estimated %.0f s",
+        len(policies), n, total, cfg.get("seconds"), num_test, seed, batch_sizes, estimate,
     )  # fmt: skip
-    labels = labels[:n]
+    labels = labels[sample]
     num_exits = probs.shape[0]
     rows = []
     for bs in batch_sizes:
         t0 = time.perf_counter()
-        batches = [inputs(torch.arange(i, min(i + bs, n)), device) for i in range(0, n, bs)]
+        batches = [inputs(sample[i : i + bs], device) for i in range(0, n, bs)]
         res = measure_policies(model, policies, batches, device, cfg["warmup"], cfg["repeats"], log=log, what=f"batch {bs}: ")
         log.info(
             "batch %d: plain network %.4f ms/sample, model(x) %.4f ms/sample (%.0f s)",
@@ -313,13 +356,13 @@ def measure_runtime(
         )  # fmt: skip
         for name in policies:
             r = res[name]
-            want = cached[name][:n]
+            want = cached[name][sample]
             rows.append({
                 "name": name, "batch_size": bs, "samples": n,
-                **compare_to_simulation(r, res["full"], costs_ms, num_exits, res["plain"]),
+                **compare_to_simulation(r, res["full"], costs_ms, num_exits, res["plain"], cached[name]),
                 "accuracy": float((r["preds"] == labels).float().mean()),
                 "exits_agree": float((r["exits"] == want).float().mean()),
-                "preds_agree": float((r["preds"] == exit_predictions(outs[name][:, :n], want)).float().mean()),
+                "preds_agree": float((r["preds"] == exit_predictions(outs[name][:, sample], want)).float().mean()),
             })  # fmt: skip
     return rows
 
@@ -331,7 +374,7 @@ def runnable_policies(
     oracle, alone or after a combiner (it reads the labels), and an infeasible fit, as ``<method>/<budget>``, and every single exit as
     ``static_exit<k>``; with each its ``method``, ``budget_value`` and ``budget_ms`` for runtime.csv.
     ``probs [K, N, C]`` and ``labels [N]``: the cached test outputs the single exits are fitted on."""
-    from eenet.combiners import split_method
+    from eenet.catalog import split_method
 
     policies: dict[str, ExitScheduler] = {}
     info: dict[str, dict[str, Any]] = {}
@@ -348,9 +391,9 @@ def runnable_policies(
 
 
 def log_runtime(log: logging.Logger, table: Sequence[Mapping[str, Any]]) -> None:
-    """A line per runtime.csv row: measured vs simulated, the speed-up over the plain network, agreement with the cache."""
+    """A line per runtime.csv row: measured vs simulated, the whole test set's speed-up over the plain network, agreement."""
     for r in table:
-        log.info("batch %d %-14s %-5s measured %.4f ms (simulated %.4f, x%.3f), speed-up x%.2f over the plain network, "
-                 "exits as cached %.4f",
+        log.info("batch %d %-14s %-5s measured %.4f ms (simulated %.4f, x%.3f) on %d samples, speed-up x%.2f over the "
+                 "plain network on the whole test set (simulated %.4f ms), exits as cached %.4f",
                  r["batch_size"], r["method"], r["budget_value"], r["measured_ms"], r["simulated_ms"], r["measured_vs_simulated"],
-                 r["speedup_vs_plain"], r["exits_agree"])  # fmt: skip
+                 r["samples"], r["speedup_vs_plain_test"], r["test_simulated_ms"], r["exits_agree"])  # fmt: skip
