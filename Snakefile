@@ -6,7 +6,7 @@
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.27.1")  # eenet.pipeline.scheduling repairs this version's scheduler (requirements.txt pins it)
 
 
 configfile: "config/config.yaml"
@@ -21,7 +21,7 @@ include: "rules/common.smk"
 wildcard_constraints:
     bench="|".join([*BENCHMARKS, *SEEDED]),
     dataset="|".join(sorted({b["dataset"] for b in BENCHMARKS.values()})),
-    method=r"([a-z]+\+)?[a-z][a-z_]*",
+    method=METHOD_PATTERN,
     budget=r"[0-9]+(\.[0-9]+)?",
 
 

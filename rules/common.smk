@@ -25,9 +25,10 @@ ENV = "../envs/pipeline.yaml"
 # The workflow layer of the installed package (eenet.pipeline; `make` installs it): checks before any job, training
 # seeds, each rule's code inputs. Standard library only, so planning the jobs imports no torch.
 from eenet.pipeline.codeinputs import code_files  # noqa: E402
-from eenet.pipeline.preflight import check_arch, check_benchmark, check_dataset, resolve_datasets  # noqa: E402
+from eenet.pipeline.preflight import check_all, resolve_datasets  # noqa: E402
 from eenet.pipeline.runs import expand_seed_runs, world_size  # noqa: E402
-from eenet.pipeline.preflight import METHODS  # noqa: E402
+import eenet.pipeline.planning as planning  # noqa: E402
+from eenet.pipeline.planning import METHOD_PATTERN, policy_methods  # noqa: E402
 from eenet.pipeline.scheduling import apply as repair_job_scheduler  # noqa: E402
 
 repair_job_scheduler()  # one re-evaluation timer at a time (Snakemake's pile up and busy a core: see the module)
@@ -40,10 +41,10 @@ RUNS = "|".join(BENCHMARKS)
 SEEDED_NAMES = "|".join(SEEDED) or "(?!)"
 
 # DATASETS: every dataset a benchmark can name (the built-in ones with the config's overrides, and the user's own),
-# each with all its keys; every benchmark names a known one and an architecture that reads what it holds.
+# each with all its keys. Every check runs here, whatever the target: each benchmark names a known dataset and an
+# architecture that reads what it holds and has the exits named, each dataset's local source is what its kind needs.
 DATASETS = resolve_datasets(config["datasets"])
-for _name, _b in BENCHMARKS.items():
-    check_benchmark(_name, _b, DATASETS)
+check_all(BENCHMARKS, DATASETS)
 
 
 def code(script):
@@ -89,21 +90,6 @@ def dataset_manifest(wildcards):
     return f"data/{bench(wildcards)['dataset']}/manifest.json"
 
 
-def checked_source(wildcards):
-    """No input: looks at the dataset's local source while the jobs are planned (class folders with images, image
-    sizes, a table's columns and labels), so that a wrong one stops before any job (eenet.pipeline.preflight.check_dataset)."""
-    check_dataset(wildcards.dataset, DATASETS[wildcards.dataset])
-    return []
-
-
-def checked_arch(wildcards):
-    """No input: a torchvision: or huggingface: backbone has the exits the config names
-    (eenet.pipeline.preflight.check_arch; torch is imported only for such a backbone)."""
-    b = bench(wildcards)
-    check_arch(b["arch"], b["arch_kwargs"], DATASETS[b["dataset"]]["in_channels"])
-    return []
-
-
 def budget_names(name):
     """Budget values of a benchmark, as they appear in file names."""
     return [str(v) for v in BENCHMARKS[name]["budgets"]["values"]]
@@ -128,11 +114,6 @@ def runs_pattern(runs):
     return "|".join(re.escape(r) for r in runs)
 
 
-def policy_methods(b):
-    """Every policy of a benchmark's config: its methods, then each combiner composed with each ("ztw+maxpred")."""
-    return b["methods"] + [f"{c}+{m}" for c in b.get("combiners", []) for m in b["methods"]]
-
-
 def per_policy(pattern):
     """An input function: ``pattern`` (with {bench}, {method}, {budget}) for every method and budget of the benchmark."""
 
@@ -148,29 +129,12 @@ scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json"
 
 def method_params(wildcards):
     """Hyper-parameters of a method from the benchmark's config (fit_scheduler keeps what the method accepts)."""
-    return hyper_params(bench(wildcards), wildcards.method)
-
-
-def hyper_params(b, method):
-    """The `eenet` block for EENet and its ablations, the `guarantee` block for the guaranteed policies, and the
-    scheduler seed; a combined method (`<combiner>+<policy>`) takes its policy's."""
-    policy = method.split("+")[-1]
-    config_block = METHODS[policy]["config"]  # eenet:, guarantee: or none (eenet.catalog.METHODS)
-    block = b.get(config_block, {}) if config_block else {}
-    return {**block, "seed": b["scheduler_seed"]}
-
-
-GUARDED = [m for m in METHODS if f"{m}_guard" in METHODS]  # the policies with a guaranteed variant (<m>_guard)
+    return planning.hyper_params(bench(wildcards), wildcards.method)
 
 
 def study_methods(wildcards):
-    """The policies of the reliability study and their hyper-parameters: `reliability.methods`, or the benchmark's
-    methods less the oracle plus the guaranteed variant of each threshold policy among them."""
-    b = bench(wildcards)
-    names = b["reliability"]["methods"] or [m for m in b["methods"] if m != "oracle"] + [
-        f"{m}_guard" for m in b["methods"] if m in GUARDED and f"{m}_guard" not in b["methods"]
-    ]
-    return {m: hyper_params(b, m) for m in names}
+    """The policies of the reliability study and their hyper-parameters (eenet.pipeline.planning.study_methods)."""
+    return planning.study_methods(bench(wildcards))
 
 
 def seed_runs(pattern):
@@ -198,30 +162,13 @@ def seeded_bench(wildcards):
 
 
 def example_policy(wildcards):
-    """(method, budget value) whose examples exit_analysis shows: `examples.method` (default: EENet if fitted,
-    else the first method that is not the oracle) at `examples.budget` (default: the middle budget)."""
-    b = bench(wildcards)
-    ex, methods = b["examples"], b["methods"]
-    method = ex.get("method") or ("eenet" if "eenet" in methods else next((m for m in methods if m != "oracle"), methods[0]))
-    if method not in methods:
-        raise ValueError(f"examples.method {method!r} is not among the benchmark's methods: {', '.join(methods)}")
-    values = sorted(b["budgets"]["values"])
-    budget = ex.get("budget", values[len(values) // 2])
-    if budget not in values:
-        raise ValueError(f"examples.budget {budget} is not among the benchmark's budgets: {values}")
-    return method, str(budget)
+    """(method, budget value) whose examples exit_analysis shows (eenet.pipeline.planning.example_policy)."""
+    return planning.example_policy(bench(wildcards))
 
 
 def all_targets():
-    """Every benchmark's curve and tables (the aggregate for one with several seeds: its runs' come with it), every
-    run's examples, and the reliability study of every benchmark with one seed."""
-    runs = {r for rs in SEEDED.values() for r in rs}
-    tops = [b for b in BENCHMARKS if b not in runs] + list(SEEDED)
-    return (
-        expand("results/{bench}/{name}", bench=tops, name=["curve.pdf", "tables.html"])
-        + expand("results/{bench}/examples.pdf", bench=BENCHMARKS)
-        + expand("results/{bench}/reliability.pdf", bench=[b for b in BENCHMARKS if b not in runs])
-    )
+    """The files of `snakemake all` (eenet.pipeline.planning.all_targets)."""
+    return planning.all_targets(list(BENCHMARKS), SEEDED)
 
 
 def unknown_benchmark(wildcards):

@@ -4,7 +4,6 @@ rule download_dataset:
         "data/{dataset}/manifest.json",
     input:
         code=code("download_dataset.py"),
-        checked=checked_source,
     params:
         source=lambda w: DATASETS[w.dataset],
     log:

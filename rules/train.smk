@@ -3,7 +3,6 @@ rule train_multiexit:
     input:
         data=dataset_manifest,
         code=code("train_multiexit.py"),
-        checked=checked_arch,
     output:
         model="results/{bench}/model.pt",
         metrics="results/{bench}/train_metrics.csv",

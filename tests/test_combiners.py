@@ -7,8 +7,10 @@ import json
 import pytest
 import torch
 
-from eenet.combiners import COMBINERS, fit_combined, make_combiner, policy_outputs, split_method
+from eenet.catalog import split_method
+from eenet.combiners import COMBINERS, make_combiner
 from eenet.schedulers import METHODS, scheduler_from_json
+from eenet.schedulers import fit_policy as fit_combined
 
 C = 5
 
@@ -81,8 +83,8 @@ def test_every_policy_composes_with_a_combiner(method):
     json.dumps(d["combiner"], allow_nan=False)
     assert d["method"] == f"mie+{method}" and d["combiner"]["name"] == "mie"
     again = scheduler_from_json(d)
-    outs = policy_outputs(again, {"probs": torch.softmax(test, 2), "logits": test})
-    assert torch.equal(outs, sched.combiner_.transform(test))
+    outs = again.outputs({"probs": torch.softmax(test, 2), "logits": test})
+    assert torch.equal(outs, sched.combiner.transform(test))
     assert torch.equal(again.assign(outs, yt), sched.assign(outs, yt))
 
 
@@ -90,11 +92,11 @@ def test_an_old_cache_without_logits_names_the_rule_to_rerun():
     val, yv = views(300, [1.0, 2.0], 0)
     sched = fit_combined("ztw+maxpred", {}, torch.softmax(val, 2), val, yv, [1.0, 2.0], 1.5)
     with pytest.raises(ValueError, match="--forcerun cache_logits"):
-        policy_outputs(sched, {"probs": torch.softmax(val, 2)})
+        sched.outputs({"probs": torch.softmax(val, 2)})
     with pytest.raises(ValueError, match="--forcerun cache_logits"):
         fit_combined("ztw+maxpred", {}, torch.softmax(val, 2), None, yv, [1.0, 2.0], 1.5)
     plain = fit_combined("maxpred", {}, torch.softmax(val, 2), None, yv, [1.0, 2.0], 1.5)  # old caches still work
-    assert torch.equal(policy_outputs(plain, {"probs": torch.softmax(val, 2)}), torch.softmax(val, 2))
+    assert torch.equal(plain.outputs({"probs": torch.softmax(val, 2)}), torch.softmax(val, 2))
     assert split_method("maxpred") == (None, "maxpred")
     with pytest.raises(ValueError, match="unknown combiner"):
         split_method("foo+maxpred")
@@ -104,8 +106,7 @@ def test_an_old_cache_without_logits_names_the_rule_to_rerun():
 def test_fitting_every_budget_in_one_call_gives_what_one_call_a_budget_gives(method):
     """fit_budgets (one fit_scheduler job a policy) against fit_combined once per budget (a job a budget): the same
     JSON at every budget, the combiner fitted once and shared, an infeasible budget returned, not raised."""
-    from eenet.combiners import fit_budgets
-    from eenet.schedulers import InfeasibleBudgetError
+    from eenet.schedulers import InfeasibleBudgetError, fit_budgets
 
     val, yv = views(400, [1.0, 1.5, 2.0], 0)
     params = {"epochs": 3, "restarts": 1, "patience": 2, "lr": 0.01, "seed": 3} if "eenet" in method else {}
@@ -115,5 +116,5 @@ def test_fitting_every_budget_in_one_call_gives_what_one_call_a_budget_gives(met
     for budget, sched in zip(budgets[:-1], together, strict=False):
         alone = fit_combined(method, params, torch.softmax(val, 2), val, yv, costs, budget)
         assert json.dumps(sched.to_json()) == json.dumps(alone.to_json()), (method, budget)
-    combiners = {id(getattr(s, "combiner_", None)) for s in together[:-1]}
+    combiners = {id(s.combiner) if "+" in method else None for s in together[:-1]}
     assert len(combiners) == 1

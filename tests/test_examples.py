@@ -39,7 +39,7 @@ def test_exit_shares_sum_to_one_and_their_accuracies_give_the_policy_accuracy(va
 
 
 def test_exits_csv_gives_a_combiners_per_exit_accuracy_beside_the_single_exits():
-    from eenet.combiners import fit_combined
+    from eenet.schedulers import fit_policy as fit_combined
 
     g = torch.Generator().manual_seed(5)
     labels = torch.randint(0, 4, (2000,), generator=g)

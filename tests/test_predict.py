@@ -21,7 +21,7 @@ from eenet.cli import main
 from eenet.data import DatasetSpec
 from eenet.data.prepare import open_benchmark
 from eenet.io import load_tensors, read_json, write_json
-from eenet.schedulers import exit_predictions, make_scheduler, scheduler_from_json
+from eenet.schedulers import exit_predictions, fit_policy, make_scheduler, scheduler_from_json
 
 N = 60  # test samples written as image files
 README_PREDICT = re.compile(r"^\.venv/bin/eenet predict .*$", re.M)
@@ -51,7 +51,7 @@ def run(tiny_run) -> dict:
         for i in range(N):
             Image.fromarray(test.images[i, 0].numpy(), mode="L").save(folder / f"sample{i:03d}.png")
     tensors, _ = load_tensors(res / "logits" / "test.safetensors")
-    return {"res": res, "images": folder, "test": test, "probs": tensors["probs"][:, :N], "spec": spec}
+    return {"res": res, "images": folder, "test": test, "probs": tensors["probs"][:, :N], "logits": tensors["logits"][:, :N], "spec": spec}
 
 
 def predict_csv(args: list[str], out: Path) -> list[dict[str, str]]:
@@ -237,6 +237,12 @@ def test_exported_program_decides_as_the_runtime_without_eenet(run, tmp_path):
         sched = make_scheduler(method, **params).fit(val["probs"], val["labels"], costs, budget)
         scheds[method] = sched
         programs[method] = export_policy(model, sched, run["spec"], meta, tmp_path / f"{method}.pt2", {"method": method})
+    # combined policies (a combiner, then a policy: one CombinedPolicy), as the workflow fits them
+    for method in ("ztw+maxpred", "mie+entropy", "pa+patience", "ztw+eenet"):
+        params = {"epochs": 5, "restarts": 1, "patience": 3, "lr": 0.01} if "eenet" in method else {}
+        budget = 0.5 * (costs[0] + costs[2])
+        scheds[method] = fit_policy(method, params, val["probs"], val["logits"], val["labels"], costs, budget)
+        programs[method] = export_results_of(model, scheds[method], run, meta, tmp_path / f"{method}.pt2")
     images = test.images[:N].clone()
     torch.save(images, tmp_path / "images.pt")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -250,13 +256,25 @@ def test_exported_program_decides_as_the_runtime_without_eenet(run, tmp_path):
         assert exits.tolist() == runtime.exits.tolist(), name
         assert labels.tolist() == runtime.labels.tolist(), name
         assert torch.allclose(out[f"{path}:confidence"], runtime.confidence, atol=1e-5), name
-        assert exits.tolist() == scheds[name].assign(probs).tolist(), name  # and as the cached evaluation
+        cached = scheds[name].outputs({"probs": probs, "logits": run["logits"]})  # what the policy reads: softmax or combined
+        assert exits.tolist() == scheds[name].assign(cached).tolist(), name  # and as the cached evaluation
         if name != "static":
             assert len(set(exits.tolist())) > 1, name
     info = json.loads(subprocess.run([sys.executable, "-c", "import torch, sys; e={'eenet.json': ''}; "
                                       "torch.export.load(sys.argv[1], extra_files=e); print(e['eenet.json'])", str(programs["eenet/0.9"])],
                                      capture_output=True, text=True, env=env, cwd=tmp_path).stdout)  # fmt: skip
     assert info["classes"] == list(run["spec"].classes) and info["method"] == "eenet" and info["input"]["shape"] == [1, 1, 28, 28]
+    combined = subprocess.run([sys.executable, "-c", "import torch, sys; e={'eenet.json': ''}; "
+                               "torch.export.load(sys.argv[1], extra_files=e); print(e['eenet.json'])", str(programs["ztw+maxpred"])],
+                              capture_output=True, text=True, env=env, cwd=tmp_path).stdout  # fmt: skip
+    assert json.loads(combined)["method"] == "ztw+maxpred"
+
+
+def export_results_of(model, sched, run, meta, out):
+    """Export as `eenet export` does (the description names the policy by sched.method: a combined one by both steps)."""
+    from eenet.export import export_policy
+
+    return export_policy(model, sched, run["spec"], meta, out, {"method": sched.method})
 
 
 def test_export_refuses_what_it_cannot_express(run, tmp_path, capsys):

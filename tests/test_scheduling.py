@@ -63,3 +63,22 @@ def test_apply_is_idempotent():
     assert apply() is True
     method = JobScheduler._schedule_reevalutation
     assert apply() is True and JobScheduler._schedule_reevalutation is method
+
+
+def test_another_snakemake_stops_with_a_clear_message_and_the_pin_is_the_repaired_version(monkeypatch):
+    import re
+    from pathlib import Path
+
+    import pytest
+
+    from eenet.pipeline.scheduling import SWITCH, WRITTEN_FOR, SchedulerRepairError
+
+    monkeypatch.delenv(SWITCH, raising=False)
+    with pytest.raises(SchedulerRepairError, match=r"Snakemake 9\.99\.0 is installed.*EENET_SCHEDULER_REPAIR=0"):
+        apply(version="9.99.0")
+    monkeypatch.setenv(SWITCH, "0")
+    assert apply(version="9.99.0") is False  # the user's explicit choice: no repair, no error
+    root = Path(__file__).resolve().parents[1]
+    pins = re.findall(r"^snakemake==(\S+)$", (root / "requirements.txt").read_text(), flags=re.M)
+    assert pins == [WRITTEN_FOR]
+    assert f'min_version("{WRITTEN_FOR}")' in (root / "Snakefile").read_text()

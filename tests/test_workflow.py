@@ -256,3 +256,16 @@ def test_noisy_latency_fails_profiling_with_a_way_out(tiny_run, tmp_path):
     assert proc.returncode != 0
     assert "latency too noisy to trust: interquartile range / median is exit 0:" in log
     assert "snakemake --forcerun profile_latency results/tiny/cost.csv" in log and "profile.repeats (now 5)" in log
+
+
+def test_a_wrong_value_stops_every_target_even_when_the_results_exist(tiny_run, tmp_path):
+    """After a finished run, an architecture that cannot read the dataset stops the curve, `all` and a dry run alike
+    with the message, before any job: never "Nothing to be done" with the old results served as current (exits that
+    do not exist: tests/test_planning.py, the same check)."""
+    wd = clone_run(tiny_run, tmp_path / "broken")
+    edit_config(wd, lambda b: b.update(arch="torchvision:resnet18", arch_kwargs={"exits": ["layer1", "layer4.9"]}))
+    for args in (("-n", TARGET), (TARGET,), ("-n", "all"), ("results/tiny/summary.csv",)):
+        proc = snakemake(wd, *args, check=False)
+        text = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Nothing to be done" not in text, (args, text[-2000:])
+        assert "benchmarks.tiny: torchvision:resnet18 reads RGB images" in text, (args, text[-2000:])

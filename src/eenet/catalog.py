@@ -24,6 +24,10 @@ __all__ = [
     "BUILTIN_DATASETS",
     "ARCHITECTURES",
     "METHODS",
+    "COMBINERS",
+    "split_method",
+    "compose_method",
+    "METHOD_PATTERN",
     "DATASET_DEFAULTS",
     "ARCH_FAMILIES",
     "package_path",
@@ -295,3 +299,40 @@ from (``eenet:``, ``guarantee:`` or none) and their colour, marker and line in t
 Each is a scheduler class registered under its name in :mod:`eenet.schedulers` (``@register_method``, which refuses
 a name not listed here); the schema's enum is held to this by a test. ``static`` (a single exit) is not configured:
 the figures add one point per exit by themselves."""
+
+
+COMBINERS: dict[str, dict[str, Any]] = {
+    "ztw": {"label": "ZTW"},
+    "mie": {"label": "MIE"},
+    "pa": {"label": "PA"},
+}
+"""The exit combiners (:mod:`eenet.combiners`) -> their label in figures and tables: the one list of them. A combiner
+composes with every policy: the policy ``"<combiner>+<method>"`` (:func:`compose_method`)."""
+
+
+def split_method(method: str) -> tuple[str | None, str]:
+    """The one parse of a policy's name: ``"ztw+maxpred"`` -> ``("ztw", "maxpred")``, ``"maxpred"`` -> ``(None, "maxpred")``.
+
+    Raises:
+        ValueError: a combiner that is not in :data:`COMBINERS`.
+    """
+    if "+" not in method:
+        return None, method
+    comb, base = method.split("+", 1)
+    if comb not in COMBINERS:
+        raise ValueError(f"unknown combiner {comb!r} in method {method!r}; known: {sorted(COMBINERS)}")
+    return comb, base
+
+
+def compose_method(combiner: str | None, method: str) -> str:
+    """The name of ``method`` after ``combiner`` (``None``: the method alone): the inverse of :func:`split_method`."""
+    if combiner is None:
+        return method
+    if combiner not in COMBINERS:
+        raise ValueError(f"unknown combiner {combiner!r}; known: {sorted(COMBINERS)}")
+    return f"{combiner}+{method}"
+
+
+METHOD_PATTERN = rf"(({'|'.join(COMBINERS)})\+)?[a-z][a-z_]*"
+"""A regular expression matching every policy name (the workflow's ``{method}`` wildcard): a method, or a combiner and
+a method."""

@@ -6,9 +6,9 @@ of the exits run so far to probabilities at the last of them: :meth:`ExitCombine
 (``[K, N, C] -> [K, N, C]``), the same steps on the cache. Both run the same float32 arithmetic, row by row, so the
 runtime's decisions equal the cached evaluation's.
 
-A combiner composes with every exit policy: the method ``"<combiner>+<policy>"`` (``ztw+maxpred``) fits the combiner,
-then the policy on the combined validation probabilities (:func:`fit_combined`); the policy keeps the combiner in
-its ``combiner_`` attribute and its JSON file (:func:`eenet.schedulers.scheduler_from_json` restores it).
+A combiner composes with every exit policy as one policy, :class:`eenet.schedulers.CombinedPolicy` (the policy
+``"<combiner>+<method>"``, ``ztw+maxpred``): the combiner is fitted first, then the method on the combined validation
+probabilities; its JSON file holds both. This module knows nothing of the policies.
 
 - ``ztw``: geometric weighted ensemble (Zero Time Waste): ``z_k = sum_{j<=k} exp(w_kj) log p_j + b_k``, ``w`` and the
   per-class ``b`` fitted by cross-entropy.
@@ -28,9 +28,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-__all__ = [
-    "ExitCombiner", "COMBINERS", "make_combiner", "combiner_from_json", "split_method", "fit_combined", "fit_budgets", "policy_outputs",
-]  # fmt: skip
+from eenet.catalog import COMBINERS as DECLARED
+
+__all__ = ["ExitCombiner", "COMBINERS", "make_combiner", "combiner_from_json", "policy_outputs"]
 
 _GRID = torch.logspace(-1.5, 1.5, 61, dtype=torch.float64)  # temperatures / exponents tried (0.03 .. 32)
 
@@ -55,6 +55,7 @@ class ExitCombiner(abc.ABC):
         """Fit on validation ``logits [K, N, C]``, ``labels int64 [N]``; ``costs [K]`` (cumulative cost per exit)."""
         _check(logits, labels)
         self.num_exits_ = int(logits.shape[0])
+        self.__dict__.pop("_tensor_cache", None)  # the state is about to change
         c = [1.0] * self.num_exits_ if costs is None else [float(v) for v in costs]
         if len(c) != self.num_exits_:
             raise ValueError(f"{len(c)} costs for {self.num_exits_} exits")
@@ -65,8 +66,22 @@ class ExitCombiner(abc.ABC):
     def _fit(self, logits: torch.Tensor, labels: torch.Tensor, costs: list[float]) -> None: ...
 
     @abc.abstractmethod
-    def step(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Probabilities ``[B, C]`` at exit ``k`` from the logits of exits ``0..k`` (``k+1`` tensors ``[B, C]``)."""
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Probabilities ``[B, C]`` at exit ``k`` from the logits of exits ``0..k`` (``k+1`` tensors ``[B, C]``).
+        ``tensors``: what :meth:`tensors` gives (an exported program passes its buffers); ``None``: made once a device."""
+
+    def _tensor_state(self) -> dict[str, torch.Tensor]:
+        """What :meth:`step` reads as tensors (float32, on the CPU); none by default."""
+        return {}
+
+    def tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """The fitted state :meth:`step` reads as tensors, on ``device``: made once a device and kept (the runtime
+        asks at every exit of every sample)."""
+        cache = self.__dict__.setdefault("_tensor_cache", {})
+        key = str(device)
+        if key not in cache:
+            cache[key] = {name: t.to(device) for name, t in self._tensor_state().items()}
+        return cache[key]
 
     def transform(self, logits: torch.Tensor) -> torch.Tensor:
         """``[K, N, C]`` logits -> ``[K, N, C]`` combined probabilities (float32), every exit's :meth:`step`."""
@@ -123,8 +138,12 @@ class ZeroTimeWaste(ExitCombiner):
             self.weights_.append([max(float(v), -50.0) for v in w.detach()])
             self.bias_.append([float(v) for v in b.detach()])
 
-    def step(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
-        z = torch.tensor(self.bias_[k], dtype=torch.float32, device=logits[0].device).expand_as(logits[0]).clone()
+    def _tensor_state(self) -> dict[str, torch.Tensor]:
+        return {"bias": torch.tensor(self.bias_, dtype=torch.float32)}  # [K, C]
+
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        bias = (self.tensors(logits[0].device) if tensors is None else tensors)["bias"][k]
+        z = bias.expand_as(logits[0]).clone()
         for j in range(k + 1):
             z = z + math.exp(self.weights_[k][j]) * F.log_softmax(logits[j].float(), dim=1)
         return F.softmax(z, dim=1)
@@ -153,7 +172,7 @@ class InternalEnsemble(ExitCombiner):
             acc = acc + self.costs_[j] * F.softmax(logits[j].float() / temps[j], dim=1)
         return acc / sum(self.costs_[: k + 1])
 
-    def step(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         return self._mean(k, logits, self.temperatures_)
 
     def _state(self) -> dict[str, Any]:
@@ -182,7 +201,7 @@ class ProductAnytime(ExitCombiner):
         some = torch.isfinite(s).any(dim=1, keepdim=True)
         return F.softmax(torch.where(some, s, logits[k].float()), dim=1)
 
-    def step(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         return self._product(k, logits, self.exponents_[k])
 
     def _state(self) -> dict[str, Any]:
@@ -193,6 +212,9 @@ class ProductAnytime(ExitCombiner):
 
 
 COMBINERS: dict[str, type[ExitCombiner]] = {c.name: c for c in (ZeroTimeWaste, InternalEnsemble, ProductAnytime)}
+"""The combiner classes by name: exactly the names of :data:`eenet.catalog.COMBINERS` (checked at import)."""
+if set(COMBINERS) != set(DECLARED):
+    raise ImportError(f"eenet.combiners defines {sorted(COMBINERS)} but eenet.catalog.COMBINERS declares {sorted(DECLARED)}")
 
 
 def make_combiner(name: str) -> ExitCombiner:
@@ -209,61 +231,6 @@ def combiner_from_json(d: dict[str, Any]) -> ExitCombiner:
     return COMBINERS[d["name"]].from_json(d)
 
 
-def split_method(method: str) -> tuple[str | None, str]:
-    """``"ztw+maxpred"`` -> ``("ztw", "maxpred")``; ``"maxpred"`` -> ``(None, "maxpred")``."""
-    if "+" not in method:
-        return None, method
-    comb, base = method.split("+", 1)
-    if comb not in COMBINERS:
-        raise ValueError(f"unknown combiner {comb!r} in method {method!r}; known: {sorted(COMBINERS)}")
-    return comb, base
-
-
-def fit_combined(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
-                 costs: Sequence[float], budget: float) -> Any:  # fmt: skip
-    """Fit ``method`` (a policy, or ``"<combiner>+<policy>"``) on validation: the combiner first (on ``logits
-    [K, N, C]``), then the policy on the combined probabilities (else on ``probs [K, N, C]``). ``params``: the
-    policy's hyper-parameters (those it does not take are left out). Returns the fitted policy (``combiner_`` set)."""
-    (fitted,) = fit_budgets(method, params, probs, logits, labels, costs, [budget])
-    if isinstance(fitted, Exception):
-        raise fitted
-    return fitted
-
-
-def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
-                costs: Sequence[float], budgets: Sequence[float]) -> list[Any]:  # fmt: skip
-    """:func:`fit_combined` at every budget of ``budgets`` (ms per sample), the combiner fitted once (it does not
-    depend on the budget) and each budget's policy fitted anew, as a job of its own would. Returns one entry per
-    budget: the fitted policy, or the :class:`~eenet.schedulers.InfeasibleBudgetError` that budget raised."""
-    from eenet.schedulers import InfeasibleBudgetError, accepted_params, make_scheduler
-
-    comb, base = split_method(method)
-    combiner = None
-    if comb is not None:
-        if logits is None:
-            raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
-        combiner = make_combiner(comb).fit(logits, labels, costs)
-        probs = combiner.transform(logits)
-    fitted: list[Any] = []
-    for budget in budgets:
-        sched = make_scheduler(base, **accepted_params(base, params))
-        try:
-            sched.fit(probs, labels, costs, budget)
-        except InfeasibleBudgetError as exc:
-            fitted.append(exc)
-            continue
-        if combiner is not None:
-            sched.combiner_ = combiner
-        fitted.append(sched)
-    return fitted
-
-
 def policy_outputs(sched: Any, tensors: dict[str, torch.Tensor], path: str = "the cache") -> torch.Tensor:
-    """What a fitted policy reads on a cache: its combiner's probabilities of ``tensors["logits"]`` if it has one,
-    else ``tensors["probs"]`` (``[K, N, C]``). An old cache without logits: a clear error naming the rule to re-run."""
-    combiner = getattr(sched, "combiner_", None)
-    if combiner is None:
-        return tensors["probs"]
-    if "logits" not in tensors:
-        raise ValueError(f"{path} has no raw logits (written before they were cached): re-run snakemake --forcerun cache_logits")
-    return combiner.transform(tensors["logits"])
+    """Deprecated spelling of :meth:`eenet.schedulers.ExitScheduler.outputs` (kept while callers move)."""
+    return sched.outputs(tensors, path)

@@ -6,8 +6,8 @@ true branch returns exit ``k``'s answer and whose false branch runs the rest of 
 exit ``k`` therefore costs no computation after it, as in :mod:`eenet.measure.runtime`. It returns ``(label int64 [1],
 exit int64 [1], confidence float32 [1])``; the class names and the input shape travel in the file (``eenet.json``).
 
-The decision after each exit is computed by the policy's own code (the score functions, PABEE's counts, EENet's
-utility network) on the same float32 probabilities as :meth:`ExitScheduler.leaves <eenet.schedulers.ExitScheduler.leaves>`,
+The decision after each exit is computed by the policy's own code (a combiner's step, the score functions, PABEE's
+counts, EENet's utility network) on the same float32 probabilities as :meth:`ExitScheduler.leaves <eenet.schedulers.ExitScheduler.leaves>`,
 which the runtime's batch-1 path reproduces; what the policy learned (thresholds, temperatures, EENet's weights)
 is held in buffers of the program. Why ``torch.export`` rather than TorchScript: ``torch.jit.script`` is deprecated
 in the pinned torch (a FutureWarning on every call), and an exported program is one file loaded by
@@ -30,7 +30,7 @@ from torch import nn
 from eenet.data import DatasetSpec
 from eenet.io import atomic_path, file_sha256
 from eenet.models import MultiExitNetwork, is_text_model
-from eenet.schedulers import EENetScheduler, ExitScheduler, GeometricScheduler, PatienceScheduler, StaticScheduler
+from eenet.schedulers import CombinedPolicy, EENetScheduler, ExitScheduler, GeometricScheduler, PatienceScheduler, StaticScheduler
 from eenet.schedulers.calibrated import TemperatureScaledScheduler
 
 __all__ = ["ExitProgram", "export_policy", "load_exported", "EXTRA_FILE"]
@@ -46,11 +46,19 @@ class ExitProgram(nn.Module):
         super().__init__()
         if sched.requires_labels:
             raise ValueError(f"the {sched.method} policy looks at the labels: it cannot be exported")
-        if not isinstance(sched, GeometricScheduler | EENetScheduler | PatienceScheduler | StaticScheduler):
-            raise ValueError(f"the {sched.method} policy cannot be exported (supported: threshold policies, patience, EENet, static)")
+        decides = sched.policy if isinstance(sched, CombinedPolicy) else sched  # a combined policy: its method decides
+        if not isinstance(decides, GeometricScheduler | EENetScheduler | PatienceScheduler | StaticScheduler):
+            raise ValueError(f"the {sched.method} policy cannot be exported (supported: threshold policies, patience, EENet, static, "
+                             "each alone or after a combiner)")  # fmt: skip
         if sched.num_exits_ != model.num_exits:
             raise ValueError(f"{sched.method} scheduler was fitted for {sched.num_exits_} exits, the model has {model.num_exits}")
-        self.model, self.sched = model.eval(), sched
+        self.model, self.policy, self.sched = model.eval(), sched, decides
+        self.combined = isinstance(sched, CombinedPolicy)
+        if isinstance(sched, CombinedPolicy):  # the combiner's fitted tensors (ZTW's biases) are buffers too
+            self.combiner_tensors = list(sched.combiner.tensors())
+            for name, t in sched.combiner.tensors().items():
+                self.register_buffer(f"combiner_{name}", t.clone())
+        sched = decides  # what it learned becomes buffers of the program
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
         if hasattr(sched, "thresholds_"):
@@ -83,9 +91,15 @@ class ExitProgram(nn.Module):
             return (SCORES[s.score](scaled.float()) >= self.thresholds[k])[0]
         return (s._score_at(k, p) >= self.thresholds[k])[0]
 
-    def _from(self, k: int, state: torch.Tensor, seen: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _from(self, k: int, state: torch.Tensor, seen: list[torch.Tensor], raw: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Exits ``k..`` of one sample: ``seen`` what the policy read at exits ``0..k-1`` (``[1, C]`` each), ``raw`` their
+        logits (kept for a combined policy only)."""
         state, logits = self.model.step(k, state)
-        probs = F.softmax(logits.float(), dim=1)
+        raw = [*raw, logits.float()] if self.policy.needs_logits else [logits]
+        if self.combined:  # the combiner's step (CombinedPolicy.exit_outputs) on the program's buffers
+            probs = self.policy.combiner.step(k, raw, {name: getattr(self, f"combiner_{name}") for name in self.combiner_tensors})
+        else:
+            probs = self.policy.exit_outputs(k, raw)  # the softmax (ExitScheduler.exit_outputs)
         seen = [*seen, probs]
         conf, label = probs.max(dim=1).values, probs.argmax(dim=1)  # as the runtime reports them
         answer = (label, torch.full_like(label, k), conf)
@@ -93,12 +107,12 @@ class ExitProgram(nn.Module):
             return answer
         leave = self._leaves(k, seen)
         if isinstance(leave, bool):
-            return answer if leave else self._from(k + 1, state, seen)
-        return torch.cond(leave, lambda st: tuple(t.clone() for t in answer), lambda st: self._from(k + 1, st, seen), (state,))
+            return answer if leave else self._from(k + 1, state, seen, raw)
+        return torch.cond(leave, lambda st: tuple(t.clone() for t in answer), lambda st: self._from(k + 1, st, seen, raw), (state,))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = (image.float() / 255.0 - self.mean) / self.std  # eenet.data.normalize
-        return self._from(0, self.model.begin(x), [])
+        return self._from(0, self.model.begin(x), [], [])
 
 
 def export_policy(

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from eenet.data import DatasetSpec, Split, dataset_spec
 from eenet.data.images import ImageSplit
@@ -292,11 +291,10 @@ class Predictor:
         for k, logits in enumerate(rec.logits):
             if int((exits >= k).sum()) != logits.shape[0]:  # stage k ran on the samples whose exit is k or later
                 raise RuntimeError(f"the runtime ran exit {k} on {logits.shape[0]} samples, expected {int((exits >= k).sum())}")
-        combiner = getattr(self.sched, "combiner_", None)  # what the policy reads at an exit: its combiner's output, or the softmax
         conf = torch.empty(b, dtype=torch.float32, device=exits.device)
         for k in range(len(rec.logits)):
             z = [rec.logits[j][exits[exits >= j] == k].float() for j in range(k + 1)]  # exits 0..k of the samples leaving at k
-            probs = F.softmax(z[-1], dim=1) if combiner is None else combiner.step(k, z)
+            probs = self.sched.exit_outputs(k, z)  # what the policy reads there: the softmax, or its combiner's output
             conf[exits == k] = probs.max(dim=1).values
         return labels.cpu(), exits.cpu(), conf.cpu(), torch.full((b,), ms, dtype=torch.float64)
 

@@ -2,10 +2,10 @@
 
 import torch
 
-from eenet.combiners import fit_budgets
 from eenet.io import load_tensors, read_csv, write_json
 from eenet.measure.costs import read_costs, resolve_budget
 from eenet.pipeline.logs import setup_logging
+from eenet.schedulers import fit_budgets
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w, p = snakemake.wildcards, snakemake.params
@@ -18,7 +18,7 @@ costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
 budgets_ms = [resolve_budget(b, p.unit, costs_ms) for b in p.budgets]
 log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.method, p.budgets, p.unit, budgets_ms, costs_ms)
 # the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
-# "<combiner>+<policy>": the combiner is fitted once and each budget's policy on its probabilities (eenet.combiners)
+# "<combiner>+<policy>": the combiner is fitted once and each budget's policy on its probabilities (eenet.schedulers.compose)
 fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms)
 for value, budget_ms, sched, path in zip(p.budgets, budgets_ms, fitted, snakemake.output, strict=True):
     record = {"bench": w.bench, "budget_value": value, "budget_unit": p.unit, "budget_ms": budget_ms,

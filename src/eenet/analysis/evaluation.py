@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from eenet.combiners import policy_outputs
 from eenet.schedulers import accuracy, realised_cost, scheduler_from_json
 
 __all__ = ["evaluate_policy"]
@@ -52,7 +51,7 @@ def evaluate_policy(
         row.update({"infeasible": True, "note": fitted["reason"]})
         return row
     sched = scheduler_from_json(fitted)
-    probs, labels = policy_outputs(sched, tensors, source), tensors["labels"]  # combined, with a combiner
+    probs, labels = sched.outputs(tensors, source), tensors["labels"]  # combined, with a combiner
     exits = sched.assign(probs, labels)  # only policies that need labels (the oracle) read them
     cost = realised_cost(exits, torch.tensor(costs_ms))
     ratio = cost / fitted["budget_ms"]

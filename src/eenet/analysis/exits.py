@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from eenet.combiners import policy_outputs
 from eenet.data import DatasetSpec
 from eenet.schedulers import exit_predictions, scheduler_from_json
 
@@ -39,7 +38,7 @@ def _assign(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exits ``[N]`` of a fitted policy and the outputs ``[K, N, C]`` it reads (its combiner's, if it has one)."""
     sched = scheduler_from_json(fitted)
-    outs = policy_outputs(sched, {"probs": probs, **({} if logits is None else {"logits": logits})})
+    outs = sched.outputs({"probs": probs, **({} if logits is None else {"logits": logits})})
     return sched.assign(outs, labels), outs  # only the oracle reads the labels
 
 

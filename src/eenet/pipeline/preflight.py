@@ -14,7 +14,7 @@ from typing import Any
 from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, resolve_datasets
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
 
-__all__ = ["METHODS", "check_arch", "check_benchmark", "check_dataset", "resolve_datasets"]
+__all__ = ["METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "resolve_datasets"]
 
 
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:
@@ -69,3 +69,26 @@ def check_arch(arch: str, arch_kwargs: dict[str, Any], in_channels: int | None) 
         from eenet.models.backbones import check_backbone
 
         check_backbone(arch, arch_kwargs, in_channels)
+
+
+def check_all(benchmarks: dict[str, dict[str, Any]], datasets: dict[str, dict[str, Any]]) -> None:
+    """Every check of this module on every benchmark of the config, whatever target is asked for: each benchmark's
+    dataset and architecture (:func:`check_benchmark`), each dataset in use once (:func:`check_dataset`), each distinct
+    architecture once (:func:`check_arch`). Run while the Snakefile is parsed, so that a wrong value stops ``all``, a
+    single file and a dry run alike, before Snakemake compares any file's age (an input function's error can be
+    passed over when the outputs exist: the old results would be served as current)."""
+    for name, b in benchmarks.items():
+        check_benchmark(name, b, datasets)
+    for name in sorted({b["dataset"] for b in benchmarks.values()}):
+        check_dataset(name, datasets[name])
+    seen: set[str] = set()
+    for name, b in benchmarks.items():
+        in_channels = datasets[b["dataset"]]["in_channels"]
+        key = repr((b["arch"], sorted((b.get("arch_kwargs") or {}).items()), in_channels))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_arch(b["arch"], b.get("arch_kwargs") or {}, in_channels)
+        except (ValueError, KeyError, TypeError, FileNotFoundError) as exc:
+            raise ValueError(f"benchmarks.{name}: {exc}") from exc

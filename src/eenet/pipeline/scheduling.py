@@ -10,16 +10,33 @@ training epoch beside it took 140-155 s instead of 53 s. Upstream: snakemake/sna
 
 :func:`apply` replaces the scheduler's ``_schedule_reevalutation`` by one that keeps at most one timer pending: the
 loop still wakes a timespan after it last found jobs waiting (what the rate limiter needs), and still wakes at once
-when a job finishes. The timer is a daemon thread, so Snakemake does not wait for it when it exits. Where the method
-is not found (another Snakemake), nothing is changed.
+when a job finishes. The timer is a daemon thread, so Snakemake does not wait for it when it exits.
+
+No supported setting avoids the fault without a cost: the timers come from the rate limiter, which cannot be turned
+off from the command line or a profile (``--max-jobs-per-timespan`` wants ``N/timespan``; a long timespan leaves
+non-daemon timers that keep Snakemake from exiting). The repair replaces a private method, so it is tied to the
+Snakemake it was written for (:data:`WRITTEN_FOR`, the version requirements.txt pins): on any other version
+:func:`apply` stops the workflow with a message saying so, rather than let the slow epochs come back unnoticed.
+``EENET_SCHEDULER_REPAIR=0`` runs without the repair (on another Snakemake, at that Snakemake's speed).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
+__all__ = ["WRITTEN_FOR", "SWITCH", "SchedulerRepairError", "one_pending_reevaluation", "apply"]
+
 _PATCHED = "_eenet_one_timer"
+WRITTEN_FOR = "9.27.1"
+"""The Snakemake version whose ``JobScheduler._schedule_reevalutation`` the repair replaces (requirements.txt pins it)."""
+SWITCH = "EENET_SCHEDULER_REPAIR"
+"""Environment variable: ``0`` runs the workflow without the repair."""
+
+
+class SchedulerRepairError(RuntimeError):
+    """The repair cannot be installed on this Snakemake: the message says why and what to do."""
 
 
 def one_pending_reevaluation(scheduler: Any, delay: float) -> bool:
@@ -42,15 +59,30 @@ def one_pending_reevaluation(scheduler: Any, delay: float) -> bool:
     return True
 
 
-def apply() -> bool:
-    """Install :func:`one_pending_reevaluation` on Snakemake's ``JobScheduler``; returns whether it is installed."""
-    try:
-        from snakemake.scheduling.job_scheduler import JobScheduler
-    except ImportError:
+def apply(version: str | None = None) -> bool:
+    """Install :func:`one_pending_reevaluation` on Snakemake's ``JobScheduler``. Returns ``True`` once installed,
+    ``False`` only when ``EENET_SCHEDULER_REPAIR=0`` asks to run without it.
+
+    Raises:
+        SchedulerRepairError: Snakemake is not version :data:`WRITTEN_FOR` (``version``: the installed one, read from
+            the package when not given), or its scheduler has no such method.
+    """
+    if os.environ.get(SWITCH, "1") == "0":
         return False
+    if version is None:
+        from snakemake import __version__ as version
+    if version != WRITTEN_FOR:
+        raise SchedulerRepairError(
+            f"eenet.pipeline.scheduling repairs Snakemake {WRITTEN_FOR}'s job scheduler (one re-evaluation timer at a time; "
+            f"without it a 2-core run spends up to half a core on timers), but Snakemake {version} is installed. Install the "
+            f"pinned one (.venv/bin/pip install snakemake=={WRITTEN_FOR}, or `make`), or run without the repair: "
+            f"{SWITCH}=0 snakemake ..."
+        )
+    from snakemake.scheduling.job_scheduler import JobScheduler
+
     current = getattr(JobScheduler, "_schedule_reevalutation", None)
     if current is None:
-        return False
+        raise SchedulerRepairError(f"Snakemake {version} has no JobScheduler._schedule_reevalutation to repair: run with {SWITCH}=0")
     if not getattr(current, _PATCHED, False):
 
         def _schedule_reevalutation(self: Any, delay: float) -> None:

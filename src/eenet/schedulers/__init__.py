@@ -5,28 +5,27 @@ Every policy follows one small scikit-learn-like interface::
     sched = make_scheduler("eenet", **params).fit(val_probs, val_labels, costs, budget)
     exits = sched.assign(test_probs)            # int64 [N], the exit index of every sample
     sched2 = scheduler_from_json(sched.to_json())
+    combined = make_scheduler("ztw+maxpred")    # an exit combiner, then a policy: one policy (compose.py)
 
 One module per policy family; a policy is a subclass of :class:`ExitScheduler` decorated with
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from eenet.schedulers import calibrated, eenet, guarantee, oracle, patience, search, static, threshold
+from eenet.schedulers import calibrated, compose, eenet, guarantee, oracle, patience, search, static, threshold
 from eenet.schedulers.base import (
     FORMAT_VERSION,
     METHODS,
     ExitScheduler,
     InfeasibleBudgetError,
-    accepted_params,
     accuracy,
     assign_by_thresholds,
     exit_predictions,
-    make_scheduler,
     realised_cost,
     register_method,
-    scheduler_from_json,
     thresholds_for_distribution,
 )
 from eenet.schedulers.calibrated import EntropyTSScheduler, MaxPredTSScheduler
+from eenet.schedulers.compose import CombinedPolicy, accepted_params, fit_budgets, fit_policy, make_scheduler, scheduler_from_json
 from eenet.schedulers.eenet import EENetScheduler
 from eenet.schedulers.guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
 from eenet.schedulers.oracle import OracleScheduler
@@ -40,6 +39,9 @@ __all__ = [
     "METHODS",
     "ExitScheduler",
     "InfeasibleBudgetError",
+    "CombinedPolicy",
+    "fit_budgets",
+    "fit_policy",
     "GeometricScheduler",
     "MaxPredScheduler",
     "EntropyScheduler",
@@ -65,6 +67,7 @@ __all__ = [
     "scheduler_from_json",
     "thresholds_for_distribution",
     "calibrated",
+    "compose",
     "eenet",
     "guarantee",
     "oracle",

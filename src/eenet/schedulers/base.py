@@ -14,10 +14,11 @@ from __future__ import annotations
 import abc
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "FORMAT_VERSION",
@@ -25,9 +26,6 @@ __all__ = [
     "ExitScheduler",
     "METHODS",
     "register_method",
-    "make_scheduler",
-    "accepted_params",
-    "scheduler_from_json",
     "thresholds_for_distribution",
     "assign_by_thresholds",
     "realised_cost",
@@ -161,6 +159,8 @@ class ExitScheduler(abc.ABC):
 
     method: ClassVar[str] = ""
     requires_labels: ClassVar[bool] = False
+    needs_logits: ClassVar[bool] = False
+    """Whether :meth:`outputs` and :meth:`exit_outputs` read the raw logits of every exit (a combined policy)."""
 
     num_exits_: int
     num_classes_: int
@@ -176,6 +176,24 @@ class ExitScheduler(abc.ABC):
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, by name (in the constructor's order)."""
         return {name: getattr(self, name) for name in self._param_names()}
+
+    # -- what the policy reads ------------------------------------------------------------------------
+    def outputs(self, cache: Mapping[str, torch.Tensor], source: str = "the cache") -> torch.Tensor:
+        """The probabilities ``[K, N, C]`` that :meth:`fit`, :meth:`assign` and :meth:`leaves` read, from a cache of
+        ``probs`` (softmax of every exit, ``[K, N, C]``) and, where there are, the raw ``logits`` (``[K, N, C]``);
+        ``source`` names the cache in errors. The softmax here; a combined policy's combiner output."""
+        return cache["probs"]
+
+    def exit_outputs(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
+        """What :meth:`outputs` gives at exit ``k``, computed as the runtime does after running it: from the raw logits
+        ``[B, C]`` of exits ``0..k`` (a policy without :attr:`needs_logits` reads the last of them only)."""
+        return F.softmax(logits[-1].float(), dim=1)
+
+    @property
+    def family(self) -> str:
+        """The kind of work a decision costs: two policies of one family that send every sample to the same exit do
+        the same work (the runtime times them once)."""
+        return type(self).__name__
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, probs: torch.Tensor, labels: torch.Tensor, costs: Any, budget: float) -> ExitScheduler:
@@ -276,13 +294,11 @@ class ExitScheduler(abc.ABC):
         """A JSON-serialisable dict that :func:`scheduler_from_json` turns back into this scheduler."""
         if not hasattr(self, "num_exits_"):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
-        combiner = getattr(self, "combiner_", None)  # eenet.combiners: the policy reads its combined probabilities
         return {
             "format_version": FORMAT_VERSION,
-            "method": self.method if combiner is None else f"{combiner.name}+{self.method}",
+            "method": self.method,
             **{key: getattr(self, f"{key}_") for key in _FITTED},
             "state": self._state(),
-            **({} if combiner is None else {"combiner": combiner.to_json()}),
         }
 
     @classmethod
@@ -311,43 +327,3 @@ def register_method(cls: S) -> S:
         raise ValueError(f"{cls.__name__}: method {cls.method!r} is not in eenet.catalog.METHODS: add it there with its label")
     METHODS[cls.method] = cls
     return cls
-
-
-def make_scheduler(method: str, **params: Any) -> ExitScheduler:
-    """A new, unfitted scheduler of ``method`` (a key of :data:`METHODS`) with its hyper-parameters."""
-    try:
-        cls = METHODS[method]
-    except KeyError:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}") from None
-    return cls(**params)
-
-
-def accepted_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``params`` that ``method``'s constructor takes: a config block shared by several policies
-    (the benchmark's ``eenet:`` block, for EENet and its ablations, less what an ablation fixes)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {sorted(METHODS)}")
-    names = METHODS[method]._param_names()
-    return {k: v for k, v in params.items() if k in names}
-
-
-def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
-    """Rebuild a fitted scheduler from :meth:`ExitScheduler.to_json` output (checked, no pickle)."""
-    if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"not a scheduler file of format version {FORMAT_VERSION}")
-    from eenet.combiners import combiner_from_json, split_method
-    from eenet.io import decode_nonfinite
-
-    d = decode_nonfinite(d)  # standard JSON: a threshold of -inf is written "-Infinity"
-
-    comb, method = split_method(str(d.get("method")))
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} in scheduler file; known: {sorted(METHODS)}")
-    if len(d["costs"]) != d["num_exits"]:
-        raise ValueError(f"scheduler file has {len(d['costs'])} costs for {d['num_exits']} exits")
-    sched = METHODS[method].from_json(d)
-    if comb is not None:
-        if not isinstance(d.get("combiner"), dict) or d["combiner"].get("name") != comb:
-            raise ValueError(f"scheduler file of method {d['method']!r} holds no {comb} combiner")
-        sched.combiner_ = combiner_from_json(d["combiner"])
-    return sched

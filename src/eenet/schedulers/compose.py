@@ -1,0 +1,167 @@
+"""Policies by name: make one, compose one with an exit combiner, fit one at every budget, restore one from JSON.
+
+A policy's name is a registered method (``maxpred``) or a combiner followed by one (``ztw+maxpred``, parsed by
+:func:`eenet.catalog.split_method` alone). The second kind is :class:`CombinedPolicy`, one policy made of two steps
+as scikit-learn's ``Pipeline`` is: the combiner (:mod:`eenet.combiners`) maps the raw logits of the exits run so far to
+probabilities, the method decides on them. It is fitted, saved, loaded and run through the interface every policy
+has (:class:`~eenet.schedulers.ExitScheduler`): :meth:`~CombinedPolicy.outputs` on a cache,
+:meth:`~CombinedPolicy.exit_outputs` in the runtime, then ``fit`` / ``assign`` / ``leaves`` of the method.
+
+    sched = make_scheduler("ztw+maxpred")                    # unfitted
+    (sched,) = fit_budgets("ztw+maxpred", {}, val_probs, val_logits, val_labels, costs, [budget])
+    exits = sched.assign(sched.outputs({"probs": test_probs, "logits": test_logits}))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from eenet.catalog import compose_method, split_method
+from eenet.combiners import ExitCombiner, combiner_from_json, make_combiner
+from eenet.schedulers.base import _FITTED, FORMAT_VERSION, METHODS, ExitScheduler, InfeasibleBudgetError
+
+__all__ = ["CombinedPolicy", "make_scheduler", "accepted_params", "scheduler_from_json", "fit_budgets", "fit_policy"]
+
+
+class CombinedPolicy(ExitScheduler):
+    """An exit combiner followed by a policy: ``"<combiner>+<method>"``.
+
+    ``combiner``: an :class:`~eenet.combiners.ExitCombiner` (fitted before the policy: :func:`fit_budgets` fits it
+    once for every budget); ``policy``: the method's scheduler, fitted by :meth:`fit` on the combined probabilities
+    ``[K, N, C]`` (what :meth:`outputs` returns). Its JSON is the method's, under the combined name, with the combiner's
+    state under ``"combiner"``.
+    """
+
+    needs_logits = True
+
+    def __init__(self, combiner: ExitCombiner, policy: ExitScheduler) -> None:
+        self.combiner = combiner
+        self.policy = policy
+
+    @property
+    def method(self) -> str:  # type: ignore[override]  (a class constant elsewhere: here it names both steps)
+        return compose_method(self.combiner.name, self.policy.method)
+
+    @property
+    def requires_labels(self) -> bool:  # type: ignore[override]
+        return self.policy.requires_labels
+
+    @property
+    def family(self) -> str:
+        return f"{self.policy.family}+{self.combiner.name}"
+
+    def outputs(self, cache: Mapping[str, torch.Tensor], source: str = "the cache") -> torch.Tensor:
+        if "logits" not in cache:
+            raise ValueError(f"{source} has no raw logits (written before they were cached): re-run snakemake --forcerun cache_logits")
+        self._check_combiner()
+        return self.combiner.transform(cache["logits"])
+
+    def exit_outputs(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.combiner.step(k, logits)
+
+    def _check_combiner(self) -> None:
+        if not hasattr(self.combiner, "num_exits_"):
+            raise RuntimeError(f"{self.method}: the {self.combiner.name} combiner is not fitted (fit_budgets fits both steps)")
+
+    def _fit(self, probs: torch.Tensor, labels: torch.Tensor, costs: torch.Tensor) -> None:
+        self._check_combiner()
+        self.policy.fit(probs, labels, costs, self.budget_)
+
+    def assign(self, probs: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.policy.assign(probs, labels)
+
+    def leaves(self, k: int, probs: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.policy.leaves(k, probs)
+
+    def leaves_one(self, k: int, probs: Sequence[torch.Tensor]) -> bool:
+        return self.policy.leaves_one(k, probs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.policy.to_json(), "method": self.method, "combiner": self.combiner.to_json()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CombinedPolicy:
+        comb, method = split_method(str(d["method"]))
+        if comb is None or not isinstance(d.get("combiner"), dict) or d["combiner"].get("name") != comb:
+            raise ValueError(f"scheduler file of method {d['method']!r} holds no {comb} combiner")
+        obj = cls(combiner_from_json(d["combiner"]), METHODS[method].from_json(d))
+        for key in _FITTED:
+            setattr(obj, f"{key}_", d[key])
+        return obj
+
+
+def make_scheduler(method: str, **params: Any) -> ExitScheduler:
+    """A new, unfitted policy of name ``method`` (a key of :data:`METHODS`, or ``"<combiner>+<method>"``) with the
+    method's hyper-parameters."""
+    comb, base = split_method(method)
+    try:
+        cls = METHODS[base]
+    except KeyError:
+        raise ValueError(f"unknown method {base!r}; known: {sorted(METHODS)}") from None
+    policy = cls(**params)
+    return policy if comb is None else CombinedPolicy(make_combiner(comb), policy)
+
+
+def accepted_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``params`` that ``method``'s constructor takes (a combined policy's: its method's): a config
+    block shared by several policies (the benchmark's ``eenet:`` block, for EENet and its ablations, less what an
+    ablation fixes)."""
+    base = split_method(method)[1]
+    if base not in METHODS:
+        raise ValueError(f"unknown method {base!r}; known: {sorted(METHODS)}")
+    names = METHODS[base]._param_names()
+    return {k: v for k, v in params.items() if k in names}
+
+
+def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
+    """Rebuild a fitted policy from :meth:`ExitScheduler.to_json` output (checked, no pickle)."""
+    if not isinstance(d, dict) or d.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"not a scheduler file of format version {FORMAT_VERSION}")
+    from eenet.io import decode_nonfinite
+
+    d = decode_nonfinite(d)  # standard JSON: a threshold of -inf is written "-Infinity"
+    comb, method = split_method(str(d.get("method")))
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} in scheduler file; known: {sorted(METHODS)}")
+    if len(d["costs"]) != d["num_exits"]:
+        raise ValueError(f"scheduler file has {len(d['costs'])} costs for {d['num_exits']} exits")
+    return METHODS[method].from_json(d) if comb is None else CombinedPolicy.from_json(d)
+
+
+def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
+                costs: Sequence[float], budgets: Sequence[float]) -> list[ExitScheduler | InfeasibleBudgetError]:  # fmt: skip
+    """Fit the policy ``method`` on validation at every budget of ``budgets`` (ms per sample): ``probs [K, N, C]``, the
+    raw ``logits [K, N, C]`` (needed by a combined policy), ``labels int64 [N]``, ``costs [K]``; ``params``: the method's
+    hyper-parameters (those it does not take are left out). A combiner is fitted once (it does not depend on the
+    budget) and shared; each budget's method is fitted anew, as a job of its own would be. Returns one entry per
+    budget: the fitted policy, or the :class:`~eenet.schedulers.InfeasibleBudgetError` that budget raised."""
+    comb, base = split_method(method)
+    combiner = None
+    if comb is not None:
+        if logits is None:
+            raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
+        combiner = make_combiner(comb).fit(logits, labels, costs)
+        probs = combiner.transform(logits)
+    fitted: list[ExitScheduler | InfeasibleBudgetError] = []
+    for budget in budgets:
+        policy = make_scheduler(base, **accepted_params(base, params))
+        sched = policy if combiner is None else CombinedPolicy(combiner, policy)
+        try:
+            sched.fit(probs, labels, costs, budget)
+        except InfeasibleBudgetError as exc:
+            fitted.append(exc)
+            continue
+        fitted.append(sched)
+    return fitted
+
+
+def fit_policy(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
+               costs: Sequence[float], budget: float) -> ExitScheduler:  # fmt: skip
+    """:func:`fit_budgets` at one budget; raises :class:`~eenet.schedulers.InfeasibleBudgetError` where it is infeasible."""
+    (fitted,) = fit_budgets(method, params, probs, logits, labels, costs, [budget])
+    if isinstance(fitted, Exception):
+        raise fitted
+    return fitted
