@@ -52,10 +52,10 @@ def _package_graph() -> dict[str, set[str]]:
 
 
 def test_no_import_cycle_in_the_package():
-    """A package's __init__ may import its own modules (re-exports); no other module may import upwards or in a loop."""
-    graph = _package_graph()
-    # an edge from a package's __init__ to a module inside it only re-exports: leave those out
-    edges = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in graph.items()}
+    """No module imports another that imports it back, directly or through others, imports inside functions and a
+    package's ``__init__`` included: importing a package runs its ``__init__``, which imports its modules (its
+    re-exports are edges too), so ``a -> pkg -> pkg.b -> a`` is a cycle."""
+    graph = edges = _package_graph()
     state: dict[str, int] = {}
     stack: list[str] = []
 
@@ -90,6 +90,14 @@ def test_the_cycle_check_finds_a_cycle(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
     monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path / "src")
     with pytest.raises(AssertionError, match="import cycle"):
+        test_no_import_cycle_in_the_package()
+    # through a package's __init__, and from inside a function: c -> sub (its __init__ re-exports sub.d) -> sub.d -> c
+    (pkg / "b.py").write_text("y = 1\n")
+    (pkg / "sub").mkdir()
+    (pkg / "sub" / "__init__.py").write_text("from eenet.sub.d import z\n")
+    (pkg / "sub" / "d.py").write_text("def z():\n    from eenet import c\n")
+    (pkg / "c.py").write_text("from eenet.sub import z\n")
+    with pytest.raises(AssertionError, match=r"import cycle: .*eenet\.sub"):
         test_no_import_cycle_in_the_package()
 
 
