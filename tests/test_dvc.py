@@ -148,11 +148,15 @@ def test_corrupt_artifact_is_reported_and_repaired(recorded):
     assert any("results/tiny/cost.csv changed" in w for w in graph["artifacts"]["results/tiny/cost.csv"]["why"])
     assert graph["artifacts"]["results/tiny/eval/maxpred/0.9.json"]["stale"] is True  # downstream flagged too
     # the readable tree: one short line per artifact with its first cause; the summary names where it starts, once, first
-    text = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo, check=False)
+    short = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo, check=False)
+    assert short.returncode == 1 and "stale artifact(s) behind results/tiny/curve.pdf; where it starts:" in short.stdout
+    assert "[STALE" not in short.stdout and len(short.stdout.splitlines()) <= 8  # the summary first, the tree on request
+    text = run([sys.executable, "-m", "eenet.pipeline.lineage", "--tree", "results/tiny/curve.pdf"], repo, check=False)
     assert text.returncode == 1
+    assert short.stdout.splitlines()[1:-1] == text.stderr.strip().splitlines()  # the same summary
     assert max(len(line) for line in text.stdout.splitlines() if "STALE" in line) < 300
     assert "results/tiny/curve.pdf  [STALE: " in text.stdout and "more)" in text.stdout
-    alias = run([sys.executable, "-m", "eenet.cli", "lineage", "results/tiny/curve.pdf"], repo, check=False)
+    alias = run([sys.executable, "-m", "eenet.cli", "lineage", "--tree", "results/tiny/curve.pdf"], repo, check=False)
     assert (alias.returncode, alias.stdout, alias.stderr) == (text.returncode, text.stdout, text.stderr)  # `eenet lineage`
     closing = text.stderr.strip().split("where it starts:\n")[1].splitlines()
     assert closing[0].startswith("  results/tiny/cost.csv changed since it was recorded (latency is measured anew")

@@ -1,7 +1,8 @@
 """Where did this number come from? The tree of artifacts behind a file, from dvc.yaml + dvc.lock.
 
-    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf            # a readable tree, one line per artifact
-    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --verbose  # ... with every cause of staleness
+    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf            # the record, what is stale and why, the remedy
+    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --tree     # ... after the tree, one line per artifact
+    python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --verbose  # the tree with every cause of staleness
     python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --json     # everything, for machines
     python -m eenet.pipeline.lineage --record                                 # write dvc-record.json (make record does)
 
@@ -9,7 +10,8 @@ For every artifact: the rule (DVC stage) that made it, its md5 as recorded and w
 still matches, the parameters, the md5 of the code files, the device named in the artifact, and the
 record (git commit, time, package versions) written by ``make record``. An artifact is *stale* when the
 file, or any input or code file of its stage, changed since it was recorded, or something upstream is
-stale. The readable tree shows each artifact's *first* cause; ``--verbose`` and ``--json`` give them all.
+stale. By default it prints the record and a summary (where the staleness starts, how many artifacts moved with it,
+the remedy); ``--tree`` the whole tree with each artifact's *first* cause; ``--verbose`` and ``--json`` give them all.
 """
 
 from __future__ import annotations
@@ -262,7 +264,7 @@ def summary(graph: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None:
+def _print_record(graph: dict[str, Any], out=sys.stdout) -> None:
     rec = graph.get("record") or {}
     if rec:
         pk = ", ".join(f"{k} {v}" for k, v in rec.get("packages", {}).items() if v)
@@ -275,6 +277,10 @@ def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None
         print(f"recorded {rec.get('recorded_at')} at git commit {rec.get('git_commit')}{dirty}; python {rec.get('python')}; {pk}", file=out)
     else:
         print(f"no {RECORD_FILE}: run `make record`", file=out)
+
+
+def _print(graph: dict[str, Any], out=sys.stdout, verbose: bool = False) -> None:
+    _print_record(graph, out)
     arts, shown = graph["artifacts"], set()
 
     def show(path: str, indent: str) -> None:
@@ -314,7 +320,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     ap = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("target", nargs="?")
     ap.add_argument("--json", action="store_true", help="print the tree as JSON (every cause of staleness)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="every cause of staleness, not only the first")
+    ap.add_argument("--tree", action="store_true", help="the whole tree of artifacts, one line each, then the summary")
+    ap.add_argument("-v", "--verbose", action="store_true", help="the tree with every cause of staleness, not only the first")
     ap.add_argument("--record", action="store_true", help=f"write {RECORD_FILE} (git commit, time, package versions)")
     ap.add_argument("--workdir", default=".")
     args = ap.parse_args(argv)
@@ -328,13 +335,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"lineage: {exc}", file=sys.stderr)
         return 2
+    stale = [p for p, n in graph["artifacts"].items() if n.get("stale")]
     if args.json:
         print(json.dumps(graph, indent=2))
-    else:
+    elif args.tree or args.verbose:
         _print(graph, verbose=args.verbose)
-    stale = [p for p, n in graph["artifacts"].items() if n.get("stale")]
-    if stale:
-        print("\n" + "\n".join(summary(graph)), file=sys.stderr)
+        if stale:
+            print("\n" + "\n".join(summary(graph)), file=sys.stderr)
+    else:  # for a person: the record, then where the staleness starts and what to do; the tree on request
+        _print_record(graph)
+        n = len(graph["artifacts"])
+        if stale:
+            print("\n".join(summary(graph)))
+        else:
+            print(f"{n} artifact(s) behind {graph['target']}, all as recorded")
+        print("(--tree: every artifact, its rule, parameters and code; --json: everything)")
     return 1 if stale else 0
 
 
