@@ -18,7 +18,7 @@ help:
 	@echo "make test   - install, then run the test suite"
 	@echo "make report - the demo's figures, tables and examples, then results/report.html (snakemake --report)"
 	@echo "make seeds  - the 3-seed study -> results/fashion_mnist_3seeds/curve.pdf, stats.csv, summary.csv"
-	@echo "make lint   - snakemake --lint and ruff check"
+	@echo "make lint   - snakemake --lint, snakefmt --check, ruff check, generated files up to date"
 	@echo "make bench  - time the demo pipeline and a dry run -> benchmarks/out/"
 	@echo "make record - after a run, code committed: dvc.yaml from the job graph, dvc commit, re-sync Snakemake (TARGETS=results/fashion_mnist/curve.pdf)"
 	@echo "make push / make pull - move artifacts to / from the DVC remote (pull: nothing re-runs afterwards)"
@@ -73,6 +73,8 @@ test: $(BIN)/.installed data browser
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/python -m eenet.pipeline.generated check
 	$(BIN)/ruff check .
 
 bench: $(BIN)/.installed data

@@ -6,7 +6,9 @@
 
 from snakemake.utils import min_version
 
-min_version("9.27.1")  # eenet.pipeline.scheduling repairs this version's scheduler (requirements.txt pins it)
+min_version(
+    "9.27.1"
+)  # eenet.pipeline.scheduling repairs this version's scheduler (requirements.txt pins it)
 
 
 configfile: "config/config.yaml"
@@ -45,6 +47,6 @@ include: "rules/targets.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -7,18 +7,18 @@ rule cache_logits:
     output:
         val="results/{bench}/logits/val.safetensors",
         test="results/{bench}/logits/test.safetensors",
+    log:
+        "logs/{bench}/cache_logits.log",
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=uses_gpu,
     params:
         dataset=lambda w: bench(w)["dataset"],
         split=lambda w: bench(w)["split"],
         device=lambda w: bench(w)["device"],
         batch_size=lambda w: bench(w)["train"]["eval_batch_size"],
         max_length=lambda w: bench(w)["max_length"],
-    threads: 2
-    resources:
-        gpu=uses_gpu,
-    log:
-        "logs/{bench}/cache_logits.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/cache_logits.py"

@@ -9,7 +9,6 @@ from snakemake.utils import validate
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 
 
-
 def canonical(value):
     """The same value with every mapping's keys sorted, so that params compare equal whatever the key order in the YAML."""
     if isinstance(value, dict):
@@ -54,7 +53,10 @@ def code(script):
     Paths are relative to the working directory when the repository is below it, absolute otherwise.
     """
     files = code_files(REPO / "workflow" / "scripts" / script, REPO / "src")
-    return [os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f) for f in files]
+    return [
+        os.path.relpath(f) if not os.path.relpath(f).startswith("..") else str(f)
+        for f in files
+    ]
 
 
 def machine_cores():
@@ -81,7 +83,9 @@ def training_gpus(wildcards):
 def bench(wildcards):
     if wildcards.bench in SEEDED:
         runs = ", ".join(f"results/{r}/" for r in SEEDED[wildcards.bench])
-        raise ValueError(f"benchmark {wildcards.bench!r} runs several seeds: each seed's files are in {runs}")
+        raise ValueError(
+            f"benchmark {wildcards.bench!r} runs several seeds: each seed's files are in {runs}"
+        )
     return BENCHMARKS[wildcards.bench]
 
 
@@ -97,7 +101,8 @@ def budget_names(name):
 
 def budget_sets():
     """Each distinct list of budgets (as in file names) -> the runs that have it, in the order of the benchmarks in the
-    config file (the first benchmark's rules are fit_scheduler and evaluate_test, without a suffix)."""
+    config file (the first benchmark's rules are fit_scheduler and evaluate_test, without a suffix).
+    """
     order = list(config["benchmarks"])
     base = {run: b for b, runs in SEEDED.items() for run in runs}
     sets = {}
@@ -118,7 +123,12 @@ def per_policy(pattern):
     """An input function: ``pattern`` (with {bench}, {method}, {budget}) for every method and budget of the benchmark."""
 
     def files(wildcards):
-        return expand(pattern, bench=wildcards.bench, method=policy_methods(bench(wildcards)), budget=budget_names(wildcards.bench))
+        return expand(
+            pattern,
+            bench=wildcards.bench,
+            method=policy_methods(bench(wildcards)),
+            budget=budget_names(wildcards.bench),
+        )
 
     return files
 
@@ -151,7 +161,12 @@ def seed_policies(pattern):
 
     def files(wildcards):
         first = SEEDED[wildcards.bench][0]
-        return expand(pattern, run=SEEDED[wildcards.bench], method=policy_methods(BENCHMARKS[first]), budget=budget_names(first))
+        return expand(
+            pattern,
+            run=SEEDED[wildcards.bench],
+            method=policy_methods(BENCHMARKS[first]),
+            budget=budget_names(first),
+        )
 
     return files
 
@@ -173,4 +188,6 @@ def all_targets():
 
 def unknown_benchmark(wildcards):
     """Input of the catch-all rule: a target names a benchmark the config does not have."""
-    raise ValueError(f"unknown benchmark {wildcards.name!r} in the target; benchmarks in the config: {', '.join(sorted([*BENCHMARKS, *SEEDED]))}")
+    raise ValueError(
+        f"unknown benchmark {wildcards.name!r} in the target; benchmarks in the config: {', '.join(sorted([*BENCHMARKS, *SEEDED]))}"
+    )

@@ -1,14 +1,14 @@
 # Stage 1: the dataset, fetched and verified -> data/<dataset>/manifest.json.
 rule download_dataset:
-    output:
-        "data/{dataset}/manifest.json",
     input:
         code=code("download_dataset.py"),
-    params:
-        source=lambda w: DATASETS[w.dataset],
+    output:
+        "data/{dataset}/manifest.json",
     log:
         "logs/download_dataset/{dataset}.log",
     conda:
         ENV
+    params:
+        source=lambda w: DATASETS[w.dataset],
     script:
         "../workflow/scripts/download_dataset.py"

@@ -6,18 +6,18 @@ rule profile_latency:
         code=code("profile_latency.py"),
     output:
         "results/{bench}/cost.csv",
+    log:
+        "logs/{bench}/profile_latency.log",
+    conda:
+        ENV
+    # all the cores: nothing else runs while latency is measured
+    threads: machine_cores()
+    resources:
+        gpu=uses_gpu,
     params:
         dataset=lambda w: bench(w)["dataset"],
         profile=lambda w: bench(w)["profile"],
         device=lambda w: bench(w)["device"],
         max_length=lambda w: bench(w)["max_length"],
-    # all the cores: nothing else runs while latency is measured
-    threads: machine_cores()
-    resources:
-        gpu=uses_gpu,
-    log:
-        "logs/{bench}/profile_latency.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/profile_latency.py"

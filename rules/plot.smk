@@ -24,15 +24,15 @@ rule plot_curve:
             caption="../workflow/report/summary.rst",
             category="Tables",
         ),
+    log:
+        "logs/{bench}/plot_curve.log",
     wildcard_constraints:
         bench=RUNS,
+    conda:
+        ENV
     params:
         x_axis=lambda w: bench(w)["plot"]["x_axis"],
         seed=lambda w: bench(w)["train"]["seed"],
-    log:
-        "logs/{bench}/plot_curve.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/plot_curve.py"
 
@@ -56,16 +56,16 @@ rule exit_analysis:
             caption="../workflow/report/examples.rst",
             category="Where samples leave",
         ),
+    log:
+        "logs/{bench}/exit_analysis.log",
     wildcard_constraints:
         bench=RUNS,
+    conda:
+        ENV
     params:
         dataset=lambda w: bench(w)["dataset"],
         method=lambda w: example_policy(w)[0],
         budget=lambda w: example_policy(w)[1],
         per_exit=lambda w: bench(w)["examples"]["per_exit"],
-    log:
-        "logs/{bench}/exit_analysis.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/exit_analysis.py"

@@ -18,8 +18,13 @@ rule reliability:
             category="Reliability",
         ),
         png="results/{bench}/reliability.png",
+    log:
+        "logs/{bench}/reliability.log",
     wildcard_constraints:
         bench=RUNS,
+    conda:
+        ENV
+    threads: lambda w: bench(w)["reliability"]["workers"]
     params:
         unit=lambda w: bench(w)["budgets"]["unit"],
         budgets=lambda w: bench(w)["budgets"]["values"],
@@ -27,10 +32,5 @@ rule reliability:
         methods=study_methods,
         study=lambda w: bench(w)["reliability"],
         guarantee=lambda w: bench(w)["guarantee"],
-    threads: lambda w: bench(w)["reliability"]["workers"]
-    log:
-        "logs/{bench}/reliability.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/reliability.py"

@@ -9,6 +9,14 @@ rule measure_runtime:
         code=code("measure_runtime.py"),
     output:
         "results/{bench}/runtime.csv",
+    log:
+        "logs/{bench}/measure_runtime.log",
+    conda:
+        ENV
+    # all the cores: nothing else runs while latency is measured
+    threads: machine_cores()
+    resources:
+        gpu=uses_gpu,
     params:
         dataset=lambda w: bench(w)["dataset"],
         split=lambda w: bench(w)["split"],
@@ -17,13 +25,5 @@ rule measure_runtime:
         runtime=lambda w: bench(w)["runtime"],
         # the profile's threads: measured and simulated costs come from the same setting
         threads=lambda w: bench(w)["profile"]["threads"],
-    # all the cores: nothing else runs while latency is measured
-    threads: machine_cores()
-    resources:
-        gpu=uses_gpu,
-    log:
-        "logs/{bench}/measure_runtime.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/measure_runtime.py"

@@ -13,22 +13,27 @@ for _i, (_budgets, _runs) in enumerate(BUDGET_SETS.items()):
             cost="results/{bench}/cost.csv",
             code=code("fit_scheduler.py"),
         output:
-            expand("results/{{bench}}/schedulers/{{method}}/{budget}.json", budget=_budgets),
+            expand(
+                "results/{{bench}}/schedulers/{{method}}/{budget}.json",
+                budget=_budgets,
+            ),
+        log:
+            "logs/{bench}/fit_scheduler/{method}.log",
         wildcard_constraints:
             bench=runs_pattern(_runs),
+        group:
+            "schedulers"
+        conda:
+            ENV
+        resources:
+            mem_mb=1500,
+            runtime=30 * len(_budgets),  # minutes on a cluster; an EENet fit of 50,000 samples takes a few
         params:
             unit=lambda w: bench(w)["budgets"]["unit"],
             budgets=[float(b) for b in _budgets],
             hyper=method_params,
-        resources:
-            mem_mb=1500,
-            runtime=30 * len(_budgets),  # minutes on a cluster; an EENet fit of 50,000 samples takes a few
-        group:
-            "schedulers"
-        log:
-            "logs/{bench}/fit_scheduler/{method}.log",
-        conda:
-            ENV
+            # time each policy's own decision work per exit and fit against cost.csv plus it (eenet.measure.overhead)
+            decision_costs=lambda w: bench(w)["profile"]["decision_costs"],
         script:
             "../workflow/scripts/fit_scheduler.py"
 
@@ -36,24 +41,27 @@ for _i, (_budgets, _runs) in enumerate(BUDGET_SETS.items()):
         name:
             f"evaluate_test{_suffix}"
         input:
-            schedulers=expand("results/{{bench}}/schedulers/{{method}}/{budget}.json", budget=_budgets),
+            schedulers=expand(
+                "results/{{bench}}/schedulers/{{method}}/{budget}.json",
+                budget=_budgets,
+            ),
             test="results/{bench}/logits/test.safetensors",
             cost="results/{bench}/cost.csv",
             code=code("evaluate_test.py"),
         output:
             expand("results/{{bench}}/eval/{{method}}/{budget}.json", budget=_budgets),
+        log:
+            "logs/{bench}/evaluate_test/{method}.log",
         wildcard_constraints:
             bench=runs_pattern(_runs),
-        params:
-            tolerance=lambda w: bench(w)["budgets"]["tolerance"],
+        group:
+            "schedulers"
+        conda:
+            ENV
         resources:
             mem_mb=1500,
             runtime=10,
-        group:
-            "schedulers"
-        log:
-            "logs/{bench}/evaluate_test/{method}.log",
-        conda:
-            ENV
+        params:
+            tolerance=lambda w: bench(w)["budgets"]["tolerance"],
         script:
             "../workflow/scripts/evaluate_test.py"

@@ -4,6 +4,8 @@ rule compute_stats:
         evals=eval_files,
         schedulers=scheduler_files,
         test="results/{bench}/logits/test.safetensors",
+        cost="results/{bench}/cost.csv",
+        runtime="results/{bench}/runtime.csv",
         code=code("compute_stats.py"),
     output:
         report(
@@ -11,16 +13,16 @@ rule compute_stats:
             caption="../workflow/report/stats.rst",
             category="Tables",
         ),
+    log:
+        "logs/{bench}/compute_stats.log",
     wildcard_constraints:
         bench=RUNS,
+    conda:
+        ENV
     params:
         tolerance=lambda w: bench(w)["budgets"]["tolerance"],
         stats=lambda w: bench(w)["stats"],
         seed=lambda w: bench(w)["train"]["seed"],
-    log:
-        "logs/{bench}/compute_stats.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/compute_stats.py"
 
@@ -51,15 +53,15 @@ rule aggregate_seeds:
             caption="../workflow/report/stats.rst",
             category="Tables",
         ),
+    log:
+        "logs/{bench}/aggregate_seeds.log",
     wildcard_constraints:
         bench=SEEDED_NAMES,
+    conda:
+        ENV
     params:
         runs=lambda w: SEEDED[w.bench],
         tolerance=lambda w: seeded_bench(w)["budgets"]["tolerance"],
         stats=lambda w: seeded_bench(w)["stats"],
-    log:
-        "logs/{bench}/aggregate_seeds.log",
-    conda:
-        ENV
     script:
         "../workflow/scripts/aggregate_seeds.py"

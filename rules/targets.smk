@@ -5,11 +5,11 @@ rule unknown_benchmark:
         unknown_benchmark,
     output:
         "results/{name}/{anything}",
+    log:
+        "logs/unknown_benchmark/{name}/{anything}.log",
     wildcard_constraints:
         name="(?!(?:" + "|".join([*BENCHMARKS, *SEEDED]) + ")/)[^/]+",
         anything=".+",
-    log:
-        "logs/unknown_benchmark/{name}/{anything}.log",
     localrule: True
     conda:
         ENV

@@ -6,15 +6,10 @@ rule train_multiexit:
     output:
         model="results/{bench}/model.pt",
         metrics="results/{bench}/train_metrics.csv",
-    params:
-        dataset=lambda w: bench(w)["dataset"],
-        arch=lambda w: bench(w)["arch"],
-        arch_kwargs=lambda w: bench(w)["arch_kwargs"],
-        split=lambda w: bench(w)["split"],
-        train=lambda w: bench(w)["train"],
-        device=lambda w: bench(w)["device"],
-        max_length=lambda w: bench(w)["max_length"],
-        checkpoint=lambda w: f"results/{w.bench}/checkpoint/last.pt",
+    log:
+        "logs/{bench}/train_multiexit.log",
+    conda:
+        ENV
     threads: 2
     resources:
         gpu=training_gpus,
@@ -25,9 +20,14 @@ rule train_multiexit:
         tasks_per_gpu=1,
         nodes=lambda w: bench(w)["train"]["nodes"],
         mpi=lambda w: "srun" if training_ranks(w) > 1 else "",
-    log:
-        "logs/{bench}/train_multiexit.log",
-    conda:
-        ENV
+    params:
+        dataset=lambda w: bench(w)["dataset"],
+        arch=lambda w: bench(w)["arch"],
+        arch_kwargs=lambda w: bench(w)["arch_kwargs"],
+        split=lambda w: bench(w)["split"],
+        train=lambda w: bench(w)["train"],
+        device=lambda w: bench(w)["device"],
+        max_length=lambda w: bench(w)["max_length"],
+        checkpoint=lambda w: f"results/{w.bench}/checkpoint/last.pt",
     script:
         "../workflow/scripts/train_multiexit.py"

@@ -55,3 +55,18 @@ def tiny_run(tmp_path_factory):
     wd = copy_workflow(tmp_path_factory.mktemp("tiny-run"), tiny_config())
     snakemake(wd, TARGET)
     return wd
+
+
+# Tests that run the workflow (Snakemake, DVC, SLURM, a whole pipeline) are marked `workflow`:
+# `pytest -m "not workflow"` runs the unit tests alone. A test is one when it uses the tiny run, or when its module
+# runs the workflow in every test.
+WORKFLOW_MODULES = {
+    "test_workflow", "test_dvc", "test_slurm", "test_seeds", "test_own_benchmark", "test_report", "test_benchmarks",
+    "test_readme",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tiny_run" in item.fixturenames or item.module.__name__.rsplit(".", 1)[-1] in WORKFLOW_MODULES:
+            item.add_marker(pytest.mark.workflow)

@@ -88,6 +88,28 @@ def test_every_policy_composes_with_a_combiner(method):
     assert torch.equal(again.assign(outs, yt), sched.assign(outs, yt))
 
 
+@pytest.mark.parametrize("method", ["best+maxpred", "geo+maxpred", "geo+maxpred_shared", "best+maxpred_shared"])
+def test_the_baseline_combiners_compose_and_decide_exit_by_exit_as_they_assign(method):
+    """As the runtime runs them: the combiner's step on the logits of the exits run so far, then the policy's leaves."""
+    val, yv = views(400, [1.0, 1.5, 2.0], 0)
+    test, _ = views(300, [1.0, 1.5, 2.0], 1)
+    sched = fit_combined(method, {}, torch.softmax(val, 2), val, yv, [1.0, 2.0, 3.0], 2.0)
+    assert sched.val_cost_ <= 2.0
+    again = scheduler_from_json(json.loads(json.dumps(sched.to_json())))
+    assert again.method == method and type(again.policy) is type(sched.policy)
+    outs = again.outputs({"probs": torch.softmax(test, 2), "logits": test})
+    assert torch.equal(outs, sched.combiner.transform(test))
+    exits = sched.assign(outs)
+    assert torch.equal(again.assign(outs), exits)
+    got, running = torch.full((300,), -1), torch.arange(300)
+    for k in range(3):
+        seen = [again.exit_outputs(j, [test[i, running] for i in range(j + 1)]) for j in range(k + 1)]
+        out = again.leaves(k, seen)
+        got[running[out]] = k
+        running = running[~out]
+    assert torch.equal(got, exits)
+
+
 def test_an_old_cache_without_logits_names_the_rule_to_rerun():
     val, yv = views(300, [1.0, 2.0], 0)
     sched = fit_combined("ztw+maxpred", {}, torch.softmax(val, 2), val, yv, [1.0, 2.0], 1.5)

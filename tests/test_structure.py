@@ -338,7 +338,7 @@ def test_conda_env_carries_the_same_pins_as_requirements():
     req = _pins((REPO / "requirements.txt").read_text().splitlines())
     env = _pins((REPO / "envs" / "pipeline.yaml").read_text().splitlines())
     tools = {"snakemake", "snakemake-executor-plugin-slurm", "snakemake-executor-plugin-slurm-jobstep", "dvc", "ruff"}
-    tools |= {"pytest", "pytest-xdist", "execnet"}
+    tools |= {"pytest", "pytest-xdist", "execnet", "snakefmt", "black", "shfmt-py"}
     assert env == {k: v for k, v in req.items() if k not in tools}
     post = (REPO / "envs" / "pipeline.post-deploy.sh").read_text()
     nodeps = _pins((REPO / "requirements-nodeps.txt").read_text().splitlines())
@@ -397,3 +397,18 @@ def test_the_test_import_check_finds_an_import_of_a_test_module(tmp_path):
     code = 'import os\nfrom helpers import REPO\nfrom test_workflow import snakemake\nDRIVER = """\n    import conftest\n"""\n'
     (tmp_path / "t.py").write_text(code)
     assert _imported_test_modules(tmp_path / "t.py") == ["conftest", "test_workflow"]
+
+
+def test_generated_lines_are_written_from_the_catalog(tmp_path):
+    """The schema's method, combiner and architecture lists are eenet.catalog's (python -m eenet.pipeline.generated
+    write); a list edited by hand is found stale."""
+    from eenet.pipeline.generated import SCHEMA, render, stale
+
+    assert stale(REPO) == []
+    (tmp_path / SCHEMA).parent.mkdir(parents=True)
+    text = (REPO / SCHEMA).read_text()
+    edited = text.replace("enum: [ztw, ", "enum: [ztw, typo, ", 1)
+    assert edited != text
+    (tmp_path / SCHEMA).write_text(edited)
+    assert len(stale(tmp_path)) == 1 and "typo" in stale(tmp_path)[0]
+    assert render(edited) == text

@@ -292,6 +292,7 @@ METHODS: dict[str, dict[str, Any]] = {
         "config": "guarantee",
         "style": {"color": "tab:olive", "marker": "^", "linestyle": ":"},
     },
+    "maxpred_shared": {"label": "MaxPred, one shared threshold", "config": None, "style": {"color": "tab:orange", "marker": "v"}},
     "static": {"label": "Single exit", "config": None, "style": None},
 }
 """The exit policies -> their label in figures and tables, the benchmark config block their hyper-parameters come
@@ -305,6 +306,8 @@ COMBINERS: dict[str, dict[str, Any]] = {
     "ztw": {"label": "ZTW"},
     "mie": {"label": "MIE"},
     "pa": {"label": "PA"},
+    "best": {"label": "Best so far"},
+    "geo": {"label": "Geometric mean"},
 }
 """The exit combiners (:mod:`eenet.combiners`) -> their label in figures and tables: the one list of them. A combiner
 composes with every policy: the policy ``"<combiner>+<method>"`` (:func:`compose_method`)."""

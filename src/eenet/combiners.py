@@ -16,6 +16,10 @@ probabilities; its JSON file holds both. This module knows nothing of the polici
   ``softmax(z_j / T_j)``, each ``T_j`` chosen in turn to minimise the ensemble's validation NLL at exit ``j``.
 - ``pa``: product anytime: ``prod_{j<=k} max(z_j, 0)^{a_k}``, renormalised (the softmax of exit ``k`` when every
   class is zero); the common exponent ``a_k`` is chosen on validation NLL (it changes confidences, not the argmax).
+- ``best``: anytime caching ("best so far"): the softmax of the most confident exit among ``0..k`` (largest max class
+  probability; a tie goes to the later exit). Nothing fitted.
+- ``geo``: unweighted geometric mean: ``softmax(mean_{j<=k} log_softmax(z_j))`` (ZTW without its learned weights and
+  biases). Nothing fitted.
 """
 
 from __future__ import annotations
@@ -211,7 +215,49 @@ class ProductAnytime(ExitCombiner):
         self.exponents_ = [float(a) for a in state["exponents"]]
 
 
-COMBINERS: dict[str, type[ExitCombiner]] = {c.name: c for c in (ZeroTimeWaste, InternalEnsemble, ProductAnytime)}
+class _Unfitted(ExitCombiner):
+    """A combiner with nothing to learn beyond the number of exits."""
+
+    def _fit(self, logits: torch.Tensor, labels: torch.Tensor, costs: list[float]) -> None:
+        pass
+
+    def _state(self) -> dict[str, Any]:
+        return {}
+
+    def _load(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class BestSoFar(_Unfitted):
+    """Anytime caching: at exit ``k``, ``softmax(z_j)`` of the ``j <= k`` with the largest max class probability; on a
+    tie, the later exit (the deeper one, which a tie should not cost)."""
+
+    name = "best"
+
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        best = F.softmax(logits[0].float(), dim=1)
+        conf = best.max(dim=1).values
+        for j in range(1, k + 1):
+            p = F.softmax(logits[j].float(), dim=1)
+            c = p.max(dim=1).values
+            later = c >= conf
+            best, conf = torch.where(later.unsqueeze(1), p, best), torch.where(later, c, conf)
+        return best
+
+
+class GeometricMean(_Unfitted):
+    """Unweighted geometric mean of the exits so far: ``softmax(sum_{j<=k} log_softmax(z_j) / (k+1))``."""
+
+    name = "geo"
+
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        s = torch.zeros_like(logits[0], dtype=torch.float32)
+        for j in range(k + 1):
+            s = s + F.log_softmax(logits[j].float(), dim=1)
+        return F.softmax(s / (k + 1), dim=1)
+
+
+COMBINERS: dict[str, type[ExitCombiner]] = {c.name: c for c in (ZeroTimeWaste, InternalEnsemble, ProductAnytime, BestSoFar, GeometricMean)}
 """The combiner classes by name: exactly the names of :data:`eenet.catalog.COMBINERS` (checked at import)."""
 if set(COMBINERS) != set(DECLARED):
     raise ImportError(f"eenet.combiners defines {sorted(COMBINERS)} but eenet.catalog.COMBINERS declares {sorted(DECLARED)}")

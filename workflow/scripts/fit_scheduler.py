@@ -1,9 +1,17 @@
-"""Rule fit_scheduler: fit one exit policy at each of the benchmark's budgets, on validation only -> one JSON a budget."""
+"""Rule fit_scheduler: fit one exit policy at each of the benchmark's budgets, on validation only -> one JSON a budget.
+
+With profile.decision_costs (the default), the policy's own decision work per exit is timed here, at batch 1 on
+single validation samples with the job's threads (eenet.measure.overhead), and every budget is fitted against
+cost.csv's costs plus it: the JSON's ``costs`` are those effective costs, ``exit_ms`` cost.csv's, ``decision_ms`` the
+overhead per exit."""
+
+from functools import partial
 
 import torch
 
 from eenet.io import load_tensors, read_csv, write_json
 from eenet.measure.costs import read_costs, resolve_budget
+from eenet.measure.overhead import decision_overhead, effective_costs
 from eenet.pipeline.logs import setup_logging
 from eenet.schedulers import fit_budgets
 
@@ -19,10 +27,21 @@ budgets_ms = [resolve_budget(b, p.unit, costs_ms) for b in p.budgets]
 log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.method, p.budgets, p.unit, budgets_ms, costs_ms)
 # the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
 # "<combiner>+<policy>": the combiner is fitted once and each budget's policy on its probabilities (eenet.schedulers.compose)
-fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms)
+# profile.decision_costs: the policy's decision work per exit, timed on a preliminary fit, joins the costs fitted against
+overhead = partial(decision_overhead, logits=tensors.get("logits"), probs=tensors["probs"]) if p.decision_costs else None
+if overhead is not None and not str(cost_meta.get("device") or "cpu").startswith("cpu"):
+    log.warning("cost.csv was measured on %s; the decision overhead is timed on this job's CPU", cost_meta.get("device"))
+fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms, overhead)
+decision_ms = next((s.decision_ms_ for s in fitted if hasattr(s, "decision_ms_")), None)
+if decision_ms is not None:
+    effective = [round(c, 5) for c in effective_costs(costs_ms, decision_ms)]
+    log.info("decision overhead of %s per exit %s ms (batch 1, %d threads): fitted against effective costs %s ms", w.method,
+             [round(d, 5) for d in decision_ms], torch.get_num_threads(), effective)  # fmt: skip
 for value, budget_ms, sched, path in zip(p.budgets, budgets_ms, fitted, snakemake.output, strict=True):
     record = {"bench": w.bench, "budget_value": value, "budget_unit": p.unit, "budget_ms": budget_ms,
-              "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256")}  # fmt: skip
+              "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256"), "exit_ms": costs_ms}  # fmt: skip
+    if decision_ms is not None:  # then the policy's `costs` are exit_ms plus the decisions at exits 0..k
+        record["decision_ms"] = decision_ms
     if isinstance(sched, Exception):
         log.warning("%s at %s: infeasible: %s", w.method, value, sched)
         write_json(path, {**record, "method": w.method, "infeasible": True, "reason": str(sched)})

@@ -35,7 +35,8 @@ def evaluate_policy(
         fitted: the fitted policy's JSON (``schedulers/<method>/<budget>.json``).
         tensors: the test cache: ``probs [K, N, C]``, ``labels [N]`` and, for a combined policy, ``logits [K, N, C]``.
         meta: the cache's metadata; its ``model_sha256`` must be the one the policy was fitted on.
-        costs_ms, flops: per-exit cost ``[K]`` (cost.csv).
+        costs_ms, flops: per-exit cost ``[K]`` (cost.csv); a policy fitted with its decision work (``decision_ms``)
+            is charged its own ``costs`` (cost.csv's plus those decisions, :func:`eenet.measure.overhead.effective_costs`).
         device: where the costs were measured (cost.csv's ``device``).
         tolerance: how far (fraction of the budget) the realised test cost may land from the budget unnoted.
         source, fitted_source: the cache's and the fitted policy's names in error messages.
@@ -53,7 +54,8 @@ def evaluate_policy(
     sched = scheduler_from_json(fitted)
     probs, labels = sched.outputs(tensors, source), tensors["labels"]  # combined, with a combiner
     exits = sched.assign(probs, labels)  # only policies that need labels (the oracle) read them
-    cost = realised_cost(exits, torch.tensor(costs_ms))
+    # a policy fitted with its decision work (fit_scheduler's decision_ms) pays its own costs: cost.csv's plus the decisions
+    cost = realised_cost(exits, torch.tensor(sched.costs_ if fitted.get("decision_ms") is not None else costs_ms))
     ratio = cost / fitted["budget_ms"]
     within = abs(ratio - 1) <= tolerance
     note = ""

@@ -199,8 +199,13 @@ def plot_curve(
     x_axis: str = "simulated",
     auc: dict[str, float] | None = None,
     plain_ms: float | None = None,
+    cuts: list[tuple[float, float]] | None = None,
 ) -> None:
     """Accuracy (%) against realised cost (ms/sample): one line per method, static exits as points.
+
+    ``cuts``: the plain-network frontier (:func:`eenet.analysis.frontier.frontier_points`), ``(measured ms, test
+    accuracy)`` of the network cut after each exit with that exit's head only, the last the plain network: drawn as
+    a grey line, what a user could run instead of early exit.
 
     ``plain_ms``: the plain network's cost (stages + last head, no early exit; on the same axis as ``x_axis``),
     drawn as a vertical reference line: a policy left of it is faster than running the network without early exit.
@@ -239,6 +244,9 @@ def plot_curve(
     if frontier:
         ax.plot([c for c, _ in frontier], [100 * a for _, a in frontier], color="black", linestyle="--",
                 label="Oracle (upper bound)" + (", simulated cost" if x_axis == "measured" else ""))  # fmt: skip
+    if cuts:
+        ax.plot([c for c, _ in cuts], [100 * a for _, a in cuts], color="gray", linestyle="-", marker="x", linewidth=1.2,
+                label="plain networks: cut after each exit, its head only (measured)")  # fmt: skip
     if plain_ms is not None:
         ax.axvline(plain_ms, color="dimgray", linestyle=":", linewidth=1.2, label=f"plain network, no early exit ({plain_ms:.3g} ms)")
     statics = [r for r in rows if str(r["method"]).startswith("static")]

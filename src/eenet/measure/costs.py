@@ -47,10 +47,15 @@ __all__ = [
     "read_costs",
     "read_plain_cost",
     "PLAIN_FIELDS",
+    "CUT_FIELDS",
+    "run_cut",
 ]
 
 PLAIN_FIELDS = ["plain_ms", "plain_q1", "plain_q3", "plain_flops"]
 """Columns of cost.csv with the plain network's cost (the same on every row; absent from files written before them)."""
+CUT_FIELDS = ["cut_ms", "cut_q1", "cut_q3"]
+"""Columns of cost.csv with the cost of the network cut after the row's exit, that exit's head only (:func:`run_cut`);
+empty on the last row (that cut is the plain network) and absent from files written before them."""
 
 
 class NoisyMeasurementError(RuntimeError):
@@ -81,6 +86,16 @@ def run_to_exit(model: MultiExitNetwork, x: Inputs, exit_index: int) -> torch.Te
         if k < exit_index:
             float(probs.max())
     return probs.argmax(dim=1)
+
+
+@torch.inference_mode()
+def run_cut(model: MultiExitNetwork, x: Inputs, exit_index: int) -> torch.Tensor:
+    """The network cut after exit ``exit_index``, run as a plain network of its own: stages ``0..exit_index`` and that
+    exit's head only (no other head, no decision): predictions ``int64 [B]``. The last exit's cut is the plain network."""
+    state = model.begin(x)
+    for k in range(exit_index + 1):
+        state = model.advance(k, state)
+    return model.head(exit_index, state).argmax(dim=1)
 
 
 @torch.inference_mode()
@@ -157,19 +172,27 @@ def measure_latency(
 def profile_costs(
     model: MultiExitNetwork, batches: Inputs | Sequence[Inputs], warmup: int = 1, repeats: int = 5, plain: bool = True
 ) -> tuple[list[dict[str, float]], dict[str, float] | None]:
-    """:func:`measure_latency` of every exit and, in the same interleaved run, the plain network (:func:`run_plain`).
+    """:func:`measure_latency` of every exit and, in the same interleaved run, the plain network (:func:`run_plain`)
+    and the network cut after each earlier exit (:func:`run_cut`: the plain-network frontier).
 
-    Returns ``(per exit, plain)``: the rows of :func:`measure_latency`, and the plain network's ``ms``, ``ms_q1``,
-    ``ms_q3`` (``None`` when ``plain`` is false).
+    Returns ``(per exit, plain)``: the rows of :func:`measure_latency` (with ``plain``, each exit but the last also
+    has ``cut_ms``, ``cut_q1``, ``cut_q3``), and the plain network's ``ms``, ``ms_q1``, ``ms_q3`` (``None`` when
+    ``plain`` is false).
     """
     model.eval()
     if not isinstance(batches, (list, tuple)):
         batches = [batches]
+    last = model.num_exits - 1
     runs: dict[str, Callable[[Any], object]] = {str(k): partial(run_to_exit, model, exit_index=k) for k in range(model.num_exits)}
     if plain:
         runs["plain"] = partial(run_plain, model)
+        runs.update({f"cut{k}": partial(run_cut, model, exit_index=k) for k in range(last)})
     timing = time_per_sample(runs, batches, first_tensor(batches[0]).device, warmup, repeats)
-    return [timing[str(k)] for k in range(model.num_exits)], timing.get("plain")
+    rows = [dict(timing[str(k)]) for k in range(model.num_exits)]
+    for k in range(last if plain else 0):
+        c = timing[f"cut{k}"]
+        rows[k].update({"cut_ms": c["ms"], "cut_q1": c["ms_q1"], "cut_q3": c["ms_q3"]})
+    return rows, timing.get("plain")
 
 
 def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:
@@ -234,9 +257,9 @@ def cost_table(
     rows, running = [], 0.0
     for k, (lat, fl) in enumerate(zip(latency, flops, strict=True)):
         running = max(running, lat["ms"])
-        rows.append(
-            {"exit": k, "ms": running, "ms_raw": lat["ms"], "ms_q1": lat["ms_q1"], "ms_q3": lat["ms_q3"], "flops": fl, **extra, **meta}
-        )
+        cut = {key: lat.get(key, "") for key in CUT_FIELDS} if plain is not None else {}
+        timing = {"ms": running, "ms_raw": lat["ms"], "ms_q1": lat["ms_q1"], "ms_q3": lat["ms_q3"], "flops": fl}
+        rows.append({"exit": k, **timing, **cut, **extra, **meta})
     return rows
 
 
@@ -264,8 +287,9 @@ def measure_costs(
 def log_costs(log: logging.Logger, rows: list[dict[str, Any]], spreads: list[float]) -> None:
     """A line per exit of cost.csv, one for the plain network, one for the device and the spreads."""
     for r in rows:
-        log.info("exit %d: %.4f ms/sample (measured %.4f, IQR of passes %.4f-%.4f), %.3g FLOPs", r["exit"], r["ms"], r["ms_raw"],
-                 r["ms_q1"], r["ms_q3"], r["flops"])  # fmt: skip
+        cut = f"; cut after it, its head only: {r['cut_ms']:.4f} ms" if r.get("cut_ms") not in (None, "") else ""
+        log.info("exit %d: %.4f ms/sample (measured %.4f, IQR of passes %.4f-%.4f), %.3g FLOPs%s", r["exit"], r["ms"], r["ms_raw"],
+                 r["ms_q1"], r["ms_q3"], r["flops"], cut)  # fmt: skip
     last = rows[-1]
     log.info("plain network (stages + last head): %.4f ms/sample (IQR %.4f-%.4f), %.3g FLOPs; %.3f of the last exit's cost "
              "(a budget fraction is a fraction of the last exit's cost)", last["plain_ms"], last["plain_q1"], last["plain_q3"],
@@ -277,7 +301,7 @@ def log_costs(log: logging.Logger, rows: list[dict[str, Any]], spreads: list[flo
 def read_costs(rows: list[dict[str, str]]) -> tuple[list[float], list[int], dict[str, str]]:
     """``(ms [K], flops [K], meta)`` from the rows of a cost.csv (as read by :func:`eenet.io.read_csv`)."""
     rows = sorted(rows, key=lambda r: int(r["exit"]))
-    meta = {k: v for k, v in rows[0].items() if k not in {"exit", "ms", "ms_raw", "ms_q1", "ms_q3", "flops", *PLAIN_FIELDS}}
+    meta = {k: v for k, v in rows[0].items() if k not in {"exit", "ms", "ms_raw", "ms_q1", "ms_q3", "flops", *PLAIN_FIELDS, *CUT_FIELDS}}
     return [float(r["ms"]) for r in rows], [int(r["flops"]) for r in rows], meta
 
 

@@ -206,11 +206,11 @@ def compare_to_simulation(
     (``model(x)``) and the ``plain`` network's timing.
 
     ``simulated_ms`` is the cost model's prediction for the same samples: the runtime's own exit histogram
-    times the per-exit costs ``costs_ms [K]`` (cost.csv). Returns that, the measured median and quartiles,
-    ``full_ms``, ``plain_ms``, ``measured_vs_simulated``, ``speedup_vs_full``, ``speedup_vs_plain`` (the plain
-    network's time over the policy's, on the timed samples), ``timing_shared_with`` and the ``exit_histogram``
-    (``K`` counts, as JSON text). With ``test_exits`` (cached exits of the whole test set, ``int64 [N]``) also their
-    cost ``test_simulated_ms`` and ``speedup_vs_plain_test`` (see :data:`RUNTIME_FIELDS`).
+    times the per-exit costs ``costs_ms [K]`` (the policy's ``costs_``: cost.csv's, plus its own decisions where fitted
+    so). Returns that, the measured median and quartiles, ``full_ms``, ``plain_ms``, ``measured_vs_simulated``,
+    ``speedup_vs_full``, ``speedup_vs_plain`` (the plain network's time over the policy's, on the timed samples),
+    ``timing_shared_with`` and the ``exit_histogram`` (``K`` counts, as JSON text). With ``test_exits`` (cached exits
+    of the whole test set, ``int64 [N]``) also their cost ``test_simulated_ms`` and ``speedup_vs_plain_test``.
     """
     exits = result["exits"]
     simulated = realised_cost(exits, torch.tensor(costs_ms, dtype=torch.float64))
@@ -359,7 +359,7 @@ def measure_runtime(
             want = cached[name][sample]
             rows.append({
                 "name": name, "batch_size": bs, "samples": n,
-                **compare_to_simulation(r, res["full"], costs_ms, num_exits, res["plain"], cached[name]),
+                **compare_to_simulation(r, res["full"], policies[name].costs_, num_exits, res["plain"], cached[name]),
                 "accuracy": float((r["preds"] == labels).float().mean()),
                 "exits_agree": float((r["exits"] == want).float().mean()),
                 "preds_agree": float((r["preds"] == exit_predictions(outs[name][:, sample], want)).float().mean()),

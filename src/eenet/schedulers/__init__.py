@@ -11,7 +11,7 @@ One module per policy family; a policy is a subclass of :class:`ExitScheduler` d
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from eenet.schedulers import calibrated, compose, eenet, guarantee, oracle, patience, search, static, threshold
+from eenet.schedulers import calibrated, compose, eenet, guarantee, oracle, patience, search, shared, static, threshold
 from eenet.schedulers.base import (
     FORMAT_VERSION,
     METHODS,
@@ -31,6 +31,7 @@ from eenet.schedulers.guarantee import EntropyGuardScheduler, EntropyTSGuardSche
 from eenet.schedulers.oracle import OracleScheduler
 from eenet.schedulers.patience import PatienceScheduler
 from eenet.schedulers.search import EntropyOptScheduler, MaxPredOptScheduler
+from eenet.schedulers.shared import SharedThresholdScheduler
 from eenet.schedulers.static import StaticScheduler
 from eenet.schedulers.threshold import EntropyScheduler, GeometricScheduler, MaxPredScheduler
 
@@ -50,6 +51,7 @@ __all__ = [
     "EntropyTSScheduler",
     "MaxPredOptScheduler",
     "EntropyOptScheduler",
+    "SharedThresholdScheduler",
     "PatienceScheduler",
     "MaxPredGuardScheduler",
     "EntropyGuardScheduler",
@@ -73,6 +75,7 @@ __all__ = [
     "oracle",
     "patience",
     "search",
+    "shared",
     "static",
     "threshold",
 ]

@@ -14,7 +14,7 @@ has (:class:`~eenet.schedulers.ExitScheduler`): :meth:`~CombinedPolicy.outputs` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -132,12 +132,19 @@ def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
 
 
 def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
-                costs: Sequence[float], budgets: Sequence[float]) -> list[ExitScheduler | InfeasibleBudgetError]:  # fmt: skip
+                costs: Sequence[float], budgets: Sequence[float], overhead: Callable[[ExitScheduler], Sequence[float]] | None = None
+                ) -> list[ExitScheduler | InfeasibleBudgetError]:  # fmt: skip
     """Fit the policy ``method`` on validation at every budget of ``budgets`` (ms per sample): ``probs [K, N, C]``, the
     raw ``logits [K, N, C]`` (needed by a combined policy), ``labels int64 [N]``, ``costs [K]``; ``params``: the method's
     hyper-parameters (those it does not take are left out). A combiner is fitted once (it does not depend on the
     budget) and shared; each budget's method is fitted anew, as a job of its own would be. Returns one entry per
-    budget: the fitted policy, or the :class:`~eenet.schedulers.InfeasibleBudgetError` that budget raised."""
+    budget: the fitted policy, or the :class:`~eenet.schedulers.InfeasibleBudgetError` that budget raised.
+
+    ``overhead``: ``overhead(fitted policy) -> ms [K]``, the policy's own decision work at each exit beyond ``costs``
+    (:func:`eenet.measure.overhead.decision_overhead`). Given, it is measured once, on a preliminary fit at the largest
+    budget on at most 2,000 validation samples (the whole set where that is infeasible), and every budget is fitted
+    against the effective costs ``costs[k] + sum_{j <= k} overhead[j]`` (a sample leaving at ``k`` paid the decisions
+    at ``0..k``): the fitted policy's ``costs_`` are those, and its ``decision_ms_`` the overhead."""
     comb, base = split_method(method)
     combiner = None
     if comb is not None:
@@ -145,23 +152,46 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
             raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
         combiner = make_combiner(comb).fit(logits, labels, costs)
         probs = combiner.transform(logits)
+
+    def new_policy() -> ExitScheduler:
+        policy = make_scheduler(base, **accepted_params(base, params))
+        return policy if combiner is None else CombinedPolicy(combiner, policy)
+
+    decision: list[float] | None = None
+    if overhead is not None and len(budgets):
+        n = probs.shape[1]
+        few = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:2000].sort().values
+        probe = None
+        for rows in [few, torch.arange(n)] if n > 2000 else [torch.arange(n)]:  # a cheap fit first: any fit of the kind
+            try:
+                probe = new_policy().fit(probs[:, rows], labels[rows], costs, max(budgets))
+                break
+            except InfeasibleBudgetError:
+                continue
+        # no fit at the largest budget: none at any, with or without the overhead
+        decision = [0.0] * len(costs) if probe is None else [float(d) for d in overhead(probe)]
+        paid = torch.tensor(decision, dtype=torch.float64).cumsum(0).tolist()
+        costs = [float(c) + d for c, d in zip(costs, paid, strict=True)]
     fitted: list[ExitScheduler | InfeasibleBudgetError] = []
     for budget in budgets:
-        policy = make_scheduler(base, **accepted_params(base, params))
-        sched = policy if combiner is None else CombinedPolicy(combiner, policy)
+        sched = new_policy()
         try:
             sched.fit(probs, labels, costs, budget)
         except InfeasibleBudgetError as exc:
             fitted.append(exc)
             continue
+        if decision is not None:
+            sched.decision_ms_ = decision  # type: ignore[attr-defined]  (not in its JSON: fit_scheduler writes it beside)
         fitted.append(sched)
     return fitted
 
 
 def fit_policy(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
-               costs: Sequence[float], budget: float) -> ExitScheduler:  # fmt: skip
-    """:func:`fit_budgets` at one budget; raises :class:`~eenet.schedulers.InfeasibleBudgetError` where it is infeasible."""
-    (fitted,) = fit_budgets(method, params, probs, logits, labels, costs, [budget])
+               costs: Sequence[float], budget: float,
+               overhead: Callable[[ExitScheduler], Sequence[float]] | None = None) -> ExitScheduler:  # fmt: skip
+    """:func:`fit_budgets` at one budget (``overhead``: as there); raises :class:`~eenet.schedulers.InfeasibleBudgetError`
+    where it is infeasible."""
+    (fitted,) = fit_budgets(method, params, probs, logits, labels, costs, [budget], overhead)
     if isinstance(fitted, Exception):
         raise fitted
     return fitted

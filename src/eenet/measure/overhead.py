@@ -1,0 +1,127 @@
+"""A policy's own decision work at each exit, in ms per sample at batch 1: what cost.csv leaves out.
+
+cost.csv (:func:`eenet.measure.costs.run_to_exit`) times every exit with a softmax and a max read back to the host:
+the work of the cheapest policy. The runtime's batch-1 loop (:func:`eenet.measure.runtime.adaptive_forward`) does,
+at every exit ``k`` it passes, the policy's :meth:`~eenet.schedulers.ExitScheduler.exit_outputs` (a softmax, or a
+combiner's step over the logits of exits ``0..k``) and :meth:`~eenet.schedulers.ExitScheduler.leaves_one` (a
+threshold, PABEE's count, EENet's utilities). :func:`decision_overhead` times that work on cached outputs of single
+validation samples, beside the baseline cost.csv already holds, and returns the difference per exit;
+:func:`effective_costs` adds it to cost.csv's costs, cumulatively (a sample leaving at ``k`` paid the decisions at
+``0..k``): what :func:`eenet.schedulers.fit_budgets` fits every budget against when given an ``overhead``.
+
+    overhead = partial(decision_overhead, logits=val["logits"], probs=val["probs"])
+    fitted = fit_budgets("ztw+maxpred", {}, val["probs"], val["logits"], val["labels"], costs_ms, budgets, overhead=overhead)
+    fitted[0].decision_ms_, fitted[0].costs_   # the overhead measured, the effective costs fitted against
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import torch
+
+from eenet.schedulers import ExitScheduler, StaticScheduler
+
+__all__ = ["decision_overhead", "effective_costs", "decides_nothing", "EVICT_BYTES"]
+
+EVICT_BYTES = 8 << 20
+"""Bytes touched before every timed decision: more than a core's L2 cache on most CPUs, as a network stage's weights
+and activations push the decision's code and data out of it (on a 2-core Xeon with 2 MiB of L2 a core, a decision
+timed this way matched the runtime's within a few µs; timed warm, it was 30-100 µs short for PABEE and EENet)."""
+
+
+def decides_nothing(policy: ExitScheduler) -> bool:
+    """A policy with no decision work to count: the oracle (it reads the labels: it cannot run) and a single exit
+    (:class:`~eenet.schedulers.StaticScheduler`: it decides nothing)."""
+    return policy.requires_labels or type(policy) is StaticScheduler
+
+
+def effective_costs(costs_ms: Sequence[float], decision_ms: Sequence[float]) -> list[float]:
+    """``costs_ms[k] + sum_{j <= k} decision_ms[j]``: the cost of leaving at exit ``k`` with the policy's own decisions at
+    exits ``0..k`` (``[K]`` each, ms)."""
+    if len(costs_ms) != len(decision_ms):
+        raise ValueError(f"{len(decision_ms)} decision costs for {len(costs_ms)} exits")
+    out, paid = [], 0.0
+    for c, d in zip(costs_ms, decision_ms, strict=True):
+        paid += float(d)
+        out.append(float(c) + paid)
+    return out
+
+
+def _policy_step(policy: ExitScheduler, k: int, last: int, s: dict[str, Any]) -> None:
+    """The runtime's batch-1 work at exit ``k`` (:func:`eenet.measure.runtime.adaptive_forward`) for sample ``s``."""
+    raw = s["raw"][: k + 1]
+    seen = s["seen"][:k]
+    seen.append(policy.exit_outputs(k, raw if policy.needs_logits else (raw[-1],)))
+    if k < last:
+        policy.leaves_one(k, seen)
+
+
+def _baseline_step(k: int, last: int, s: dict[str, Any]) -> None:
+    """What cost.csv already holds at exit ``k`` (:func:`eenet.measure.costs.run_to_exit`): the softmax, and at an exit
+    before the last the max read back to the host; the same list bookkeeping as :func:`_policy_step`."""
+    raw = s["raw"][: k + 1]
+    seen = s["seen"][:k]
+    probs = torch.softmax(raw[-1].float(), dim=1)
+    seen.append(probs)
+    if k < last:
+        float(probs.max())
+
+
+@torch.inference_mode()
+def decision_overhead(
+    policy: ExitScheduler,
+    logits: torch.Tensor | None,
+    probs: torch.Tensor,
+    repeats: int = 5,
+    samples: int = 40,
+    warmup: int = 1,
+    seed: int = 0,
+    evict_bytes: int = EVICT_BYTES,
+) -> list[float]:
+    """ms per sample ``[K]`` of a fitted ``policy``'s own work at each exit at batch 1, beyond cost.csv's (>= 0).
+
+    At exit ``k``: the time of ``exit_outputs(k, logits[:k+1]) + leaves_one(k, seen)`` (``exit_outputs`` alone at the
+    last exit, where the runtime asks nothing) minus that of the softmax and host-read max cost.csv times there, on
+    ``samples`` single samples of the cached validation outputs (a seeded random draw; ``logits`` / ``probs``
+    ``[K, N, C]``; without raw logits, ``log(probs)``, whose softmax is ``probs``), exit after exit as the runtime
+    goes. In the runtime a decision runs right after a network stage has pushed it out of the caches, which makes
+    it several times slower than in a tight loop: every timed call follows the touch of a buffer of ``evict_bytes``
+    (:data:`EVICT_BYTES`; 0: warm caches), untimed. After ``warmup`` untimed passes, every call is timed ``repeats``
+    times, the policy's and the baseline's interleaved call by call; the medians over the calls of each exit are
+    compared (a burst of load from another process is left out). About ``(warmup + repeats) x samples x 2K`` calls
+    and evictions (~0.4 ms each on a 2-core Xeon): ~1-2 s at the defaults. The oracle and a single exit
+    (:func:`decides_nothing`) get zeros, untimed.
+    """
+    k_exits, n = probs.shape[0], probs.shape[1]
+    if decides_nothing(policy) or n == 0:
+        return [0.0] * k_exits
+    z = probs.float().clamp_min(1e-30).log() if logits is None else logits.float()
+    if z.shape[:2] != probs.shape[:2]:
+        raise ValueError(f"logits {tuple(z.shape)} and probs {tuple(probs.shape)} are not of the same exits and samples")
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(samples, n)].sort().values.tolist()
+    data = []
+    for i in idx:
+        raw = [z[j, i : i + 1].clone() for j in range(k_exits)]  # a fresh [1, C] tensor per exit, as a head gives
+        seen = [policy.exit_outputs(j, raw[: j + 1] if policy.needs_logits else (raw[j],)) for j in range(k_exits)]
+        data.append({"raw": raw, "seen": seen})
+    last = k_exits - 1
+    steps = [(partial(_policy_step, policy, k, last), partial(_baseline_step, k, last)) for k in range(k_exits)]
+    buffer = torch.zeros(max(evict_bytes // 4, 1))
+    times: list[tuple[list[float], list[float]]] = [([], []) for _ in range(k_exits)]
+    for r in range(warmup + repeats):
+        for s in data:
+            for k, pair in enumerate(steps):
+                for fn, out in zip(pair, times[k], strict=True):
+                    if evict_bytes:
+                        buffer.add_(1.0)  # what a network stage does to the caches before the runtime decides
+                    t0 = time.perf_counter()
+                    fn(s)
+                    dt = time.perf_counter() - t0
+                    if r >= warmup:
+                        out.append(dt)
+    return [max(0.0, 1000.0 * (statistics.median(pol) - statistics.median(base))) for pol, base in times]

@@ -1,0 +1,180 @@
+"""A policy's own decision work per exit (eenet.measure.overhead) and the fits against it (fit_budgets' overhead):
+constructed cases whose answer is known, timed on a test clock that only a deliberately slow decision advances."""
+
+from __future__ import annotations
+
+import time
+import types
+
+import pytest
+import torch
+from helpers import make_probs
+
+import eenet.measure.overhead as overhead_module
+from eenet.analysis.evaluation import evaluate_policy
+from eenet.measure.overhead import decision_overhead, effective_costs
+from eenet.schedulers import fit_budgets, make_scheduler, realised_cost, scheduler_from_json
+
+K = 6
+COSTS = [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]  # ms: of the order of the 2 ms delay, so that the delay moves the fit
+
+
+class Slowed:
+    """A fitted policy whose batch-1 work takes ``delay`` ms more: at ``leaves_one`` (``where="leaves"``) or at
+    ``exit_outputs`` (``"outputs"``), spent on ``clock`` (a :class:`Clock`) or, without one, really slept."""
+
+    def __init__(self, policy, delay: float, clock=None, where: str = "leaves") -> None:
+        self.policy, self.delay, self.clock, self.where = policy, delay, clock, where
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def _spend(self) -> None:
+        if self.clock is None:
+            time.sleep(self.delay / 1000)
+        else:
+            self.clock.now += self.delay / 1000
+
+    def exit_outputs(self, k, logits):
+        if self.where == "outputs":
+            self._spend()
+        return self.policy.exit_outputs(k, logits)
+
+    def leaves_one(self, k, seen):
+        if self.where == "leaves":
+            self._spend()
+        return self.policy.leaves_one(k, seen)
+
+
+class Clock:
+    """time.perf_counter of a machine where nothing but a :class:`Slowed` decision takes time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock()
+    monkeypatch.setattr(overhead_module, "time", types.SimpleNamespace(perf_counter=c.perf_counter))
+    return c
+
+
+@pytest.fixture(scope="module")
+def val():
+    probs, labels = make_probs(1000, K, 10, seed=1)
+    return probs, probs.clamp_min(1e-30).log(), labels
+
+
+def test_effective_costs_add_the_decisions_at_every_exit_up_to_the_one_left_at():
+    assert effective_costs([1.0, 2.0, 4.0], [0.5, 0.25, 0.0]) == pytest.approx([1.5, 2.75, 4.75])
+    with pytest.raises(ValueError, match="2 decision costs for 3 exits"):
+        effective_costs([1.0, 2.0, 4.0], [0.5, 0.25])
+
+
+def test_a_slow_decision_is_counted_at_every_exit_but_the_last(val, clock):
+    probs, logits, labels = val
+    sched = make_scheduler("maxpred").fit(probs, labels, COSTS, 7.0)
+    got = decision_overhead(Slowed(sched, 2.0, clock), logits, probs, repeats=3, samples=20, evict_bytes=0)
+    # the last exit asks no decision (everything leaves there); the baseline costs nothing on this clock
+    assert got == pytest.approx([2.0] * (K - 1) + [0.0])
+    assert decision_overhead(sched, logits, probs, repeats=3, samples=20, evict_bytes=0) == [0.0] * K  # nothing but the slow part counts
+
+
+def test_a_slow_combiner_step_is_counted_at_every_exit_the_last_included(val, clock):
+    probs, logits, labels = val
+    (sched,) = fit_budgets("ztw+maxpred", {}, probs, logits, labels, COSTS, [7.0])
+    got = decision_overhead(Slowed(sched, 1.0, clock, where="outputs"), logits, probs, repeats=3, samples=20, evict_bytes=0)
+    assert got == pytest.approx([1.0] * K)  # exit_outputs runs at every exit, the last included
+
+
+def test_the_oracle_and_a_single_exit_decide_nothing(val, clock):
+    probs, logits, labels = val
+    oracle = make_scheduler("oracle").fit(probs, labels, COSTS, 7.0)
+    static = make_scheduler("static", exit_index=2).fit(probs, labels, COSTS, 6.0)
+    assert decision_overhead(oracle, logits, probs) == [0.0] * K
+    slowed = decision_overhead(Slowed(static, 2.0, clock), logits, probs, repeats=3, samples=20, evict_bytes=0)
+    assert slowed == pytest.approx([2.0] * (K - 1) + [0.0])  # a wrapper is not a single exit: timed
+    assert decision_overhead(static, logits, probs) == [0.0] * K  # untimed: it decides nothing
+
+
+def test_on_the_real_clock_a_2ms_decision_measures_about_2ms_and_maxpreds_own_is_small(val):
+    probs, logits, labels = val
+    sched = make_scheduler("maxpred").fit(probs, labels, COSTS, 7.0)
+    slow = decision_overhead(Slowed(sched, 2.0), logits[:3], probs[:3], repeats=3, samples=20)  # 3 exits: ~0.5 s of sleep
+    assert all(1.5 < d < 8.0 for d in slow[:-1]), slow
+    assert slow[-1] < 0.5, slow
+    own = decision_overhead(sched, logits, probs, repeats=3, samples=30)
+    assert max(own) < 0.4, own  # a max and a threshold: microseconds, not the 2 ms of the delay
+    assert decision_overhead(sched, None, probs, repeats=3, samples=10) == pytest.approx(own, abs=0.4)  # log(probs) for logits
+
+
+def test_fitted_with_a_slow_decision_it_leaves_earlier_and_its_effective_cost_meets_the_budget(val, clock):
+    probs, logits, labels = val
+    budgets = [7.0, 9.0]
+
+    def overhead(probe):
+        return decision_overhead(Slowed(probe, 2.0, clock), logits, probs, repeats=3, samples=20, evict_bytes=0)
+
+    plain = fit_budgets("maxpred", {}, probs, logits, labels, COSTS, budgets)
+    slow = fit_budgets("maxpred", {}, probs, logits, labels, COSTS, budgets, overhead=overhead)
+    effective = effective_costs(COSTS, [2.0] * (K - 1) + [0.0])
+    for budget, p, s in zip(budgets, plain, slow, strict=True):
+        assert s.decision_ms_ == pytest.approx([2.0] * (K - 1) + [0.0])
+        assert s.costs_ == pytest.approx(effective) and p.costs_ == COSTS
+        exits_plain, exits_slow = p.assign(probs), s.assign(probs)
+        mean_plain, mean_slow = exits_plain.double().mean(), exits_slow.double().mean()
+        assert mean_slow < mean_plain - 0.5, (budget, mean_plain, mean_slow)
+        assert s.val_cost_ <= budget and realised_cost(exits_slow, torch.tensor(effective)) <= budget + 1e-9
+        assert realised_cost(exits_plain, torch.tensor(effective)) > budget  # the plain fit would overrun on the clock
+    # a budget the decisions make unreachable is infeasible: exit 0 alone costs 2 + 2 ms
+    (too_low,) = fit_budgets("maxpred", {}, probs, logits, labels, COSTS, [3.0], overhead=overhead)
+    assert isinstance(too_low, ValueError) and "below" in str(too_low)
+
+
+def test_the_json_round_trips_with_the_effective_costs_and_the_evaluation_charges_them(val, clock):
+    probs, logits, labels = val
+    decision = [0.5] * (K - 1) + [0.0]
+    (sched,) = fit_budgets("ztw+maxpred", {}, probs, logits, labels, COSTS, [8.0], overhead=lambda probe: decision)
+    effective = effective_costs(COSTS, decision)
+    # what fit_scheduler writes beside the policy
+    record = {"bench": "b", "budget_value": 8.0, "budget_unit": "ms", "budget_ms": 8.0, "device": "cpu", "logits_model_sha256": "m",
+              "exit_ms": COSTS, "decision_ms": sched.decision_ms_}  # fmt: skip
+    doc = {**record, **sched.to_json()}
+    assert doc["costs"] == pytest.approx(effective) and doc["decision_ms"] == decision
+    back = scheduler_from_json(doc)
+    assert back.costs_ == pytest.approx(effective) and back.method == "ztw+maxpred"
+    cache = {"probs": probs, "logits": logits, "labels": labels}
+    assert torch.equal(back.assign(back.outputs(cache)), sched.assign(sched.outputs(cache)))
+    row = evaluate_policy(doc, cache, {"model_sha256": "m"}, COSTS, [1] * K, bench="b", method="ztw+maxpred", device="cpu", tolerance=0.05)
+    exits = back.assign(back.outputs(cache))
+    assert row["test_cost_ms"] == pytest.approx(realised_cost(exits, torch.tensor(effective)))
+    assert row["test_cost_ms"] > realised_cost(exits, torch.tensor(COSTS))
+
+
+def test_the_runtime_simulates_a_policy_with_its_own_effective_costs():
+    import logging
+
+    from helpers import cached_probs
+
+    from eenet.measure.runtime import measure_runtime
+    from eenet.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).eval()
+    x = torch.randn(40, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    probs = cached_probs(model, x)
+    labels = probs[-1].argmax(1)
+    costs = [0.05, 0.1, 0.2]
+    (sched,) = fit_budgets("maxpred", {}, probs, None, labels, costs, [0.15], overhead=lambda probe: [0.01, 0.02, 0.0])
+    effective = torch.tensor(effective_costs(costs, [0.01, 0.02, 0.0]), dtype=torch.float64)
+    cfg = {"samples": None, "seconds": None, "min_samples": 16, "batch_size": 8, "warmup": 0, "repeats": 1}
+    rows = measure_runtime(model, {"m": sched}, lambda idx, dev: x[idx], probs, labels, costs, cfg, torch.device("cpu"),
+                           logging.getLogger("test-overhead"))  # fmt: skip
+    exits = sched.assign(probs)
+    for r in rows:
+        assert r["exits_agree"] == 1.0
+        assert r["test_simulated_ms"] == pytest.approx(realised_cost(exits, effective))
