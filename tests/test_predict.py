@@ -264,6 +264,7 @@ def test_exported_program_decides_as_the_runtime_without_eenet(run, tmp_path):
                                       "torch.export.load(sys.argv[1], extra_files=e); print(e['eenet.json'])", str(programs["eenet/0.9"])],
                                      capture_output=True, text=True, env=env, cwd=tmp_path).stdout)  # fmt: skip
     assert info["classes"] == list(run["spec"].classes) and info["method"] == "eenet" and info["input"]["shape"] == [1, 1, 28, 28]
+    assert info["input"]["pil_mode"] == "L" and ".convert('L')" in info["input"]["convert"]  # what the reader does to a file
     combined = subprocess.run([sys.executable, "-c", "import torch, sys; e={'eenet.json': ''}; "
                                "torch.export.load(sys.argv[1], extra_files=e); print(e['eenet.json'])", str(programs["ztw+maxpred"])],
                               capture_output=True, text=True, env=env, cwd=tmp_path).stdout  # fmt: skip

@@ -142,7 +142,14 @@ def export_policy(
     classes = list(spec.classes) if spec.classes else [str(c) for c in range(model.num_classes)]
     extra = {
         "format": "eenet-exported-policy/1",
-        "input": {"dtype": "uint8", "shape": list(example.shape), "meaning": "one image, pixel values as decoded"},
+        "input": {
+            "dtype": "uint8",
+            "shape": list(example.shape),
+            "meaning": "one image, pixel values as decoded",
+            # what the dataset's reader does to every file first (a grey PNG of an RGB folder is made RGB)
+            "pil_mode": "L" if spec.in_channels == 1 else "RGB",
+            "convert": f"PIL.Image.open(path).convert({'L' if spec.in_channels == 1 else 'RGB'!r}), resized to {spec.image_size}",
+        },  # fmt: skip
         "outputs": ["label int64 [1]", "exit int64 [1]", "confidence float32 [1]"],
         "classes": classes,
         "num_exits": model.num_exits,
