@@ -28,15 +28,16 @@ log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.meth
 # the benchmark's `eenet:` block configures every EENet variant; an ablation leaves out what it fixes
 # "<combiner>+<policy>": the combiner is fitted once and each budget's policy on its probabilities (eenet.schedulers.compose)
 # profile.decision_costs: the policy's decision work per exit, timed on a preliminary fit, joins the costs fitted against
-overhead = partial(decision_overhead, logits=tensors.get("logits"), probs=tensors["probs"]) if p.decision_costs else None
+batch = int(cost_meta.get("batch_size") or 1)  # cost.csv's costs are per sample at this batch size: so is the overhead
+overhead = partial(decision_overhead, logits=tensors.get("logits"), probs=tensors["probs"], batch_size=batch) if p.decision_costs else None
 if overhead is not None and not str(cost_meta.get("device") or "cpu").startswith("cpu"):
     log.warning("cost.csv was measured on %s; the decision overhead is timed on this job's CPU", cost_meta.get("device"))
 fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms, overhead)
 decision_ms = next((s.decision_ms_ for s in fitted if hasattr(s, "decision_ms_")), None)
 if decision_ms is not None:
     effective = [round(c, 5) for c in effective_costs(costs_ms, decision_ms)]
-    log.info("decision overhead of %s per exit %s ms (batch 1, %d threads): fitted against effective costs %s ms", w.method,
-             [round(d, 5) for d in decision_ms], torch.get_num_threads(), effective)  # fmt: skip
+    log.info("decision overhead of %s per exit %s ms (batch %d, %d threads): fitted against effective costs %s ms", w.method,
+             [round(d, 5) for d in decision_ms], batch, torch.get_num_threads(), effective)  # fmt: skip
 for value, budget_ms, sched, path in zip(p.budgets, budgets_ms, fitted, snakemake.output, strict=True):
     record = {"bench": w.bench, "budget_value": value, "budget_unit": p.unit, "budget_ms": budget_ms,
               "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256"), "exit_ms": costs_ms}  # fmt: skip

@@ -1,4 +1,4 @@
-"""A policy's own decision work at each exit, in ms per sample at batch 1: what cost.csv leaves out.
+"""A policy's own decision work at each exit, in ms per sample at cost.csv's batch size: what cost.csv leaves out.
 
 cost.csv (:func:`eenet.measure.costs.run_to_exit`) times every exit with a softmax and a max read back to the host:
 the work of the cheapest policy. The runtime's batch-1 loop (:func:`eenet.measure.runtime.adaptive_forward`) does,
@@ -53,12 +53,16 @@ def effective_costs(costs_ms: Sequence[float], decision_ms: Sequence[float]) -> 
 
 
 def _policy_step(policy: ExitScheduler, k: int, last: int, s: dict[str, Any]) -> None:
-    """The runtime's batch-1 work at exit ``k`` (:func:`eenet.measure.runtime.adaptive_forward`) for sample ``s``."""
+    """The runtime's work at exit ``k`` (:func:`eenet.measure.runtime.adaptive_forward`) for the batch ``s``: at batch 1
+    ``leaves_one``, else ``leaves`` (its batched path)."""
     raw = s["raw"][: k + 1]
     seen = s["seen"][:k]
     seen.append(policy.exit_outputs(k, raw if policy.needs_logits else (raw[-1],)))
     if k < last:
-        policy.leaves_one(k, seen)
+        if raw[-1].shape[0] == 1:
+            policy.leaves_one(k, seen)
+        else:
+            policy.leaves(k, seen)
 
 
 def _baseline_step(k: int, last: int, s: dict[str, Any]) -> None:
@@ -82,6 +86,7 @@ def decision_overhead(
     warmup: int = 1,
     seed: int = 0,
     evict_bytes: int = EVICT_BYTES,
+    batch_size: int = 1,
 ) -> list[float]:
     """ms per sample ``[K]`` of a fitted ``policy``'s own work at each exit at batch 1, beyond cost.csv's (>= 0).
 
@@ -95,7 +100,9 @@ def decision_overhead(
     times, the policy's and the baseline's interleaved call by call; the medians over the calls of each exit are
     compared (a burst of load from another process is left out). About ``(warmup + repeats) x samples x 2K`` calls
     and evictions (~0.4 ms each on a 2-core Xeon): ~1-2 s at the defaults. The oracle and a single exit
-    (:func:`decides_nothing`) get zeros, untimed.
+    (:func:`decides_nothing`) get zeros, untimed. ``batch_size``: cost.csv's (its costs are per sample at that batch
+    size): the calls then take batches of that many samples (``leaves``, the runtime's batched path) and the
+    difference is divided by it, so that it adds to cost.csv's costs in the same unit.
     """
     k_exits, n = probs.shape[0], probs.shape[1]
     if decides_nothing(policy) or n == 0:
@@ -103,10 +110,12 @@ def decision_overhead(
     z = probs.float().clamp_min(1e-30).log() if logits is None else logits.float()
     if z.shape[:2] != probs.shape[:2]:
         raise ValueError(f"logits {tuple(z.shape)} and probs {tuple(probs.shape)} are not of the same exits and samples")
-    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(samples, n)].sort().values.tolist()
+    b = max(1, min(int(batch_size), n))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     data = []
-    for i in idx:
-        raw = [z[j, i : i + 1].clone() for j in range(k_exits)]  # a fresh [1, C] tensor per exit, as a head gives
+    for i in range(max(1, min(samples, n) // b)):
+        rows = order[i * b : (i + 1) * b].sort().values
+        raw = [z[j, rows].clone() for j in range(k_exits)]  # a fresh [b, C] tensor per exit, as a head gives
         seen = [policy.exit_outputs(j, raw[: j + 1] if policy.needs_logits else (raw[j],)) for j in range(k_exits)]
         data.append({"raw": raw, "seen": seen})
     last = k_exits - 1
@@ -124,4 +133,4 @@ def decision_overhead(
                     dt = time.perf_counter() - t0
                     if r >= warmup:
                         out.append(dt)
-    return [max(0.0, 1000.0 * (statistics.median(pol) - statistics.median(base))) for pol, base in times]
+    return [max(0.0, 1000.0 * (statistics.median(pol) - statistics.median(base)) / b) for pol, base in times]
