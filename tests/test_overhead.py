@@ -191,3 +191,19 @@ def test_at_cost_csvs_batch_size_the_decision_is_timed_batched_and_counted_per_s
     sched = make_scheduler("maxpred").fit(probs, labels, COSTS, 7.0)
     got = decision_overhead(Slowed(sched, 2.0, clock), None, probs, repeats=3, samples=40, batch_size=4)
     assert got == pytest.approx([0.5] * (K - 1) + [0.0])
+
+
+def test_the_same_run_check_uses_the_single_exits_timed_beside_the_policy():
+    """A machine 30 % slower than when cost.csv was timed: measured/simulated says 1.3 for everything, the same-run
+    check 1.0 for a policy whose cost the model gets right, and it counts the policy's decisions."""
+    from eenet.measure.overhead import same_run_check
+
+    costs = [1.0, 2.0, 3.0]
+    sched = types.SimpleNamespace(costs_=[1.5, 3.0, 4.0])  # effective: 0.5 ms of decisions at exit 0, 0.5 more at 1
+    rows = [{"name": f"static_exit{k}", "batch_size": 1, "measured_ms": 1.3 * c, "exit_histogram": "[]"} for k, c in enumerate(costs)]
+    # half the samples leave at exit 0, half at 2: 0.5 (1.3 + 0.5) + 0.5 (3.9 + 1.0) = 3.35 ms
+    rows += [{"name": "p", "batch_size": 1, "measured_ms": 3.35, "exit_histogram": "[5, 0, 5]"},
+             {"name": "p", "batch_size": 16, "measured_ms": 1.0, "exit_histogram": "[5, 0, 5]"}]  # fmt: skip
+    same_run_check(rows, {"p": sched}, costs)
+    assert rows[3]["same_run_simulated_ms"] == pytest.approx(3.35) and rows[3]["measured_vs_same_run"] == pytest.approx(1.0)
+    assert "measured_vs_same_run" not in rows[4]  # batch 1 only (the decisions were timed at cost.csv's batch size)

@@ -6,6 +6,7 @@ import torch
 from eenet.data.prepare import open_fetched
 from eenet.io import load_tensors, read_csv, read_json, write_csv
 from eenet.measure.costs import read_costs
+from eenet.measure.overhead import same_run_check
 from eenet.measure.runtime import RUNTIME_FIELDS, log_runtime, measure_runtime, runnable_policies
 from eenet.models import load_model
 from eenet.pipeline.logs import run_metadata, setup_logging
@@ -25,6 +26,7 @@ if not torch.equal(labels, test.labels[: labels.numel()]):
     raise ValueError(f"{snakemake.input.test} holds other test samples than the dataset gives now: re-run cache_logits")
 policies, info = runnable_policies([read_json(f) for f in snakemake.input.schedulers], probs, labels, costs_ms)
 rows = measure_runtime(model, policies, test.inputs, probs, labels, costs_ms, p.runtime, device, log, tensors.get("logits"))
+same_run_check(rows, policies, costs_ms)  # the cost model against the single exits timed in this run (machine drift left out)
 extra = {"bench": snakemake.wildcards.bench, "threads": p.threads, **run_metadata(device)}
 table = [{**r, **info[r["name"]], **extra} for r in rows]
 log_runtime(log, table)

@@ -16,6 +16,7 @@ validation samples, beside the baseline cost.csv already holds, and returns the 
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ import torch
 
 from eenet.schedulers import ExitScheduler, StaticScheduler
 
-__all__ = ["decision_overhead", "effective_costs", "decides_nothing", "EVICT_BYTES"]
+__all__ = ["decision_overhead", "effective_costs", "decides_nothing", "same_run_check", "EVICT_BYTES"]
 
 EVICT_BYTES = 8 << 20
 """Bytes touched before every timed decision: more than a core's L2 cache on most CPUs, as a network stage's weights
@@ -134,3 +135,27 @@ def decision_overhead(
                     if r >= warmup:
                         out.append(dt)
     return [max(0.0, 1000.0 * (statistics.median(pol) - statistics.median(base)) / b) for pol, base in times]
+
+
+def same_run_check(rows: list[dict[str, Any]], policies: dict[str, ExitScheduler], costs_ms: Sequence[float]) -> None:
+    """The cost model checked against exits timed in the same run: adds ``same_run_simulated_ms`` and
+    ``measured_vs_same_run`` to the batch-1 rows of :func:`eenet.measure.runtime.measure_runtime` (in place).
+
+    cost.csv is timed by another job, at another time: on a shared machine the whole machine can be 20-30 % slower
+    an hour later, the single exits as much as the policies, which no cost model can foresee. The runtime times every
+    single exit (``static_exit<k>``) beside the policies; ``same_run_simulated_ms`` is the policy's exit histogram times
+    those times plus its decisions at exits ``0..k`` (its effective ``costs_`` minus ``costs_ms``, cost.csv's), so
+    ``measured_vs_same_run`` isolates what the cost model gets wrong about the policy from the drift of the machine.
+    """
+    static = {int(r["name"].removeprefix("static_exit")): float(r["measured_ms"]) for r in rows
+              if r["batch_size"] == 1 and r["name"].startswith("static_exit")}  # fmt: skip
+    if len(static) != len(costs_ms):
+        return
+    for r in rows:
+        if r["batch_size"] != 1 or r["name"] not in policies:
+            continue
+        eff = getattr(policies[r["name"]], "costs_", costs_ms)
+        hist = [int(h) for h in json.loads(r["exit_histogram"])]
+        per_exit = [static[k] + float(eff[k]) - float(costs_ms[k]) for k in range(len(costs_ms))]
+        sim = sum(h * c for h, c in zip(hist, per_exit, strict=True)) / max(sum(hist), 1)
+        r.update({"same_run_simulated_ms": sim, "measured_vs_same_run": float(r["measured_ms"]) / sim if sim > 0 else ""})

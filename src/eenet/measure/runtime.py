@@ -47,6 +47,7 @@ RUNTIME_FIELDS = [
     "simulated_ms", "measured_vs_simulated", "plain_ms", "speedup_vs_plain", "test_simulated_ms", "speedup_vs_plain_test",
     "full_ms", "speedup_vs_full", "timing_shared_with",
     "accuracy", "exits_agree", "preds_agree", "exit_histogram", "threads", "device", "torch_version",
+    "same_run_simulated_ms", "measured_vs_same_run",  # eenet.measure.overhead.same_run_check: batch 1
 ]  # fmt: skip
 """Columns of runtime.csv (rule measure_runtime): one row per policy and batch size; times in ms per sample.
 ``samples``: the test samples timed, a seeded class-stratified random sample (:func:`stratified_sample`); on them
