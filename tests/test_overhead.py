@@ -207,3 +207,27 @@ def test_the_same_run_check_uses_the_single_exits_timed_beside_the_policy():
     same_run_check(rows, {"p": sched}, costs)
     assert rows[3]["same_run_simulated_ms"] == pytest.approx(3.35) and rows[3]["measured_vs_same_run"] == pytest.approx(1.0)
     assert "measured_vs_same_run" not in rows[4]  # batch 1 only (the decisions were timed at cost.csv's batch size)
+
+
+def test_a_fit_that_decides_as_another_kind_of_policy_is_refitted_against_its_own_overhead(val, monkeypatch):
+    """The overhead is measured on a preliminary fit (the largest budget); a budget whose fit decides as another kind of
+    policy (EENet fallen back to MaxPred) pays that kind's overhead: it is measured and the budget fitted again."""
+    import eenet.schedulers.compose as compose
+    from eenet.schedulers.threshold import MaxPredScheduler
+
+    class Switching(MaxPredScheduler):  # decides as a costly kind at large budgets, as plain MaxPred below 7 ms
+        @property
+        def family(self):
+            return "Costly" if self.budget_ >= 7.0 else "MaxPredScheduler"
+
+    monkeypatch.setattr(compose, "make_scheduler", lambda method, **params: Switching())
+    probs, _, labels = val
+
+    def overhead(sched):
+        return [1.0] * (K - 1) + [0.0] if sched.family == "Costly" else [0.0] * K
+
+    low, high = fit_budgets("maxpred", {}, probs, None, labels, COSTS, [5.0, 9.0], overhead=overhead)
+    assert high.decision_ms_ == [1.0] * (K - 1) + [0.0] and high.costs_ == pytest.approx(effective_costs(COSTS, high.decision_ms_))
+    assert low.decision_ms_ == [0.0] * K and low.costs_ == pytest.approx(COSTS)  # refitted against its own: none
+    plain = make_scheduler("maxpred").fit(probs, labels, COSTS, 5.0)
+    assert torch.equal(low.assign(probs), plain.assign(probs))

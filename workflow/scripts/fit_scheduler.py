@@ -42,7 +42,7 @@ for value, budget_ms, sched, path in zip(p.budgets, budgets_ms, fitted, snakemak
     record = {"bench": w.bench, "budget_value": value, "budget_unit": p.unit, "budget_ms": budget_ms,
               "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256"), "exit_ms": costs_ms}  # fmt: skip
     if decision_ms is not None:  # then the policy's `costs` are exit_ms plus the decisions at exits 0..k
-        record["decision_ms"] = decision_ms
+        record["decision_ms"] = getattr(sched, "decision_ms_", decision_ms)  # a fallen-back EENet: its fallback's
     if isinstance(sched, Exception):
         log.warning("%s at %s: infeasible: %s", w.method, value, sched)
         write_json(path, {**record, "method": w.method, "infeasible": True, "reason": str(sched)})

@@ -144,7 +144,9 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
     (:func:`eenet.measure.overhead.decision_overhead`). Given, it is measured once, on a preliminary fit at the largest
     budget on at most 2,000 validation samples (the whole set where that is infeasible), and every budget is fitted
     against the effective costs ``costs[k] + sum_{j <= k} overhead[j]`` (a sample leaving at ``k`` paid the decisions
-    at ``0..k``): the fitted policy's ``costs_`` are those, and its ``decision_ms_`` the overhead."""
+    at ``0..k``): the fitted policy's ``costs_`` are those, and its ``decision_ms_`` the overhead. A fit that decides
+    as another kind of policy than the preliminary one (its ``family``: EENet fallen back to MaxPred) has its own
+    overhead measured and is fitted again against it, once."""
     comb, base = split_method(method)
     combiner = None
     if comb is not None:
@@ -158,10 +160,11 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
         return policy if combiner is None else CombinedPolicy(combiner, policy)
 
     decision: list[float] | None = None
+    raw_costs = [float(c) for c in costs]
+    probe: ExitScheduler | None = None
     if overhead is not None and len(budgets):
         n = probs.shape[1]
         few = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:2000].sort().values
-        probe = None
         for rows in [few, torch.arange(n)] if n > 2000 else [torch.arange(n)]:  # a cheap fit first: any fit of the kind
             try:
                 probe = new_policy().fit(probs[:, rows], labels[rows], costs, max(budgets))
@@ -180,7 +183,19 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
         except InfeasibleBudgetError as exc:
             fitted.append(exc)
             continue
-        if decision is not None:
+        if decision is not None and probe is not None and sched.family != probe.family:
+            # it decides as another kind of policy than the probe (EENet fallen back to MaxPred): its own overhead, refitted
+            own = [float(d) for d in overhead(sched)]  # type: ignore[misc]  (overhead is set with decision)
+            paid = torch.tensor(own, dtype=torch.float64).cumsum(0).tolist()
+            again = new_policy()
+            try:
+                again.fit(probs, labels, [c + d for c, d in zip(raw_costs, paid, strict=True)], budget)
+                sched = again
+                sched.decision_ms_ = own  # type: ignore[attr-defined]
+            except InfeasibleBudgetError as exc:
+                fitted.append(exc)
+                continue
+        elif decision is not None:
             sched.decision_ms_ = decision  # type: ignore[attr-defined]  (not in its JSON: fit_scheduler writes it beside)
         fitted.append(sched)
     return fitted
