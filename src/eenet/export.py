@@ -135,10 +135,11 @@ def export_policy(
             exported = torch.export.export(program, (example,))
     except Exception as exc:  # torch.export raises many kinds (Unsupported, UserError, TorchRuntimeError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
-            f"{meta['arch']} under {sched.method} could not be exported ({type(exc).__name__}: {first}); "
-            "architectures whose stages pass one tensor are supported"
-        ) from exc
+        why = "architectures whose stages pass one tensor are supported"
+        if "duplicate argument" in first:  # nested torch.cond branches that read the outputs of earlier exits
+            why = (f"torch.export fails on {model.num_exits} nested exits for a policy that reads earlier exits' outputs "
+                   "(patience, EENet, a combiner; threshold policies export); use `eenet predict` (the runtime)")  # fmt: skip
+        raise ValueError(f"{meta['arch']} under {sched.method} could not be exported ({type(exc).__name__}: {first}); {why}") from exc
     classes = list(spec.classes) if spec.classes else [str(c) for c in range(model.num_classes)]
     extra = {
         "format": "eenet-exported-policy/1",
