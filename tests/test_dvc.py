@@ -118,7 +118,9 @@ def test_lineage_lists_every_artifact_with_hashes_that_match(recorded):
     assert arts["results/tiny/cost.csv"]["device"].startswith("cpu")
     assert any(c["path"] == "src/eenet/schedulers/eenet.py" for c in arts["results/tiny/schedulers/eenet/0.9.json"]["code"])
     assert graph["record"]["git_commit"] and graph["record"]["packages"]["torch"]
-    text = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo).stdout
+    short = run([sys.executable, "-m", "eenet.pipeline.lineage", "results/tiny/curve.pdf"], repo).stdout
+    assert short.splitlines()[1] == f"{len(arts)} artifact(s) behind results/tiny/curve.pdf, all as recorded"
+    text = run([sys.executable, "-m", "eenet.pipeline.lineage", "--tree", "results/tiny/curve.pdf"], repo).stdout
     assert "rule train_multiexit" in text and "up to date" in text
 
 
