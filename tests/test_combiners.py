@@ -140,3 +140,26 @@ def test_fitting_every_budget_in_one_call_gives_what_one_call_a_budget_gives(met
         assert json.dumps(sched.to_json()) == json.dumps(alone.to_json()), (method, budget)
     combiners = {id(s.combiner) if "+" in method else None for s in together[:-1]}
     assert len(combiners) == 1
+
+
+def test_a_combiner_that_lowers_an_exits_validation_accuracy_is_reported(caplog):
+    """Product anytime on exits whose raw logits are mostly negative: the product over exits loses what the last exit
+    alone gets right; fit_budgets warns, naming the exits and the points lost."""
+    import logging
+
+    from eenet.schedulers.compose import combiner_losses
+
+    n, c = 400, 4
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, c, (n,), generator=g)
+    early = torch.randn(n, c, generator=g) - 2.0  # exit 0: noise, below zero (PA's product keeps only positive logits)
+    late = torch.randn(n, c, generator=g) - 2.0
+    late[torch.arange(n), labels] += 3.5  # exit 1: right most of the time
+    early[torch.arange(n), (labels + 1) % c] += 4.0  # exit 0 confidently wrong: its positive logit poisons the product
+    logits = torch.stack([early, late])
+    probs = torch.softmax(logits, 2)
+    with caplog.at_level(logging.WARNING, logger="eenet.schedulers.compose"):
+        fit_combined("pa+maxpred", {}, probs, logits, labels, [1.0, 2.0], 2.0)
+    losses = combiner_losses(make_combiner("pa").fit(logits, labels, [1.0, 2.0]).transform(logits), probs, labels)
+    assert losses[1] > 0
+    assert any("pa combiner lowers the validation accuracy of exit(s) 1" in r.getMessage() for r in caplog.records)

@@ -14,6 +14,7 @@ has (:class:`~eenet.schedulers.ExitScheduler`): :meth:`~CombinedPolicy.outputs` 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,19 @@ from eenet.catalog import compose_method, split_method
 from eenet.combiners import ExitCombiner, combiner_from_json, make_combiner
 from eenet.schedulers.base import _FITTED, FORMAT_VERSION, METHODS, ExitScheduler, InfeasibleBudgetError
 
-__all__ = ["CombinedPolicy", "make_scheduler", "accepted_params", "scheduler_from_json", "fit_budgets", "fit_policy"]
+__all__ = [
+    "CombinedPolicy", "make_scheduler", "accepted_params", "scheduler_from_json", "fit_budgets", "fit_policy", "combiner_losses",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+
+def combiner_losses(combined: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Per exit, the validation accuracy the combiner's output loses against the exit's own softmax (points of 1,
+    ``> 0``: the combiner is worse there): ``combined``, ``probs [K, N, C]``, ``labels [N]``."""
+    own = (probs.argmax(dim=2) == labels).double().mean(dim=1)
+    comb = (combined.argmax(dim=2) == labels).double().mean(dim=1)
+    return (own - comb).tolist()
 
 
 class CombinedPolicy(ExitScheduler):
@@ -153,7 +166,12 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
         if logits is None:
             raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
         combiner = make_combiner(comb).fit(logits, labels, costs)
-        probs = combiner.transform(logits)
+        combined = combiner.transform(logits)
+        worse = [(k, d) for k, d in enumerate(combiner_losses(combined, probs, labels)) if d > 0]
+        if worse:  # e.g. product anytime on a network whose late exits are already good
+            log.warning("the %s combiner lowers the validation accuracy of exit(s) %s below the exit's own (by %s points)",
+                        comb, ", ".join(str(k) for k, _ in worse), ", ".join(f"{100 * d:.2f}" for _, d in worse))  # fmt: skip
+        probs = combined
 
     def new_policy() -> ExitScheduler:
         policy = make_scheduler(base, **accepted_params(base, params))
