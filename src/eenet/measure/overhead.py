@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from eenet.schedulers import ExitScheduler, StaticScheduler
+from eenet.schedulers import ExitScheduler, StaticScheduler, effective_costs
 
 __all__ = ["decision_overhead", "effective_costs", "decides_nothing", "same_run_check", "EVICT_BYTES"]
 
@@ -39,18 +39,6 @@ def decides_nothing(policy: ExitScheduler) -> bool:
     """A policy with no decision work to count: the oracle (it reads the labels: it cannot run) and a single exit
     (:class:`~eenet.schedulers.StaticScheduler`: it decides nothing)."""
     return policy.requires_labels or type(policy) is StaticScheduler
-
-
-def effective_costs(costs_ms: Sequence[float], decision_ms: Sequence[float]) -> list[float]:
-    """``costs_ms[k] + sum_{j <= k} decision_ms[j]``: the cost of leaving at exit ``k`` with the policy's own decisions at
-    exits ``0..k`` (``[K]`` each, ms)."""
-    if len(costs_ms) != len(decision_ms):
-        raise ValueError(f"{len(decision_ms)} decision costs for {len(costs_ms)} exits")
-    out, paid = [], 0.0
-    for c, d in zip(costs_ms, decision_ms, strict=True):
-        paid += float(d)
-        out.append(float(c) + paid)
-    return out
 
 
 def _policy_step(policy: ExitScheduler, k: int, last: int, s: dict[str, Any]) -> None:
@@ -89,7 +77,7 @@ def decision_overhead(
     evict_bytes: int = EVICT_BYTES,
     batch_size: int = 1,
 ) -> list[float]:
-    """ms per sample ``[K]`` of a fitted ``policy``'s own work at each exit at batch 1, beyond cost.csv's (>= 0).
+    """ms per sample ``[K]`` of a fitted ``policy``'s own work at each exit (at ``batch_size``), beyond cost.csv's (>= 0).
 
     At exit ``k``: the time of ``exit_outputs(k, logits[:k+1]) + leaves_one(k, seen)`` (``exit_outputs`` alone at the
     last exit, where the runtime asks nothing) minus that of the softmax and host-read max cost.csv times there, on

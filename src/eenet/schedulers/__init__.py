@@ -25,7 +25,15 @@ from eenet.schedulers.base import (
     thresholds_for_distribution,
 )
 from eenet.schedulers.calibrated import EntropyTSScheduler, MaxPredTSScheduler
-from eenet.schedulers.compose import CombinedPolicy, accepted_params, fit_budgets, fit_policy, make_scheduler, scheduler_from_json
+from eenet.schedulers.compose import (
+    CombinedPolicy,
+    accepted_params,
+    effective_costs,
+    fit_budgets,
+    fit_policy,
+    make_scheduler,
+    scheduler_from_json,
+)
 from eenet.schedulers.eenet import EENetScheduler
 from eenet.schedulers.guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
 from eenet.schedulers.oracle import OracleScheduler
@@ -41,6 +49,7 @@ __all__ = [
     "ExitScheduler",
     "InfeasibleBudgetError",
     "CombinedPolicy",
+    "effective_costs",
     "fit_budgets",
     "fit_policy",
     "GeometricScheduler",

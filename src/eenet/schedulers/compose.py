@@ -26,9 +26,22 @@ from eenet.schedulers.base import _FITTED, FORMAT_VERSION, METHODS, ExitSchedule
 
 __all__ = [
     "CombinedPolicy", "make_scheduler", "accepted_params", "scheduler_from_json", "fit_budgets", "fit_policy", "combiner_losses",
+    "effective_costs",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
+
+
+def effective_costs(costs_ms: Sequence[float], decision_ms: Sequence[float]) -> list[float]:
+    """``costs_ms[k] + sum_{j <= k} decision_ms[j]``: the cost of leaving at exit ``k`` with the policy's own decisions at
+    exits ``0..k`` (``[K]`` each, ms)."""
+    if len(costs_ms) != len(decision_ms):
+        raise ValueError(f"{len(decision_ms)} decision costs for {len(costs_ms)} exits")
+    out, paid = [], 0.0
+    for c, d in zip(costs_ms, decision_ms, strict=True):
+        paid += float(d)
+        out.append(float(c) + paid)
+    return out
 
 
 def combiner_losses(combined: torch.Tensor, probs: torch.Tensor, labels: torch.Tensor) -> list[float]:
@@ -191,8 +204,7 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
                 continue
         # no fit at the largest budget: none at any, with or without the overhead
         decision = [0.0] * len(costs) if probe is None else [float(d) for d in overhead(probe)]
-        paid = torch.tensor(decision, dtype=torch.float64).cumsum(0).tolist()
-        costs = [float(c) + d for c, d in zip(costs, paid, strict=True)]
+        costs = effective_costs(raw_costs, decision)
     fitted: list[ExitScheduler | InfeasibleBudgetError] = []
     for budget in budgets:
         sched = new_policy()
@@ -204,10 +216,9 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
         if decision is not None and probe is not None and sched.family != probe.family:
             # it decides as another kind of policy than the probe (EENet fallen back to MaxPred): its own overhead, refitted
             own = [float(d) for d in overhead(sched)]  # type: ignore[misc]  (overhead is set with decision)
-            paid = torch.tensor(own, dtype=torch.float64).cumsum(0).tolist()
             again = new_policy()
             try:
-                again.fit(probs, labels, [c + d for c, d in zip(raw_costs, paid, strict=True)], budget)
+                again.fit(probs, labels, effective_costs(raw_costs, own), budget)
                 sched = again
                 sched.decision_ms_ = own  # type: ignore[attr-defined]
             except InfeasibleBudgetError as exc:
