@@ -75,6 +75,7 @@ lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules/
 	$(BIN)/python -m eenet.pipeline.generated check
+	$(BIN)/python -m eenet.analysis.results_doc check
 	$(BIN)/ruff check .
 
 bench: $(BIN)/.installed data

@@ -1,0 +1,174 @@
+"""The measured sections of docs/results.md: the plain-network frontier (stats.csv's frontier columns), the adaptive
+runtime against the plain network (runtime.csv), earlier runtime measurements (runtime_speed.csv), a user's own
+chain (user_chain*.csv) and the many-exit runs' timings (many_exit_run.csv). Templates filled from the kept CSVs;
+:mod:`eenet.analysis.results_doc` assembles the document."""
+
+from __future__ import annotations
+
+from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, span, times
+
+__all__ = ["frontier_section", "runtime_section", "earlier_runtime", "user_chain", "many_exit_table"]
+
+
+def _ratio(x: str | float) -> str:
+    """A ratio with 2 decimals."""
+    return f"{float(x):.2f}"
+
+
+def frontier_section(run: Run) -> list[str]:
+    """Each policy against the plain-network frontier at its measured latency (stats.csv's ``vs_frontier`` columns)."""
+    rows = [r for r in run.use(run.stats) if has(r.get("vs_frontier")) and not is_bound(r["method"])]
+    if not rows:
+        return []
+    k_last = max(int(c["exit"]) for c in run.cost) if run.cost else None
+    statics = {r["method"]: r for r in run.use(run.summary) if r["method"].startswith("static_exit")}
+    points = []
+    for c in sorted(run.cost, key=lambda c: int(c["exit"])):
+        k = int(c["exit"])
+        t = c["plain_ms"] if k == k_last else c.get("cut_ms", "")
+        acc = statics.get(f"static_exit{k}", {}).get("test_accuracy", "")
+        if has(t):
+            points.append(
+                f"{'the plain network' if k == k_last else f'exit {k} alone'} {ms(t)} ms" + (f" ({pct(acc)} %)" if has(acc) else "")
+            )
+    methods = sorted({r["method"] for r in rows})
+    budgets = sorted({r["budget_value"] for r in rows}, key=float)
+    at = {(r["method"], r["budget_value"]): r for r in rows}
+
+    def cell(r: dict[str, str] | None) -> str:
+        if r is None:
+            return ""
+        who = "plain" if k_last is not None and int(r["frontier_exit"]) == k_last else f"exit {r['frontier_exit']}"
+        return f"{interval(r, 'vs_frontier')} vs {who}"
+
+    above = [r for r in rows if float(r["vs_frontier_ci_low"]) > 0]
+    below = [r for r in rows if float(r["vs_frontier_ci_high"]) < 0]
+    lines = [
+        "### Against the plain-network frontier",
+        "",
+        "What a user could run instead of early exit: the network cut after one exit, with that exit's head only (the last cut is "
+        f"the plain network), timed in the same run as the exits (cost.csv): {'; '.join(points)}. Each policy is placed at its "
+        "measured latency at batch 1 on the whole test set and compared with the most accurate cut no slower than it (test accuracy, "
+        "points, paired bootstrap 95 % interval; stats.csv's `vs_frontier` columns, no multiple-comparison correction):",
+        "",
+        "| budget | " + " | ".join(f"`{m}`" for m in methods) + " |",
+        "|---" * (len(methods) + 1) + "|",
+        *(f"| {b} | " + " | ".join(cell(at.get((m, b))) for m in methods) + " |" for b in budgets),
+        "",
+        f"Above the frontier (interval above 0): {len(above)} of {len(rows)} policy-budget pairs; below it: {len(below)}.",
+    ]
+    return lines + [""]
+
+
+def _runtime_table(rows: Rows, batch: str) -> list[str]:
+    """Per budget and policy at one batch size: measured ms per sample and the speed-up over the plain network."""
+    at = [r for r in rows if r["batch_size"] == batch]
+    methods = sorted({r["method"] for r in at if has(r.get("budget_value"))})
+    budgets = sorted({r["budget_value"] for r in at if has(r.get("budget_value"))}, key=float)
+    get = {(r["method"], r["budget_value"]): r for r in at}
+    lines = ["| budget | " + " | ".join(f"`{m}`" for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for b in budgets:
+        cells = [f"{ms(get[m, b]['measured_ms'])} ({times(get[m, b]['speedup_vs_plain'])})" if (m, b) in get else "" for m in methods]
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    statics = sorted((r for r in at if r["method"].startswith("static_exit")), key=lambda r: r["method"])
+    if statics:
+        exits = ", ".join(
+            f"exit {r['method'].removeprefix('static_exit')} {ms(r['measured_ms'])} ms ({times(r['speedup_vs_plain'])})" for r in statics
+        )
+        lines += ["", f"Each exit alone: {exits}."]
+    return lines
+
+
+def runtime_section(run: Run) -> list[str]:
+    """The adaptive runtime against the plain network, per batch size (runtime.csv)."""
+    rows = [r for r in run.runtime if has(r.get("measured_ms")) and has(r.get("speedup_vs_plain"))]
+    if not rows:
+        return []
+    r0 = rows[0]
+    lines = [
+        "### The adaptive runtime against the plain network",
+        "",
+        f"`benchmarks/out/{run.prefix}_runtime.csv`: every policy run for real by the adaptive runtime on {int(r0['samples']):,} test "
+        f"samples, {plural(r0['threads'], 'thread')}, {r0['device']}, torch {r0['torch_version']}. A speed-up is over the plain network "
+        "(every stage and the last head, no intermediate head, no decision), timed in the same job.",
+    ]
+    one = next((r for r in rows if r["batch_size"] == "1"), None)
+    for batch in sorted({r["batch_size"] for r in rows}, key=int):
+        at = [r for r in rows if r["batch_size"] == batch]
+        pol = [r for r in at if has(r.get("budget_value")) and not is_bound(r["method"])]
+        ex = [r for r in at if r["method"].startswith("static_exit")]
+        budgets = sorted({r["budget_value"] for r in pol}, key=float)
+        slower = [b for b in budgets if any(float(r["speedup_vs_plain"]) < 1 for r in pol if r["budget_value"] == b)]
+        all_slow = [b for b in budgets if all(float(r["speedup_vs_plain"]) < 1 for r in pol if r["budget_value"] == b)]
+        text = f"**Batch {batch}**: the plain network {ms(at[0]['plain_ms'])} ms per sample, `model(x)` with every head "
+        text += f"{ms(at[0]['full_ms'])} ms. Policies: ms per sample (speed-up over the plain network):"
+        lines += ["", text, "", *_runtime_table(rows, batch), ""]
+        slow = f"Budgets at which some policy is slower than the plain network: {', '.join(slower) or 'none'}; "
+        slow += f"every policy: {', '.join(all_slow) or 'none'}."
+        if batch == "1":
+            lines.append(
+                f"Measured ÷ simulated (cost.csv's costs of the same exits): {span((r['measured_vs_simulated'] for r in pol), _ratio)} "
+                f"over the policies, {span((r['measured_vs_simulated'] for r in ex), _ratio)} for the single exits. {slow}"
+            )
+        else:
+            share = f"{float(at[0]['plain_ms']) / float(one['plain_ms']):.2f} of its batch-1 cost" if one else "a cost"
+            lines.append(
+                f"{slow} Per sample, a batch of {batch} costs the plain network {share}: the simulated cost (timed at batch 1) "
+                "does not describe batched runs."
+            )
+    return lines + [""]
+
+
+def earlier_runtime(rows: Rows) -> list[str]:
+    """Earlier runtime measurements (runtime_speed.csv): per date, device, model and batch the ranges of its rows."""
+    if not rows:
+        return []
+    groups: dict[tuple[str, str, str, str], Rows] = {}
+    for r in rows:
+        groups.setdefault((r["date"], r["device"], r["model"], r["batch"]), []).append(r)
+    lines = [
+        "Earlier measurements, before the plain network was timed (`benchmarks/out/runtime_speed.csv`, speed-ups over `model(x)` "
+        "with every head):",
+        "",
+        "| date | device | model | batch | runs | measured ÷ simulated | speed-up over `model(x)` |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (date, device, model, batch), g in groups.items():
+        lines.append(f"| {date} | {device} | `{model}` | {batch} | {len(g)} | {span((r['measured_vs_simulated'] for r in g), _ratio)} "
+                     f"| {span((r['speedup_vs_full'] for r in g), times)} |")  # fmt: skip
+    return lines + [""]
+
+
+def user_chain(measures: Rows, runtime: Rows) -> list[str]:
+    """A user's own benchmark through the whole chain (user_chain.csv, user_chain_runtime.csv)."""
+    if not measures:
+        return []
+    m = {r["measure"]: r["value"] for r in measures}
+    one = [r for r in runtime if r["batch_size"] == "1" and not r["method"].startswith("static_exit")]
+    where = f" on {one[0]['device']}, torch {one[0]['torch_version']}" if one else ""
+    text = (f"A user's own benchmark through the whole chain (`benchmarks/user_chain.py`; `benchmarks/out/user_chain*.csv`{where}): "
+            f"{float(m['chain_s']):.0f} s in all, of which training {float(m['train_multiexit_s']):.0f} s and the runtime measurement "
+            f"{float(m['measure_runtime_s']):.0f} s; {m['runtime_rows_batch1']} policy-budget runs at batch 1 on {m['runtime_samples']} "
+            f"samples, measured ÷ simulated {_ratio(m['measured_vs_simulated_min'])}–{_ratio(m['measured_vs_simulated_max'])} "
+            f"(median {_ratio(m['measured_vs_simulated_median'])})")  # fmt: skip
+    mp = [r for r in one if r["method"] == "maxpred" and has(r.get("speedup_vs_plain"))]
+    if mp:
+        text += f"; MaxPred {span((r['speedup_vs_plain'] for r in mp), times)} over the plain network ({ms(m['plain_ms_batch1'])} ms)"
+    return [text + ".", ""]
+
+
+def many_exit_table(rows: Rows) -> list[str]:
+    """Training, fitting and measuring times of the many-exit runs (many_exit_run.csv)."""
+    if not rows:
+        return []
+    lines = [
+        "Times of the runs (`benchmarks/out/many_exit_run.csv`, `python benchmarks/many_exit_run.py`):",
+        "",
+        "| run | epochs | training (min) | median epoch (s) | test accuracy per exit (%) | policies | fit EENet variants (min) "
+        "| fit the others (min) | evaluations (min) | runtime measurement (s) |",
+        "|---" * 10 + "|",
+    ]
+    keys = ("run", "epochs", "train_min", "epoch_s_median", "test_acc_per_exit", "policies", "fit_min_eenet", "fit_min_others", "eval_min",
+            "measure_runtime_s")  # fmt: skip
+    lines += ["| " + " | ".join(f"`{r[k]}`" if k == "run" else r[k] for k in keys) + " |" for r in rows]
+    return lines + [""]

@@ -1,0 +1,121 @@
+"""docs/results.md is written from the CSVs kept in benchmarks/out/ (python -m eenet.analysis.results_doc write): the
+committed document is what they give, and a number changed in a CSV changes the document."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from eenet.analysis.results_doc import main, render
+
+OUT = REPO / "benchmarks" / "out"
+WRITE = "python -m eenet.analysis.results_doc write"
+
+
+def edit_csv(path: Path, change: Callable[[dict[str, str]], None], drop: tuple[str, ...] = ()) -> None:
+    """Rewrite a CSV with ``change`` applied to every row and the columns ``drop`` left out."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f for f in reader.fieldnames or [] if f not in drop]
+        rows = list(reader)
+    for row in rows:
+        change(row)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """A copy of benchmarks/out to edit."""
+    return Path(shutil.copytree(OUT, tmp_path / "out"))
+
+
+def survives_row(text: str, bench: str) -> str:
+    """The row of the leading table ("What survives ...") for ``bench``."""
+    return next(line for line in text.splitlines() if line.startswith(f"| `{bench}` |"))
+
+
+def test_committed_results_md_is_what_the_kept_csvs_give():
+    committed = (REPO / "docs" / "results.md").read_text()
+    fresh = render(OUT)
+    diff = "".join(list(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "docs/results.md", "render"))[:40])
+    assert committed == fresh, f"docs/results.md is stale: run `{WRITE}`\n{diff}"
+
+
+def test_a_changed_number_in_a_csv_changes_the_document(out):
+    before = render(out)
+    assert "**0.622 ms** (14.7 MFLOPs), 0.64 of the last exit's cost" in before  # the demo's plain network, cost.csv
+
+    def faster_plain(row: dict[str, str]) -> None:
+        row["plain_ms"] = "0.5123"
+
+    edit_csv(out / "demo_cost.csv", faster_plain)
+    after = render(out)
+    assert "**0.512 ms** (14.7 MFLOPs), 0.53 of the last exit's cost" in after
+    assert "**0.622 ms**" not in after and "0.64 of the last exit's cost" not in after
+    assert "the plain network 0.512 ms (91.31 %)" in after  # the frontier's last point moved with it
+
+
+def test_an_accuracy_changed_in_summary_csv_reaches_the_accuracy_table(out):
+    row_before = "| 0.5 | 0.483 | 88.13 | 87.63 | `entropy` 84.75 | 93.71 | 0.504 | ×1.25 |"
+    assert row_before in render(out)
+
+    def entropy_better(row: dict[str, str]) -> None:
+        if row["method"] == "entropy" and row["budget_value"] == "0.5":
+            row["test_accuracy"] = "0.8611"
+
+    edit_csv(out / "demo_summary.csv", entropy_better)
+    after = render(out)
+    assert "| 0.5 | 0.483 | 88.13 | 87.63 | `entropy` 86.11 | 93.71 | 0.504 | ×1.25 |" in after
+    assert row_before not in after
+
+
+def test_the_document_leads_with_what_survives_holm(out):
+    text = render(out)
+    lead = text.index("## What survives the multiple-comparison correction")
+    assert lead < text.index("## The demo")
+    assert survives_row(text, "fashion_mnist").startswith("| `fashion_mnist` | 1 | 18 | **none** | `eenet` (0.45) |")
+
+    def eenet_ahead(row: dict[str, str]) -> None:
+        if row["method"] == "eenet" and row["budget_value"] == "0.45":
+            row.update({"p_holm": "0.01", "ahead": "True"})
+
+    edit_csv(out / "demo_stats.csv", eenet_ahead)
+    after = render(out)
+    assert survives_row(after, "fashion_mnist").startswith("| `fashion_mnist` | 1 | 18 | `eenet` (0.45) |")
+    assert "ahead of MaxPred: `eenet` (0.45)." in after and "**no policy is ahead of MaxPred**" not in after
+
+
+def test_a_stats_csv_without_the_correction_is_said_to_predate_it(out):
+    assert "**no policy is ahead of MaxPred**" in render(out)
+    edit_csv(out / "demo_stats.csv", lambda row: None, drop=("p_value", "p_holm", "ahead"))
+    after = render(out)
+    assert "not known: the kept stats.csv predates the correction" in survives_row(after, "fashion_mnist")
+    assert "**no policy is ahead of MaxPred**" not in after
+    assert "What survives on `fashion_mnist`," in after
+
+
+def test_a_run_without_kept_csvs_is_said_to_be_missing(out):
+    (out / "rotten_tomatoes_stats.csv").unlink()
+    (out / "rotten_tomatoes_summary.csv").unlink()
+    text = render(out)
+    assert "No kept CSVs: `benchmarks/out/rotten_tomatoes_stats.csv`" in text
+    assert "| `rotten_tomatoes` |" not in text
+
+
+def test_check_fails_on_a_stale_document_and_names_the_write_command(out, tmp_path, capsys):
+    doc = tmp_path / "results.md"
+    doc.write_text(render(OUT).replace("88.13", "88.14"))
+    assert main(["check", "--out", str(out), "--doc", str(doc)]) == 1
+    assert WRITE in capsys.readouterr().err
+    assert main(["write", "--out", str(out), "--doc", str(doc)]) == 0
+    assert main(["check", "--out", str(out), "--doc", str(doc)]) == 0
+    assert doc.read_text() == render(out)
