@@ -25,15 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, register_family
+from eenet.models.base import HEADS, MultiExitNetwork, PoolLinearHead, exit_head, register_family
 from eenet.models.transformer import TransformerMultiExit, transformer_multiexit
 
 __all__ = [
     "ClassTokenHead", "exit_points", "torchvision_multiexit", "huggingface_multiexit", "check_torchvision", "check_huggingface",
     "check_backbone",
 ]  # fmt: skip
-
-HEADS = ("pool_linear", "paper")
 
 
 class ClassTokenHead(nn.Module):
@@ -197,8 +195,9 @@ def torchvision_multiexit(
 ) -> MultiExitNetwork:
     """``torchvision.models.get_model(name, **kwargs)`` with an exit after each module of ``exits``.
 
-    ``head``: ``pool_linear`` (global average pool + linear on feature maps) on every exit, or ``paper`` (the paper's
-    :class:`~eenet.models.base.ExitHead` on all but the last exit). A Vision Transformer's exits read the class token
+    ``head``: the intermediate exits' head on feature maps (:data:`~eenet.models.base.HEADS`: ``pool_linear``, global
+    average pool + linear, the default; ``conv_linear``, one conv first; ``paper``, the paper's
+    :class:`~eenet.models.base.ExitHead`); the last exit is pool + linear. A Vision Transformer's exits read the class token
     (:class:`ClassTokenHead`). ``weights``: a local state dict of the torchvision model (e.g. ImageNet weights saved
     with ``torch.save(model.state_dict(), path)``), loaded before the model is cut. ``check_size``: the side of the
     random images the chain is checked on (a ViT uses its own image size).
@@ -224,8 +223,8 @@ def torchvision_multiexit(
             heads.append(ClassTokenHead(out.shape[-1], num_classes))
         elif out.dim() == 2:
             heads.append(nn.Linear(out.shape[1], num_classes))
-        elif head == "paper" and not last:
-            heads.append(ExitHead(out.shape[1], num_classes))
+        elif not last:
+            heads.append(exit_head(head, out.shape[1], num_classes, arch=arch))
         else:
             heads.append(PoolLinearHead(out.shape[1], num_classes))
     if _is_vit(model) and weights and exits[-1] == exit_points(model)[-1]:

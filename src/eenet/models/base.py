@@ -26,6 +26,9 @@ from eenet.inputs import Inputs
 __all__ = [
     "ExitHead",
     "PoolLinearHead",
+    "ConvLinearHead",
+    "HEADS",
+    "exit_head",
     "MultiExitNetwork",
     "State",
     "select_samples",
@@ -77,6 +80,36 @@ class PoolLinearHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class ConvLinearHead(nn.Module):
+    """A one-conv exit head: conv3x3 (C -> max(C/4, 8)), BN, ReLU, global pool, linear -- the paper's head with one
+    conv instead of three. ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        mid = max(channels // 4, 8)
+        self.features = _conv_bn_relu(channels, mid)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(mid, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+HEADS: dict[str, type[nn.Module]] = {"paper": ExitHead, "conv_linear": ConvLinearHead, "pool_linear": PoolLinearHead}
+"""The intermediate exit heads an architecture's ``head`` keyword names, heaviest first: the paper's three convs, one
+conv, or pool + linear (no conv: the cheapest at batch 1, where each op costs its dispatch)."""
+
+
+def exit_head(kind: str, channels: int, num_classes: int, *, arch: str = "") -> nn.Module:
+    """The intermediate exit head ``kind`` (one of :data:`HEADS`) on ``channels`` feature maps.
+
+    Raises ``ValueError`` naming ``arch`` and the known heads for an unknown ``kind``.
+    """
+    if kind not in HEADS:
+        raise ValueError(f"{arch + ': ' if arch else ''}arch_kwargs.head must be one of {', '.join(HEADS)}, got {kind!r}")
+    return HEADS[kind](channels, num_classes)
 
 
 State = torch.Tensor | list | tuple | dict

@@ -9,17 +9,18 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, register_model
+from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, exit_head, register_model
 
 __all__ = ["small_cnn_3", "resnet_6", "resnet56_3", "densenet121_4"]
 
 
 @register_model()
-def small_cnn_3(*, num_classes: int = 10, in_channels: int = 1, width: int = 32) -> MultiExitNetwork:
+def small_cnn_3(*, num_classes: int = 10, in_channels: int = 1, width: int = 32, head: str = "paper") -> MultiExitNetwork:
     """A small 3-exit CNN for 28x28 images (Fashion-MNIST).
 
     Stages: [2 conv @28x28, pool] -> [2 conv @14x14, pool] -> [2 conv @7x7]; widths w, 2w, 4w.
-    Exits 0 and 1 use :class:`ExitHead`; the last exit is pool + linear.
+    Exits 0 and 1 use the ``head`` of :data:`~eenet.models.base.HEADS` (the paper's :class:`ExitHead` by default);
+    the last exit is pool + linear.
     """
     w = width
     stages = [
@@ -27,7 +28,7 @@ def small_cnn_3(*, num_classes: int = 10, in_channels: int = 1, width: int = 32)
         nn.Sequential(_conv_bn_relu(w, 2 * w), _conv_bn_relu(2 * w, 2 * w), nn.MaxPool2d(2)),
         nn.Sequential(_conv_bn_relu(2 * w, 4 * w), _conv_bn_relu(4 * w, 4 * w)),
     ]
-    heads = [ExitHead(w, num_classes), ExitHead(2 * w, num_classes), PoolLinearHead(4 * w, num_classes)]
+    heads = [exit_head(head, c, num_classes, arch="small_cnn_3") for c in (w, 2 * w)] + [PoolLinearHead(4 * w, num_classes)]
     return MultiExitNetwork(stages, heads, num_classes)
 
 
@@ -108,12 +109,15 @@ class BasicBlock(nn.Module):
 
 
 @register_model()
-def resnet_6(*, num_classes: int = 10, in_channels: int = 1, blocks: Sequence[int] = (2, 2, 2), width: int = 16) -> MultiExitNetwork:
+def resnet_6(
+    *, num_classes: int = 10, in_channels: int = 1, blocks: Sequence[int] = (2, 2, 2), width: int = 16, head: str = "paper"
+) -> MultiExitNetwork:
     """A small residual network with an exit after every residual block: ``sum(blocks)`` exits (6 by default).
 
     Stem conv3x3 (w channels), then for scale ``s`` ``blocks[s]`` :class:`BasicBlock` of width ``w * 2**s`` (the first
     of scales 1, 2 halves the resolution: 28 -> 14 -> 7 for Fashion-MNIST). Every stage is one block (the stem goes
-    with the first); the exits are :class:`ExitHead`, the last pool + linear. Input ``[B, in_channels, H, W]``.
+    with the first); the exits are ``head`` (:data:`~eenet.models.base.HEADS`: the paper's three-conv
+    :class:`ExitHead` by default, one conv, or pool + linear), the last pool + linear. Input ``[B, in_channels, H, W]``.
     """
     stages: list[nn.Module] = []
     chans: list[int] = []
@@ -124,7 +128,7 @@ def resnet_6(*, num_classes: int = 10, in_channels: int = 1, blocks: Sequence[in
             stages.append(nn.Sequential(_conv_bn_relu(in_channels, width), block) if not stages else block)
             cin = width * 2**s
             chans.append(cin)
-    heads: list[nn.Module] = [ExitHead(c, num_classes) for c in chans[:-1]] + [PoolLinearHead(chans[-1], num_classes)]
+    heads = [exit_head(head, c, num_classes, arch="resnet_6") for c in chans[:-1]] + [PoolLinearHead(chans[-1], num_classes)]
     return MultiExitNetwork(stages, heads, num_classes)
 
 
