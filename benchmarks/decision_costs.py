@@ -38,7 +38,7 @@ from eenet.models import build_model, load_model  # noqa: E402
 from eenet.pipeline.logs import device_name  # noqa: E402
 from eenet.schedulers import fit_budgets, realised_cost  # noqa: E402
 
-METHODS = ["maxpred", "entropy", "maxpred_ts", "patience", "eenet", "ztw+maxpred", "mie+maxpred"]
+METHODS = ["maxpred", "entropy", "maxpred_ts", "patience", "eenet", "ztw_ens+maxpred", "mie+maxpred"]
 FAST_EENET = {"lr": 0.01, "epochs": 30, "patience": 10, "restarts": 2}
 FIELDS = ["method", "budget_ms", "decision_ms", "before_ms_vs_sim", "after_ms_vs_sim", "before_measured_ms", "before_simulated_ms",
           "after_measured_ms", "after_simulated_ms", "mean_exit_before", "mean_exit_after"]  # fmt: skip

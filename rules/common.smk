@@ -2,10 +2,17 @@
 
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
+from eenet.pipeline.preflight import rename_former_combiners
+
+# a combiner's former name (`ztw`, now `ztw_ens`) is read as the name now, with a one-line notice, before the schema's check
+_renamed = rename_former_combiners(config)
+if _renamed:
+    print(f"eenet: {_renamed}", file=sys.stderr)
 validate(config, schema="../workflow/schemas/config.schema.yaml")
 
 
@@ -135,6 +142,18 @@ def per_policy(pattern):
 
 eval_files = per_policy("results/{bench}/eval/{method}/{budget}.json")
 scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json")
+
+
+def combined_scheduler_files(wildcards):
+    """The fitted-policy files of every combined policy (<combiner>+<method>) of a run, or of each seed's run of a
+    benchmark with several seeds: what the report's table of combiner losses reads."""
+    runs = SEEDED.get(wildcards.bench, [wildcards.bench])
+    return [
+        f"results/{run}/schedulers/{method}/{budget}.json"
+        for run in runs
+        for method in planning.combined_methods(BENCHMARKS[run])
+        for budget in budget_names(run)
+    ]
 
 
 def method_params(wildcards):

@@ -7,10 +7,12 @@ import json
 import pytest
 import torch
 
+from eenet.analysis.tables import bench_tables_html, combiner_loss_rows
 from eenet.catalog import split_method
-from eenet.combiners import COMBINERS, make_combiner
-from eenet.schedulers import METHODS, scheduler_from_json
+from eenet.combiners import COMBINERS, combiner_from_json, make_combiner
+from eenet.schedulers import METHODS, fit_budgets, scheduler_from_json
 from eenet.schedulers import fit_policy as fit_combined
+from eenet.schedulers.compose import combiner_losses
 
 C = 5
 
@@ -39,10 +41,10 @@ def test_an_ensemble_of_independent_views_beats_every_single_exit(name):
     assert combined[-1] > max(single) + 0.02, (name, combined, single)
 
 
-def test_ztw_puts_no_weight_on_uninformative_exits_and_equals_the_single_exit():
+def test_ztw_ens_puts_no_weight_on_uninformative_exits_and_equals_the_single_exit():
     val, yv = views(4000, [0.0, 0.0, 0.0, 2.0], 0)
     test, yt = views(4000, [0.0, 0.0, 0.0, 2.0], 1)
-    comb = make_combiner("ztw").fit(val, yv)
+    comb = make_combiner("ztw_ens").fit(val, yv)
     w = torch.tensor(comb.weights_[-1]).exp()
     assert (w[:3] < 0.05).all() and w[3] > 0.5, w
     agree = (comb.transform(test)[-1].argmax(1) == test[-1].argmax(1)).float().mean()
@@ -112,11 +114,11 @@ def test_the_baseline_combiners_compose_and_decide_exit_by_exit_as_they_assign(m
 
 def test_an_old_cache_without_logits_names_the_rule_to_rerun():
     val, yv = views(300, [1.0, 2.0], 0)
-    sched = fit_combined("ztw+maxpred", {}, torch.softmax(val, 2), val, yv, [1.0, 2.0], 1.5)
+    sched = fit_combined("ztw_ens+maxpred", {}, torch.softmax(val, 2), val, yv, [1.0, 2.0], 1.5)
     with pytest.raises(ValueError, match="--forcerun cache_logits"):
         sched.outputs({"probs": torch.softmax(val, 2)})
     with pytest.raises(ValueError, match="--forcerun cache_logits"):
-        fit_combined("ztw+maxpred", {}, torch.softmax(val, 2), None, yv, [1.0, 2.0], 1.5)
+        fit_combined("ztw_ens+maxpred", {}, torch.softmax(val, 2), None, yv, [1.0, 2.0], 1.5)
     plain = fit_combined("maxpred", {}, torch.softmax(val, 2), None, yv, [1.0, 2.0], 1.5)  # old caches still work
     assert torch.equal(plain.outputs({"probs": torch.softmax(val, 2)}), torch.softmax(val, 2))
     assert split_method("maxpred") == (None, "maxpred")
@@ -124,11 +126,11 @@ def test_an_old_cache_without_logits_names_the_rule_to_rerun():
         split_method("foo+maxpred")
 
 
-@pytest.mark.parametrize("method", ["ztw+eenet", "maxpred", "pa+patience"])
+@pytest.mark.parametrize("method", ["ztw_ens+eenet", "maxpred", "pa+patience"])
 def test_fitting_every_budget_in_one_call_gives_what_one_call_a_budget_gives(method):
     """fit_budgets (one fit_scheduler job a policy) against fit_combined once per budget (a job a budget): the same
     JSON at every budget, the combiner fitted once and shared, an infeasible budget returned, not raised."""
-    from eenet.schedulers import InfeasibleBudgetError, fit_budgets
+    from eenet.schedulers import InfeasibleBudgetError
 
     val, yv = views(400, [1.0, 1.5, 2.0], 0)
     params = {"epochs": 3, "restarts": 1, "patience": 2, "lr": 0.01, "seed": 3} if "eenet" in method else {}
@@ -147,8 +149,6 @@ def test_a_combiner_that_lowers_an_exits_validation_accuracy_is_reported(caplog)
     alone gets right; fit_budgets warns, naming the exits and the points lost."""
     import logging
 
-    from eenet.schedulers.compose import combiner_losses
-
     n, c = 400, 4
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, c, (n,), generator=g)
@@ -163,3 +163,85 @@ def test_a_combiner_that_lowers_an_exits_validation_accuracy_is_reported(caplog)
     losses = combiner_losses(make_combiner("pa").fit(logits, labels, [1.0, 2.0]).transform(logits), probs, labels)
     assert losses[1] > 0
     assert any("pa combiner lowers the validation accuracy of exit(s) 1" in r.getMessage() for r in caplog.records)
+
+
+def paper_anytime_product(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Product anytime as Jazbec et al.'s code computes it (``anytime_product`` with per-exit ``weights [K]`` and the
+    fall-back to the exit's softmax): the cumulative product over exits of ``max(z, 0)^w``, renormalised; ``[K, N, C]``."""
+    prod = logits.clamp(min=0).pow(weights.view(-1, 1, 1)).cumprod(dim=0)
+    total = prod.sum(dim=2, keepdim=True)
+    return torch.where(total.eq(0), torch.softmax(logits, dim=2), prod / total)
+
+
+def test_pa_is_the_papers_anytime_product_with_its_per_exit_weights():
+    val, yv = views(600, [1.0, 1.5, 2.0], 0)
+    comb = make_combiner("pa").fit(val, yv)
+    assert comb.weights_ == [1 / 3, 2 / 3, 1.0]  # w_j = (j+1)/K, as in the paper's experiments
+    paper = paper_anytime_product(val.double(), torch.tensor(comb.weights_, dtype=torch.float64))
+    assert (paper.sum(2) > 0).all() and bool((paper[2] == torch.softmax(val[2].double(), 1)).all(1).any())  # some fall back
+    assert torch.equal(comb.transform(val).argmax(2), paper.argmax(2))  # the fitted a_k set the confidence, not the argmax
+    unscaled = combiner_from_json({**comb.to_json(), "exponents": [1.0, 1.0, 1.0]})
+    assert torch.allclose(unscaled.transform(val).double(), paper, atol=1e-5)
+
+
+def outvoted(n: int = 60, c: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exit 0 gives a wrong class 3 and the true class 1, exit 1 the true class 2 and that wrong class 1, every other
+    class -1: ``logits [2, n, C]``, ``labels [n]``."""
+    labels = torch.arange(n) % c
+    rows, wrong = torch.arange(n), (labels + 1) % c
+    z = torch.full((2, n, c), -1.0)
+    z[0, rows, wrong], z[0, rows, labels] = 3.0, 1.0
+    z[1, rows, labels], z[1, rows, wrong] = 2.0, 1.0
+    return z, labels
+
+
+def test_per_exit_weights_let_a_right_last_exit_outvote_a_confidently_wrong_first_one():
+    """The uniform product (3 * 1 > 1 * 2) is wrong at exit 1 on every sample the exit alone gets right; the paper's
+    weights (3^0.5 * 1 < 1 * 2) lose nothing. A file fitted before the weights were added reads as uniform."""
+    z, labels = outvoted()
+    probs = torch.softmax(z, 2)
+    paper = make_combiner("pa").fit(z, labels)
+    assert paper.weights_ == [0.5, 1.0]
+    before = {k: v for k, v in paper.to_json().items() if k != "weights"}
+    uniform = combiner_from_json(before)
+    assert uniform.weights_ == [1.0, 1.0]
+    assert combiner_losses(paper.transform(z), probs, labels) == [0.0, 0.0]
+    assert combiner_losses(uniform.transform(z), probs, labels) == [0.0, 1.0]
+
+
+def vetoed(n: int = 60, c: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exit 0 gives the true class -1 and a wrong class 2 (the rest -1); exit 1 the true class 10 and every other 5:
+    ``logits [2, n, C]``, ``labels [n]``."""
+    labels = torch.arange(n) % c
+    rows = torch.arange(n)
+    z = torch.stack([torch.full((n, c), -1.0), torch.full((n, c), 5.0)])
+    z[0, rows, (labels + 1) % c] = 2.0
+    z[1, rows, labels] = 10.0
+    return z, labels
+
+
+def test_the_report_lists_a_combiner_that_lowers_an_exits_accuracy_and_not_one_that_does_not(tmp_path):
+    """The ReLU's veto, which no positive weight lifts: the true class's -1 at exit 0 zeroes it in PA's product at exit
+    1, which keeps the wrong class on every sample (100 points lost); best so far keeps exit 1's more confident answer
+    (nothing lost). The report's first table names pa+maxpred, exit 1, 100.00 points, from the fitted files' losses
+    (fit_budgets' combiner_losses); best+maxpred is not in it."""
+    logits, labels = vetoed()
+    probs, costs, budgets = torch.softmax(logits, 2), [1.0, 2.0], [1.5, 2.0]
+    fitted = {}
+    for method in ("pa+maxpred", "best+maxpred"):
+        for budget, sched in zip(budgets, fit_budgets(method, {}, probs, logits, labels, costs, budgets), strict=True):
+            record = {"budget_value": budget, **json.loads(json.dumps(sched.to_json()))}
+            fitted[str(tmp_path / "results" / "run" / "seed0" / "schedulers" / method / f"{budget}.json")] = record
+    records = {m: [r for p, r in fitted.items() if f"/{m}/" in p] for m in ("pa+maxpred", "best+maxpred")}
+    pa = make_combiner("pa").fit(logits, labels, costs)
+    assert [r["combiner_losses"] for r in records["pa+maxpred"]] == [combiner_losses(pa.transform(logits), probs, labels)] * 2
+    assert records["pa+maxpred"][0]["combiner_losses"] == [0.0, 1.0]
+    assert records["best+maxpred"][0]["combiner_losses"] == [0.0, 0.0]
+    assert scheduler_from_json(records["pa+maxpred"][0]).combiner_losses_ == [0.0, 1.0]  # read back with the policy
+    rows = combiner_loss_rows(fitted)
+    assert rows == [{"run": "run/seed0", "policy": "pa+maxpred", "combiner": "pa", "exits": "1", "points_lost": "100.00",
+                     "budgets": "1.5, 2.0"}]  # fmt: skip
+    first = bench_tables_html("run", [], [], fitted).split("<h3>")[1]  # the combiner-loss table, before stats.csv's
+    assert "<td>pa+maxpred</td>" in first and "100.00" in first and "best+maxpred" not in first
+    harmless = {p: r for p, r in fitted.items() if "/best+maxpred/" in p}
+    assert combiner_loss_rows(harmless) == [] and "None of the combined policies does" in bench_tables_html("run", [], [], harmless)

@@ -48,14 +48,14 @@ def test_exits_csv_gives_a_combiners_per_exit_accuracy_beside_the_single_exits()
     val, test = slice(0, 1000), slice(1000, 2000)
     fitted = [
         fit_combined(m, {}, probs[:, val], logits[:, val], labels[val], [1.0, 2.0, 3.0], 2.0).to_json() | {"budget_value": 2.0}
-        for m in ("maxpred", "ztw+maxpred")
+        for m in ("maxpred", "ztw_ens+maxpred")
     ]
     with pytest.raises(ValueError, match="--forcerun cache_logits"):
-        exit_table("b", probs[:, test], labels[test], fitted)  # a cache without logits cannot evaluate ztw+maxpred
+        exit_table("b", probs[:, test], labels[test], fitted)  # a cache without logits cannot evaluate ztw_ens+maxpred
     rows = exit_table("b", probs[:, test], labels[test], fitted, logits[:, test])
     single = (probs[:, test].argmax(2) == labels[test]).double().mean(1).tolist()
     plain = [r for r in rows if r["method"] == "maxpred"]
-    ztw = [r for r in rows if r["method"] == "ztw+maxpred"]
+    ztw = [r for r in rows if r["method"] == "ztw_ens+maxpred"]
     assert [r["single_exit_accuracy"] for r in ztw] == single == [r["exit_accuracy"] for r in plain]
     # independent views: the ensemble at the last exit beats the single last exit
     assert ztw[2]["exit_accuracy"] > single[2] + 0.02 and ztw[0]["exit_accuracy"] == pytest.approx(single[0], abs=0.02)

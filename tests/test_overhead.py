@@ -91,7 +91,7 @@ def test_a_slow_decision_is_counted_at_every_exit_but_the_last(val, clock):
 
 def test_a_slow_combiner_step_is_counted_at_every_exit_the_last_included(val, clock):
     probs, logits, labels = val
-    (sched,) = fit_budgets("ztw+maxpred", {}, probs, logits, labels, COSTS, [7.0])
+    (sched,) = fit_budgets("ztw_ens+maxpred", {}, probs, logits, labels, COSTS, [7.0])
     got = decision_overhead(Slowed(sched, 1.0, clock, where="outputs"), logits, probs, repeats=3, samples=20, evict_bytes=0)
     assert got == pytest.approx([1.0] * K)  # exit_outputs runs at every exit, the last included
 
@@ -143,7 +143,7 @@ def test_fitted_with_a_slow_decision_it_leaves_earlier_and_its_effective_cost_me
 def test_the_json_round_trips_with_the_effective_costs_and_the_evaluation_charges_them(val, clock):
     probs, logits, labels = val
     decision = [0.5] * (K - 1) + [0.0]
-    (sched,) = fit_budgets("ztw+maxpred", {}, probs, logits, labels, COSTS, [8.0], overhead=lambda probe: decision)
+    (sched,) = fit_budgets("ztw_ens+maxpred", {}, probs, logits, labels, COSTS, [8.0], overhead=lambda probe: decision)
     effective = effective_costs(COSTS, decision)
     # what fit_scheduler writes beside the policy
     record = {"bench": "b", "budget_value": 8.0, "budget_unit": "ms", "budget_ms": 8.0, "device": "cpu", "logits_model_sha256": "m",
@@ -151,10 +151,12 @@ def test_the_json_round_trips_with_the_effective_costs_and_the_evaluation_charge
     doc = {**record, **sched.to_json()}
     assert doc["costs"] == pytest.approx(effective) and doc["decision_ms"] == decision
     back = scheduler_from_json(doc)
-    assert back.costs_ == pytest.approx(effective) and back.method == "ztw+maxpred"
+    assert back.costs_ == pytest.approx(effective) and back.method == "ztw_ens+maxpred"
     cache = {"probs": probs, "logits": logits, "labels": labels}
     assert torch.equal(back.assign(back.outputs(cache)), sched.assign(sched.outputs(cache)))
-    row = evaluate_policy(doc, cache, {"model_sha256": "m"}, COSTS, [1] * K, bench="b", method="ztw+maxpred", device="cpu", tolerance=0.05)
+    row = evaluate_policy(
+        doc, cache, {"model_sha256": "m"}, COSTS, [1] * K, bench="b", method="ztw_ens+maxpred", device="cpu", tolerance=0.05
+    )
     exits = back.assign(back.outputs(cache))
     assert row["test_cost_ms"] == pytest.approx(realised_cost(exits, torch.tensor(effective)))
     assert row["test_cost_ms"] > realised_cost(exits, torch.tensor(COSTS))

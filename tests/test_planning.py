@@ -25,11 +25,11 @@ def block(**over):
 
 
 def test_policies_are_the_methods_then_every_combiner_with_each():
-    b = block(combiners=["ztw", "pa"], methods=["maxpred", "entropy"])
-    assert policy_methods(b) == ["maxpred", "entropy", "ztw+maxpred", "ztw+entropy", "pa+maxpred", "pa+entropy"]
+    b = block(combiners=["ztw_ens", "pa"], methods=["maxpred", "entropy"])
+    assert policy_methods(b) == ["maxpred", "entropy", "ztw_ens+maxpred", "ztw_ens+entropy", "pa+maxpred", "pa+entropy"]
     assert all(re.fullmatch(METHOD_PATTERN, m) for m in policy_methods(b))
     assert not re.fullmatch(METHOD_PATTERN, "foo+maxpred")  # an unknown combiner is no policy name
-    assert [split_method(m) for m in policy_methods(b)[2:4]] == [("ztw", "maxpred"), ("ztw", "entropy")]
+    assert [split_method(m) for m in policy_methods(b)[2:4]] == [("ztw_ens", "maxpred"), ("ztw_ens", "entropy")]
 
 
 def test_hyper_params_come_from_the_methods_block_and_a_combined_policy_takes_its_methods():
@@ -37,7 +37,7 @@ def test_hyper_params_come_from_the_methods_block_and_a_combined_policy_takes_it
     assert hyper_params(b, "eenet") == {"epochs": 7, "seed": 3}
     assert hyper_params(b, "mie+eenet") == {"epochs": 7, "seed": 3}
     assert hyper_params(b, "maxpred_guard") == {"delta": 0.1, "seed": 3}
-    assert hyper_params(b, "ztw+maxpred") == {"seed": 3}
+    assert hyper_params(b, "ztw_ens+maxpred") == {"seed": 3}
     with pytest.raises(ValueError, match="unknown method 'nope'"):
         hyper_params(b, "nope")
 

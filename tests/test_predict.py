@@ -240,7 +240,7 @@ def test_exported_program_decides_as_the_runtime_without_eenet(run, tmp_path):
         scheds[method] = sched
         programs[method] = export_policy(model, sched, run["spec"], meta, tmp_path / f"{method}.pt2", {"method": method})
     # combined policies (a combiner, then a policy: one CombinedPolicy), as the workflow fits them
-    for method in ("ztw+maxpred", "mie+entropy", "pa+patience", "ztw+eenet"):
+    for method in ("ztw_ens+maxpred", "mie+entropy", "pa+patience", "ztw_ens+eenet"):
         params = {"epochs": 5, "restarts": 1, "patience": 3, "lr": 0.01} if "eenet" in method else {}
         budget = 0.5 * (costs[0] + costs[2])
         scheds[method] = fit_policy(method, params, val["probs"], val["logits"], val["labels"], costs, budget)
@@ -268,9 +268,9 @@ def test_exported_program_decides_as_the_runtime_without_eenet(run, tmp_path):
     assert info["classes"] == list(run["spec"].classes) and info["method"] == "eenet" and info["input"]["shape"] == [1, 1, 28, 28]
     assert info["input"]["pil_mode"] == "L" and ".convert('L')" in info["input"]["convert"]  # what the reader does to a file
     combined = subprocess.run([sys.executable, "-c", "import torch, sys; e={'eenet.json': ''}; "
-                               "torch.export.load(sys.argv[1], extra_files=e); print(e['eenet.json'])", str(programs["ztw+maxpred"])],
+                               "torch.export.load(sys.argv[1], extra_files=e); print(e['eenet.json'])", str(programs["ztw_ens+maxpred"])],
                               capture_output=True, text=True, env=env, cwd=tmp_path).stdout  # fmt: skip
-    assert json.loads(combined)["method"] == "ztw+maxpred"
+    assert json.loads(combined)["method"] == "ztw_ens+maxpred"
 
 
 def export_results_of(model, sched, run, meta, out):

@@ -339,7 +339,7 @@ def test_progress_is_logged_at_most_every_interval(caplog):
     assert len(caplog.records) == 1 and "timing: 10/10 (100 %)" in caplog.text and "~0 s left" in caplog.text
 
 
-@pytest.mark.parametrize("method", ["ztw+maxpred", "mie+patience", "pa+entropy"])
+@pytest.mark.parametrize("method", ["ztw_ens+maxpred", "mie+patience", "pa+entropy"])
 def test_runtime_with_a_combiner_decides_and_predicts_as_the_cached_evaluation(net, method):
     from eenet.schedulers import fit_policy as fit_combined
 
@@ -392,15 +392,15 @@ def test_predict_gives_the_confidence_of_what_a_combined_policy_reads():
 
 
 def test_the_runtime_leaves_out_the_oracle_alone_and_after_a_combiner():
-    """The oracle reads the labels, combined (`ztw+oracle`) or not: measure_runtime times every other fitted policy."""
+    """The oracle reads the labels, combined (`ztw_ens+oracle`) or not: measure_runtime times every other fitted policy."""
     probs, labels = make_probs(600, k=3)
     logits = probs.clamp_min(1e-9).log()
     costs = [1.0, 2.0, 3.0]
     fitted = []
-    for method in ("maxpred", "oracle", "ztw+maxpred", "ztw+oracle"):
+    for method in ("maxpred", "oracle", "ztw_ens+maxpred", "ztw_ens+oracle"):
         (sched,) = fit_budgets(method, {}, probs, logits, labels, costs, [2.0])
         fitted.append({"budget_value": 0.5, "budget_ms": 2.0, **sched.to_json()})
     fitted.append({"method": "entropy", "budget_value": 0.4, "budget_ms": 1.2, "infeasible": True})
     policies, info = runnable_policies(fitted, probs, labels, costs)
-    assert sorted(policies) == ["maxpred/0.5", "static_exit0", "static_exit1", "static_exit2", "ztw+maxpred/0.5"]
-    assert info["ztw+maxpred/0.5"] == {"method": "ztw+maxpred", "budget_value": 0.5, "budget_ms": 2.0}
+    assert sorted(policies) == ["maxpred/0.5", "static_exit0", "static_exit1", "static_exit2", "ztw_ens+maxpred/0.5"]
+    assert info["ztw_ens+maxpred/0.5"] == {"method": "ztw_ens+maxpred", "budget_value": 0.5, "budget_ms": 2.0}

@@ -114,7 +114,7 @@ def test_the_readme_table_comes_from_stats_csv(tmp_path):
 
 
 def test_a_combined_policy_is_scored_on_its_combiners_outputs_as_the_evaluation_scores_it():
-    """stats.csv's per-sample correctness of ``ztw+maxpred`` and ``pa+maxpred`` (the paired intervals) is the test
+    """stats.csv's per-sample correctness of ``ztw_ens+maxpred`` and ``pa+maxpred`` (the paired intervals) is the test
     evaluation's accuracy: exits and predictions from the combiner's outputs of the raw logits, not the single exits'."""
     probs, labels = make_probs(3000, k=4, seed=3)
     logits = probs.clamp_min(1e-9).log() * 2.0  # raw logits whose softmax is not the cached softmax
@@ -122,7 +122,7 @@ def test_a_combined_policy_is_scored_on_its_combiners_outputs_as_the_evaluation_
     costs = [1.0, 2.0, 3.0, 4.0]
     tensors = {"probs": probs[:, test], "labels": labels[test], "logits": logits[:, test]}
     meta = {"model_sha256": "m"}
-    for method in ("ztw+maxpred", "pa+maxpred"):
+    for method in ("ztw_ens+maxpred", "pa+maxpred"):
         (sched,) = fit_budgets(method, {}, probs[:, val], logits[:, val], labels[val], costs, [2.0])
         fitted = {"budget_value": 0.5, "budget_unit": "fraction", "budget_ms": 2.0, "logits_model_sha256": "m", **sched.to_json()}
         row = evaluate_policy(fitted, tensors, meta, costs, [1, 2, 3, 4], bench="b", method=method, device="cpu", tolerance=0.05)

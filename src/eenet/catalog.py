@@ -25,6 +25,9 @@ __all__ = [
     "ARCHITECTURES",
     "METHODS",
     "COMBINERS",
+    "FORMER_COMBINERS",
+    "renamed_method",
+    "former_spellings",
     "split_method",
     "compose_method",
     "METHOD_PATTERN",
@@ -303,7 +306,7 @@ the figures add one point per exit by themselves."""
 
 
 COMBINERS: dict[str, dict[str, Any]] = {
-    "ztw": {"label": "ZTW"},
+    "ztw_ens": {"label": "ZTW ensemble"},
     "mie": {"label": "MIE"},
     "pa": {"label": "PA"},
     "best": {"label": "Best so far"},
@@ -312,16 +315,46 @@ COMBINERS: dict[str, dict[str, Any]] = {
 """The exit combiners (:mod:`eenet.combiners`) -> their label in figures and tables: the one list of them. A combiner
 composes with every policy: the policy ``"<combiner>+<method>"`` (:func:`compose_method`)."""
 
+FORMER_COMBINERS: dict[str, str] = {"ztw": "ztw_ens"}
+"""Former combiner names -> the name now (``ztw``: Zero Time Waste's ensembling half alone, no cascade, fitted on
+validation). :func:`split_method` refuses them; a config, ``--method`` and a saved policy file are read under the name
+now (:func:`renamed_method`)."""
+
+
+def renamed_method(method: str, where: str = "") -> tuple[str, str | None]:
+    """``method`` (or a combiner alone) with a former combiner name replaced by the name now, and the one-line notice to
+    show (``None``: nothing renamed); ``where``: what the notice names (default: the method)."""
+    comb, sep, base = method.partition("+")
+    if comb not in FORMER_COMBINERS:
+        return method, None
+    new = FORMER_COMBINERS[comb]
+    return new + sep + base, (
+        f"{where or repr(method)}: the exit combiner {comb!r} is now called {new!r} (Zero Time Waste's ensembling half "
+        f"alone: no cascade, fitted on validation); read as {new + sep + base!r}, write that (docs/combiners.md)"
+    )
+
+
+def former_spellings(method: str) -> list[str]:
+    """``method`` and its spellings before a combiner was renamed (``"ztw_ens+maxpred"`` -> ``["ztw_ens+maxpred",
+    "ztw+maxpred"]``): the folder names of older results."""
+    comb, sep, base = method.partition("+")
+    return [method, *(old + sep + base for old, now in FORMER_COMBINERS.items() if now == comb and sep)]
+
 
 def split_method(method: str) -> tuple[str | None, str]:
-    """The one parse of a policy's name: ``"ztw+maxpred"`` -> ``("ztw", "maxpred")``, ``"maxpred"`` -> ``(None, "maxpred")``.
+    """The one parse of a policy's name: ``"ztw_ens+maxpred"`` -> ``("ztw_ens", "maxpred")``, ``"maxpred"`` ->
+    ``(None, "maxpred")``.
 
     Raises:
-        ValueError: a combiner that is not in :data:`COMBINERS`.
+        ValueError: a combiner that is not in :data:`COMBINERS` (a former name: the message names the new one).
     """
     if "+" not in method:
         return None, method
     comb, base = method.split("+", 1)
+    if comb in FORMER_COMBINERS:
+        raise ValueError(
+            f"combiner {comb!r} in method {method!r} was renamed {FORMER_COMBINERS[comb]!r}: write {renamed_method(method)[0]!r}"
+        )
     if comb not in COMBINERS:
         raise ValueError(f"unknown combiner {comb!r} in method {method!r}; known: {sorted(COMBINERS)}")
     return comb, base

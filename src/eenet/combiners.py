@@ -7,19 +7,21 @@ of the exits run so far to probabilities at the last of them: :meth:`ExitCombine
 runtime's decisions equal the cached evaluation's.
 
 A combiner composes with every exit policy as one policy, :class:`eenet.schedulers.CombinedPolicy` (the policy
-``"<combiner>+<method>"``, ``ztw+maxpred``): the combiner is fitted first, then the method on the combined validation
+``"<combiner>+<method>"``, ``ztw_ens+maxpred``): the combiner is fitted first, then the method on the combined validation
 probabilities; its JSON file holds both. This module knows nothing of the policies.
 
-- ``ztw``: geometric weighted ensemble (Zero Time Waste): ``z_k = sum_{j<=k} exp(w_kj) log p_j + b_k``, ``w`` and the
-  per-class ``b`` fitted by cross-entropy.
+- ``ztw_ens``: Zero Time Waste's ensembling half alone, a geometric weighted ensemble:
+  ``z_k = sum_{j<=k} exp(w_kj) log p_j + b_k``, ``w`` and the per-class ``b`` fitted by cross-entropy. Not ZTW: no
+  cascade (ZTW's exit heads also read the previous heads' outputs) and fitted on validation, not training data.
 - ``mie``: model-internal ensemble with per-exit temperatures: the cost-weighted running mean of
   ``softmax(z_j / T_j)``, each ``T_j`` chosen in turn to minimise the ensemble's validation NLL at exit ``j``.
-- ``pa``: product anytime: ``prod_{j<=k} max(z_j, 0)^{a_k}``, renormalised (the softmax of exit ``k`` when every
-  class is zero); the common exponent ``a_k`` is chosen on validation NLL (it changes confidences, not the argmax).
+- ``pa``: product anytime (Jazbec et al., NeurIPS 2023): ``prod_{j<=k} max(z_j, 0)^{a_k w_j}``, renormalised (the
+  softmax of exit ``k`` when every class is zero), with the paper's per-exit weights ``w_j = (j+1)/K``; the common
+  exponent ``a_k`` is chosen on validation NLL (it changes confidences, not the argmax).
 - ``best``: anytime caching ("best so far"): the softmax of the most confident exit among ``0..k`` (largest max class
   probability; a tie goes to the later exit). Nothing fitted.
-- ``geo``: unweighted geometric mean: ``softmax(mean_{j<=k} log_softmax(z_j))`` (ZTW without its learned weights and
-  biases). Nothing fitted.
+- ``geo``: unweighted geometric mean: ``softmax(mean_{j<=k} log_softmax(z_j))`` (``ztw_ens`` without its learned
+  weights and biases). Nothing fitted.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from eenet.catalog import COMBINERS as DECLARED
+from eenet.catalog import FORMER_COMBINERS
 
 __all__ = ["ExitCombiner", "COMBINERS", "make_combiner", "combiner_from_json", "policy_outputs"]
 
@@ -115,10 +118,11 @@ class ExitCombiner(abc.ABC):
         return obj
 
 
-class ZeroTimeWaste(ExitCombiner):
-    """Geometric weighted ensemble. Fitted: ``weights_`` (``[K][k+1]``, the ``w_kj``), ``bias_`` (``[K][C]``)."""
+class ZeroTimeWasteEnsemble(ExitCombiner):
+    """Zero Time Waste's geometric weighted ensemble, without its cascade, fitted on validation. Fitted: ``weights_``
+    (``[K][k+1]``, the ``w_kj``), ``bias_`` (``[K][C]``)."""
 
-    name = "ztw"
+    name = "ztw_ens"
 
     def __init__(self, iters: int = 100) -> None:
         self.iters = iters
@@ -187,32 +191,41 @@ class InternalEnsemble(ExitCombiner):
 
 
 class ProductAnytime(ExitCombiner):
-    """Product anytime on raw logits. Fitted: ``exponents_`` (``[K]``, the common ``a_k`` of exit ``k``'s product)."""
+    """Product anytime on raw logits (Jazbec et al., NeurIPS 2023, their ``anytime_product`` with ``fall_back``): at exit
+    ``k``, ``prod_{j<=k} max(z_j, 0)^(a_k * w_j)`` renormalised, the softmax of exit ``k`` where every class is zero.
+    ``weights_`` (``[K]``): the paper's per-exit weights ``w_j = (j+1)/K`` (the same in every product the exit enters);
+    ``exponents_`` (``[K]``): ``a_k``, fitted on validation NLL (a common exponent: it sets the confidence at exit ``k``,
+    not its argmax, which is the paper's). A file fitted before the weights were added has none: uniform ``w_j = 1``,
+    the outputs its policy was fitted on."""
 
     name = "pa"
 
     def _fit(self, logits: torch.Tensor, labels: torch.Tensor, costs: list[float]) -> None:
+        n = logits.shape[0]
+        self.weights_ = [(j + 1) / n for j in range(n)]
         self.exponents_ = []
-        for k in range(logits.shape[0]):
+        for k in range(n):
             zs = [logits[j] for j in range(k + 1)]
-            self.exponents_.append(float(min(_GRID.tolist(), key=lambda a: _nll(self._product(k, zs, a), labels))))
+            self.exponents_.append(float(min(_GRID.tolist(), key=lambda a: _nll(self._product(k, zs, a, self.weights_), labels))))
 
     @staticmethod
-    def _product(k: int, logits: Sequence[torch.Tensor], a: float) -> torch.Tensor:
+    def _product(k: int, logits: Sequence[torch.Tensor], a: float, weights: Sequence[float]) -> torch.Tensor:
+        """``[B, C]`` probabilities at exit ``k`` from ``k+1`` logits ``[B, C]``, exponent ``a``, per-exit ``weights [K]``."""
         s = torch.zeros_like(logits[0], dtype=torch.float32)
         for j in range(k + 1):
-            s = s + a * torch.log(logits[j].float().clamp_min(0))  # -inf where a logit is <= 0
+            s = s + (a * weights[j]) * torch.log(logits[j].float().clamp_min(0))  # -inf where a logit is <= 0
         some = torch.isfinite(s).any(dim=1, keepdim=True)
         return F.softmax(torch.where(some, s, logits[k].float()), dim=1)
 
     def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self._product(k, logits, self.exponents_[k])
+        return self._product(k, logits, self.exponents_[k], self.weights_)
 
     def _state(self) -> dict[str, Any]:
-        return {"exponents": self.exponents_}
+        return {"exponents": self.exponents_, "weights": self.weights_}
 
     def _load(self, state: dict[str, Any]) -> None:
         self.exponents_ = [float(a) for a in state["exponents"]]
+        self.weights_ = [float(w) for w in state.get("weights", [1.0] * len(self.exponents_))]
 
 
 class _Unfitted(ExitCombiner):
@@ -257,7 +270,9 @@ class GeometricMean(_Unfitted):
         return F.softmax(s / (k + 1), dim=1)
 
 
-COMBINERS: dict[str, type[ExitCombiner]] = {c.name: c for c in (ZeroTimeWaste, InternalEnsemble, ProductAnytime, BestSoFar, GeometricMean)}
+COMBINERS: dict[str, type[ExitCombiner]] = {
+    c.name: c for c in (ZeroTimeWasteEnsemble, InternalEnsemble, ProductAnytime, BestSoFar, GeometricMean)
+}
 """The combiner classes by name: exactly the names of :data:`eenet.catalog.COMBINERS` (checked at import)."""
 if set(COMBINERS) != set(DECLARED):
     raise ImportError(f"eenet.combiners defines {sorted(COMBINERS)} but eenet.catalog.COMBINERS declares {sorted(DECLARED)}")
@@ -271,10 +286,13 @@ def make_combiner(name: str) -> ExitCombiner:
 
 
 def combiner_from_json(d: dict[str, Any]) -> ExitCombiner:
-    """The fitted combiner of a :meth:`ExitCombiner.to_json` dict."""
-    if not isinstance(d, dict) or d.get("name") not in COMBINERS:
+    """The fitted combiner of a :meth:`ExitCombiner.to_json` dict (one saved under a former name, ``ztw``, is read
+    under the name now: :data:`eenet.catalog.FORMER_COMBINERS`)."""
+    name = d.get("name") if isinstance(d, dict) else None
+    name = FORMER_COMBINERS.get(name, name)
+    if name not in COMBINERS:
         raise ValueError(f"not a combiner: want a dict with name one of {sorted(COMBINERS)}")
-    return COMBINERS[d["name"]].from_json(d)
+    return COMBINERS[name].from_json(d)
 
 
 def policy_outputs(sched: Any, tensors: dict[str, torch.Tensor], path: str = "the cache") -> torch.Tensor:

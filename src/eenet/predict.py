@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from eenet.catalog import former_spellings, renamed_method
 from eenet.data import DatasetSpec, Split, dataset_spec
 from eenet.data.images import ImageSplit
 from eenet.data.text import TextSplit
@@ -71,12 +72,18 @@ class Predictions:
 
 
 def find_policy(results_dir: str | Path, method: str, budget: float | str) -> Path:
-    """``results_dir/schedulers/<method>/<budget>.json``, the budget matched by value (``0.5`` finds ``0.50.json``)."""
+    """``results_dir/schedulers/<method>/<budget>.json``, the budget matched by value (``0.5`` finds ``0.50.json``).
+    A former combiner name (``ztw+maxpred``) is read as the name now, with a warning; the folder may be named either
+    way (results fitted before the rename: :func:`eenet.catalog.former_spellings`)."""
     results = Path(results_dir)
     if not (results / "model.pt").is_file():
         raise FileNotFoundError(f"{results}: no model.pt here; give a benchmark's results directory (results/<bench>)")
+    method, notice = renamed_method(method, where=f"--method {method}")
+    if notice:
+        log.warning("%s", notice)
     folder = results / "schedulers"
     methods = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    method = next((m for m in former_spellings(method) if m in methods), method)
     if method not in methods:
         raise FileNotFoundError(f"no fitted {method!r} policy in {folder}; fitted: {', '.join(methods) or 'none'}")
     try:

@@ -1,7 +1,8 @@
-"""Rule report_tables: summary.csv and stats.csv as one HTML page (tables.html) that the Snakemake report shows inline."""
+"""Rule report_tables: summary.csv, stats.csv and the combined policies whose combiner lowers an exit's validation
+accuracy (from their fitted-policy files) as one HTML page (tables.html) that the Snakemake report shows inline."""
 
-from eenet.analysis.tables import tables_html
-from eenet.io import atomic_path, read_csv
+from eenet.analysis.tables import bench_tables_html, combiner_loss_rows
+from eenet.io import atomic_path, read_csv, read_json
 from eenet.pipeline.logs import setup_logging
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -9,16 +10,9 @@ bench = snakemake.wildcards.bench
 log = setup_logging(snakemake.log[0])
 stats = read_csv(snakemake.input.stats)
 summary = read_csv(snakemake.input.summary)
-page = tables_html(
-    f"{bench}: statistics and summary",
-    [
-        ("stats.csv", "Per policy and budget: accuracy, advantage over MaxPred with its paired bootstrap 95 % interval, gap to "
-         "the oracle, cost / budget; per policy (budget_value = all): mean accuracy over the budget range (auc), mean gap "
-         "to the oracle, share of budgets exceeded.", stats),
-        ("summary.csv", "Every policy at every budget and every single exit: test accuracy and realised cost (simulated and "
-         "measured), validation accuracy and cost, exit histogram.", summary),
-    ],
-)  # fmt: skip
+fitted = {f: read_json(f) for f in snakemake.input.schedulers}
+page = bench_tables_html(bench, stats, summary, fitted)
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(page)
-log.info("%s: %d stats rows, %d summary rows", snakemake.output[0], len(stats), len(summary))
+log.info("%s: %d stats rows, %d summary rows, %d combined policies losing accuracy at an exit", snakemake.output[0], len(stats),
+         len(summary), len(combiner_loss_rows(fitted)))  # fmt: skip

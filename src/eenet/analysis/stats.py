@@ -151,7 +151,7 @@ def policy_decisions(
 ) -> dict[tuple[str, float], torch.Tensor]:
     """``{(method, budget_value): int64 [2, N]}``: each test sample's exit (row 0) and predicted class (row 1) under
     each fitted scheduler (its JSON), from the test cache (``probs [K, N, C]``, ``labels [N]``); infeasible fits are
-    left out. A combined policy (``ztw+maxpred``) decides and predicts on its combiner's outputs of the raw ``logits
+    left out. A combined policy (``ztw_ens+maxpred``) decides and predicts on its combiner's outputs of the raw ``logits
     [K, N, C]``, as the test evaluation does (:meth:`eenet.schedulers.ExitScheduler.outputs`)."""
     from eenet.schedulers import exit_predictions, scheduler_from_json
 
@@ -176,7 +176,7 @@ def correct_by_policy(
 ) -> dict[tuple[str, float], torch.Tensor]:
     """``{(method, budget_value): bool [N]}``: whether each test sample (``probs [K, N, C]``, ``labels [N]``) is
     classified correctly by each fitted scheduler (its JSON); infeasible fits are left out. A combined policy
-    (``ztw+maxpred``) decides and predicts on its combiner's outputs of the raw ``logits [K, N, C]``, as the test
+    (``ztw_ens+maxpred``) decides and predicts on its combiner's outputs of the raw ``logits [K, N, C]``, as the test
     evaluation does. ``decisions``: a dict to fill with :func:`policy_decisions`' (for :func:`alias_groups`)."""
     dec = policy_decisions(probs, labels, fitted, logits)
     if decisions is not None:

@@ -13,15 +13,22 @@ from typing import Any
 
 from eenet.catalog import METHOD_PATTERN, METHODS, compose_method, split_method
 
-__all__ = ["METHOD_PATTERN", "GUARDED", "policy_methods", "hyper_params", "study_methods", "example_policy", "all_targets"]
+__all__ = [
+    "METHOD_PATTERN", "GUARDED", "policy_methods", "combined_methods", "hyper_params", "study_methods", "example_policy", "all_targets",
+]  # fmt: skip
 
 GUARDED = [m for m in METHODS if f"{m}_guard" in METHODS]
 """The policies with a guaranteed variant (``<m>_guard``)."""
 
 
 def policy_methods(b: Mapping[str, Any]) -> list[str]:
-    """Every policy of a benchmark: its methods, then each combiner composed with each (``"ztw+maxpred"``)."""
-    return list(b["methods"]) + [compose_method(c, m) for c in b.get("combiners", []) for m in b["methods"]]
+    """Every policy of a benchmark: its methods, then each combiner composed with each (``"ztw_ens+maxpred"``)."""
+    return list(b["methods"]) + combined_methods(b)
+
+
+def combined_methods(b: Mapping[str, Any]) -> list[str]:
+    """The combined policies of a benchmark: each combiner composed with each of its methods (``"ztw_ens+maxpred"``)."""
+    return [compose_method(c, m) for c in b.get("combiners", []) for m in b["methods"]]
 
 
 def hyper_params(b: Mapping[str, Any], method: str) -> dict[str, Any]:

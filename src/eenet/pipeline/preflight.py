@@ -11,10 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, resolve_datasets
+from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, renamed_method, resolve_datasets
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
 
-__all__ = ["METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "resolve_datasets"]
+__all__ = ["METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "rename_former_combiners", "resolve_datasets"]
+
+
+def rename_former_combiners(config: dict[str, Any]) -> str | None:
+    """Each benchmark's ``combiners:`` with a former combiner name (``ztw``) read as the name now (``ztw_ens``:
+    :func:`eenet.catalog.renamed_method`), before the schema's check; ``config`` is changed in place (a new list per
+    benchmark). Returns the one-line notice to show (the benchmarks it was read in), ``None`` when nothing was renamed."""
+    where: dict[str, list[str]] = {}  # former name -> the benchmarks naming it
+    for name, b in (config.get("benchmarks") or {}).items():
+        if isinstance(b, dict) and isinstance(b.get("combiners"), list):
+            for c in b["combiners"]:
+                if isinstance(c, str) and renamed_method(c)[1]:
+                    where.setdefault(c, []).append(name)
+            b["combiners"] = [renamed_method(c)[0] if isinstance(c, str) else c for c in b["combiners"]]
+    notices = [renamed_method(old, where=f"config: benchmarks {', '.join(names)}: combiners")[1] for old, names in where.items()]
+    return "; ".join(str(n) for n in notices) or None
 
 
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:

@@ -1,14 +1,14 @@
 """Policies by name: make one, compose one with an exit combiner, fit one at every budget, restore one from JSON.
 
-A policy's name is a registered method (``maxpred``) or a combiner followed by one (``ztw+maxpred``, parsed by
+A policy's name is a registered method (``maxpred``) or a combiner followed by one (``ztw_ens+maxpred``, parsed by
 :func:`eenet.catalog.split_method` alone). The second kind is :class:`CombinedPolicy`, one policy made of two steps
 as scikit-learn's ``Pipeline`` is: the combiner (:mod:`eenet.combiners`) maps the raw logits of the exits run so far to
 probabilities, the method decides on them. It is fitted, saved, loaded and run through the interface every policy
 has (:class:`~eenet.schedulers.ExitScheduler`): :meth:`~CombinedPolicy.outputs` on a cache,
 :meth:`~CombinedPolicy.exit_outputs` in the runtime, then ``fit`` / ``assign`` / ``leaves`` of the method.
 
-    sched = make_scheduler("ztw+maxpred")                    # unfitted
-    (sched,) = fit_budgets("ztw+maxpred", {}, val_probs, val_logits, val_labels, costs, [budget])
+    sched = make_scheduler("ztw_ens+maxpred")                    # unfitted
+    (sched,) = fit_budgets("ztw_ens+maxpred", {}, val_probs, val_logits, val_labels, costs, [budget])
     exits = sched.assign(sched.outputs({"probs": test_probs, "logits": test_logits}))
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from eenet.catalog import compose_method, split_method
+from eenet.catalog import FORMER_COMBINERS, compose_method, renamed_method, split_method
 from eenet.combiners import ExitCombiner, combiner_from_json, make_combiner
 from eenet.schedulers.base import _FITTED, FORMAT_VERSION, METHODS, ExitScheduler, InfeasibleBudgetError
 
@@ -57,15 +57,18 @@ class CombinedPolicy(ExitScheduler):
 
     ``combiner``: an :class:`~eenet.combiners.ExitCombiner` (fitted before the policy: :func:`fit_budgets` fits it
     once for every budget); ``policy``: the method's scheduler, fitted by :meth:`fit` on the combined probabilities
-    ``[K, N, C]`` (what :meth:`outputs` returns). Its JSON is the method's, under the combined name, with the combiner's
-    state under ``"combiner"``.
+    ``[K, N, C]`` (what :meth:`outputs` returns); ``combiner_losses``: :func:`combiner_losses` of the combiner on the
+    validation outputs it was fitted on (``[K]``, set by :func:`fit_budgets`; ``None``: not computed). Its JSON is the
+    method's, under the combined name, with the combiner's state under ``"combiner"`` and the losses under
+    ``"combiner_losses"`` (what the report's table of combiner losses reads).
     """
 
     needs_logits = True
 
-    def __init__(self, combiner: ExitCombiner, policy: ExitScheduler) -> None:
+    def __init__(self, combiner: ExitCombiner, policy: ExitScheduler, combiner_losses: Sequence[float] | None = None) -> None:
         self.combiner = combiner
         self.policy = policy
+        self.combiner_losses_ = None if combiner_losses is None else [float(d) for d in combiner_losses]
 
     @property
     def method(self) -> str:  # type: ignore[override]  (a class constant elsewhere: here it names both steps)
@@ -106,14 +109,15 @@ class CombinedPolicy(ExitScheduler):
         return self.policy.leaves_one(k, probs)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.policy.to_json(), "method": self.method, "combiner": self.combiner.to_json()}
+        out = {**self.policy.to_json(), "method": self.method, "combiner": self.combiner.to_json()}
+        return out if self.combiner_losses_ is None else {**out, "combiner_losses": self.combiner_losses_}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CombinedPolicy:
         comb, method = split_method(str(d["method"]))
         if comb is None or not isinstance(d.get("combiner"), dict) or d["combiner"].get("name") != comb:
             raise ValueError(f"scheduler file of method {d['method']!r} holds no {comb} combiner")
-        obj = cls(combiner_from_json(d["combiner"]), METHODS[method].from_json(d))
+        obj = cls(combiner_from_json(d["combiner"]), METHODS[method].from_json(d), d.get("combiner_losses"))
         for key in _FITTED:
             setattr(obj, f"{key}_", d[key])
         return obj
@@ -148,13 +152,26 @@ def scheduler_from_json(d: dict[str, Any]) -> ExitScheduler:
         raise ValueError(f"not a scheduler file of format version {FORMAT_VERSION}")
     from eenet.io import decode_nonfinite
 
-    d = decode_nonfinite(d)  # standard JSON: a threshold of -inf is written "-Infinity"
+    d = _renamed(decode_nonfinite(d))  # standard JSON: a threshold of -inf is written "-Infinity"
     comb, method = split_method(str(d.get("method")))
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} in scheduler file; known: {sorted(METHODS)}")
     if len(d["costs"]) != d["num_exits"]:
         raise ValueError(f"scheduler file has {len(d['costs'])} costs for {d['num_exits']} exits")
     return METHODS[method].from_json(d) if comb is None else CombinedPolicy.from_json(d)
+
+
+def _renamed(d: dict[str, Any]) -> dict[str, Any]:
+    """A scheduler file's dict with a former combiner name (``ztw``, saved before it was renamed) read as the name now,
+    in ``method`` and in ``combiner.name`` (a copy; ``d`` itself when nothing is renamed)."""
+    method, notice = renamed_method(str(d.get("method")))
+    if notice is None:
+        return d
+    log.info("%s", notice)
+    comb = d.get("combiner")
+    if isinstance(comb, dict):
+        comb = {**comb, "name": FORMER_COMBINERS.get(comb.get("name"), comb.get("name"))}
+    return {**d, "method": method, "combiner": comb}
 
 
 def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor,
@@ -172,15 +189,19 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
     against the effective costs ``costs[k] + sum_{j <= k} overhead[j]`` (a sample leaving at ``k`` paid the decisions
     at ``0..k``): the fitted policy's ``costs_`` are those, and its ``decision_ms_`` the overhead. A fit that decides
     as another kind of policy than the preliminary one (its ``family``: EENet fallen back to MaxPred) has its own
-    overhead measured and is fitted again against it, once."""
+    overhead measured and is fitted again against it, once.
+
+    A combined policy's :func:`combiner_losses` are computed once, here, logged as a warning where positive and kept in
+    every budget's policy (its JSON's ``combiner_losses``)."""
     comb, base = split_method(method)
-    combiner = None
+    combiner, losses = None, None
     if comb is not None:
         if logits is None:
             raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
         combiner = make_combiner(comb).fit(logits, labels, costs)
         combined = combiner.transform(logits)
-        worse = [(k, d) for k, d in enumerate(combiner_losses(combined, probs, labels)) if d > 0]
+        losses = combiner_losses(combined, probs, labels)
+        worse = [(k, d) for k, d in enumerate(losses) if d > 0]
         if worse:  # e.g. product anytime on a network whose late exits are already good
             log.warning("the %s combiner lowers the validation accuracy of exit(s) %s below the exit's own (by %s points)",
                         comb, ", ".join(str(k) for k, _ in worse), ", ".join(f"{100 * d:.2f}" for _, d in worse))  # fmt: skip
@@ -188,7 +209,7 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
 
     def new_policy() -> ExitScheduler:
         policy = make_scheduler(base, **accepted_params(base, params))
-        return policy if combiner is None else CombinedPolicy(combiner, policy)
+        return policy if combiner is None else CombinedPolicy(combiner, policy, losses)
 
     decision: list[float] | None = None
     raw_costs = [float(c) for c in costs]
