@@ -294,3 +294,59 @@ def make_tiny_bert(root: Path, layers: int = 2, weights: bool = False, dropout: 
         torch.manual_seed(0)
         BertModel(config).save_pretrained(root)
     return root
+
+
+# ---------------------------------------------------------------------------------------------------
+# a clock for timing code: time passes only where the test says
+
+
+class FakeClock:
+    """A stand-in for :func:`time.perf_counter` (the ``clock`` of the timing functions): ``clock()`` returns
+    :attr:`now`, in seconds, which moves only by :meth:`advance` (work the test says takes that long) and by ``tick``
+    at every read (the cost of reading it); :attr:`reads` counts the reads."""
+
+    def __init__(self, tick: float = 0.0) -> None:
+        self.now, self.tick, self.reads = 0.0, tick, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        now = self.now
+        self.now += self.tick
+        return now
+
+    def advance(self, seconds: float) -> None:
+        """Time passes: ``seconds`` of work."""
+        self.now += seconds
+
+
+# ---------------------------------------------------------------------------------------------------
+# the commands the documents show: tests/test_readme.py holds each to a test that runs it as written, or to the reason
+# it is not run
+
+DOCUMENTS = ["README.md", *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")), "benchmarks/RESULTS.md"]
+"""The documents whose shell blocks (```bash, ```sh, ```shell) hold commands a user runs."""
+SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
+NOT_OURS = ("git add ",)  # git's own commands
+
+
+def shell_commands(text: str) -> list[str]:
+    """The commands of a Markdown text's shell blocks, without trailing comments, in order, each once."""
+    lines = [line.split("  #")[0].split(" # ")[0].strip() for block in SHELL_BLOCK.findall(text) for line in block.splitlines()]
+    return list(dict.fromkeys(c for c in lines if c and not c.startswith("#") and not c.startswith(NOT_OURS)))
+
+
+def documented_commands() -> dict[str, list[str]]:
+    """Every command of :data:`DOCUMENTS` -> the documents that show it."""
+    found: dict[str, list[str]] = {}
+    for doc in DOCUMENTS:
+        for command in shell_commands((REPO / doc).read_text()):
+            found.setdefault(command, []).append(doc)
+    return found
+
+
+def documented(command: str) -> str:
+    """``command``, checked to be one a document shows, character for character: a test or benchmark that runs a
+    documented command takes it from here, written out in the call (tests/test_readme.py finds it by this call)."""
+    if command not in documented_commands():
+        raise AssertionError(f"no document shows the command {command!r} (README.md, docs/*.md): update the test that runs it")
+    return command

@@ -7,13 +7,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from helpers import CLASSES, REPO, copy_workflow, make_image_folder, make_texts, make_tiny_bert, snakemake
+from helpers import CLASSES, REPO, copy_workflow, documented, make_image_folder, make_texts, make_tiny_bert, snakemake
 
 TARGETS = ["results/shapes/curve.pdf", "results/reviews/curve.pdf"]
 # the README's examples, run small: a few images and texts, two epochs, short timing (merged over them)
@@ -103,9 +104,17 @@ def own_run(own_inputs, tmp_path_factory) -> tuple[Path, dict]:
     wd = copy_workflow(tmp / "wf", extra=("config",))
     for name, text in own_files(own_inputs).items():
         (wd / name).write_text(text)
-    for target, example in zip(TARGETS, ("my_images.yaml", "my_texts.yaml"), strict=True):
-        examples = target.replace("curve.pdf", "examples.pdf")
-        snakemake(wd, target, examples, "--configfile", example, example.replace("my_", "small_"))
+    for command in (
+        documented(".venv/bin/snakemake --cores 8 results/shapes/curve.pdf --configfile my_images.yaml"),
+        documented(".venv/bin/snakemake --cores 8 results/reviews/curve.pdf --configfile my_texts.yaml"),
+    ):
+        argv = shlex.split(command)  # .venv/bin/snakemake --cores 8 <target> --configfile <example>
+        i = argv.index("--configfile")
+        target, example = argv[i - 1], argv[i + 1]
+        assert argv[1:3] == ["--cores", "8"] and target in TARGETS
+        # as written, through this Python's Snakemake on the test machine's 2 cores (helpers.snakemake), with the
+        # examples' figure and the small settings (a second config file) added
+        snakemake(wd, *argv[3:i], target.replace("curve.pdf", "examples.pdf"), *argv[i:], example.replace("my_", "small_"))
     return wd, {}
 
 

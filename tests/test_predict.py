@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, clone_run, edit_config, snakemake
+from helpers import REPO, clone_run, documented, edit_config, snakemake
 
 from eenet.cli import main
 from eenet.data import DatasetSpec
@@ -24,7 +24,6 @@ from eenet.io import load_tensors, read_json, write_json
 from eenet.schedulers import exit_predictions, fit_policy, make_scheduler, scheduler_from_json
 
 N = 60  # test samples written as image files
-README_PREDICT = re.compile(r"^\.venv/bin/eenet predict .*$", re.M)
 
 
 def policies(res: Path) -> list[tuple[str, str]]:
@@ -156,10 +155,9 @@ def test_readme_and_docs_commands_as_written(tiny_run, tmp_path):
     """The README's quick start ends with `eenet predict` on the demo images; docs/use.md adds `eenet export` and two
     Python examples. All run as written in a copy of the tiny run whose results stand in for the demo's (a budget
     0.5, fitted by the workflow), with the installed console script as `.venv/bin/eenet`."""
-    (command,) = README_PREDICT.findall((REPO / "README.md").read_text())
+    command = documented(".venv/bin/eenet predict results/fashion_mnist --method maxpred --budget 0.5 examples/fashion_mnist")
+    export = documented(".venv/bin/eenet export results/fashion_mnist --method maxpred --budget 0.5 -o maxpred.pt2")
     docs = REPO / "docs" / "use.md"
-    commands = [line for block in blocks(docs, "bash") for line in block.splitlines() if line.strip()]
-    assert commands[0] == command and commands[1].startswith(".venv/bin/eenet export ") and len(commands) == 2
     script = console_script()
     wd = clone_run(tiny_run, tmp_path / "run")
     # the demo's budget 0.5, here in ms: as a fraction it sits at the tiny network's first exit (0.47-0.51 of the
@@ -183,7 +181,7 @@ def test_readme_and_docs_commands_as_written(tiny_run, tmp_path):
     classes = DatasetSpec.from_manifest(wd / "data" / "fashion_mnist" / "manifest.json").classes
     assert [r["prediction"] for r in rows] == [classes[i] for i in exit_predictions(probs["probs"][:, :6], exits).tolist()]
     # docs/use.md: the export command, then its Python examples (the API; loading the exported file without eenet)
-    proc = subprocess.run(shlex.split(commands[1]), cwd=wd, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(shlex.split(export), cwd=wd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0 and (wd / "maxpred.pt2").is_file(), proc.stderr
     api, loading = blocks(docs, "python")
     out = subprocess.run([sys.executable, "-c", api], cwd=wd, capture_output=True, text=True, env=env, timeout=300)

@@ -1,10 +1,17 @@
-"""Every command a document shows is a claim. The documents users read are README.md and docs/*.md; their shell
-blocks (```bash, ```sh, ```shell) hold the commands. This test runs the workflow commands among them as written (as
-dry runs where they would train for hours), and checks that each other command is run by the test or benchmark
-named for it in COVERED_ELSEWHERE, in that file's *code*: the named string must be in the file once its comments and
-its bare string statements (docstrings) are taken out, so a comment that merely mentions a command covers nothing.
-A command added to a document without either fails the test, and so does an entry of COVERED_ELSEWHERE that no
-document shows any more.
+"""Every command a document shows is a claim. The documents are README.md, docs/*.md and benchmarks/RESULTS.md
+(helpers.DOCUMENTS); their shell blocks (```bash, ```sh, ```shell) hold the commands. Each command is, in exactly one
+way:
+
+- run here as written (:func:`run_here` says which test of this module runs it: the dry run, the statistics tables,
+  the lineage), the exact string taken from the document;
+- run as written by another test or benchmark, named in :data:`RUN_ELSEWHERE`: that file takes the command with
+  ``helpers.documented("<the command>")``, the exact string written out in its code (found in its syntax tree, so a
+  comment or a docstring holds nothing), and ``documented`` fails when no document shows it any more;
+- or not run, with the reason, in :data:`NOT_RUN`. The workflow commands among them are planned as written with
+  ``-n`` appended (a dry run in a copy of the workflow), the ``make`` commands with ``make -n``.
+
+A command added to a document without either fails the test; so does an entry of either table that no document
+shows, and a runner that no longer holds its command.
 
 benchmarks/RESULTS.md is a log that the benchmark scripts append to: its invocations are inline, with the
 arguments of the run that wrote each section (paths of that machine, `$OUT` of a device run), so they are not run
@@ -15,167 +22,170 @@ Inline command mentions in prose (`make bench`) are not commands of a shell bloc
 from __future__ import annotations
 
 import ast
-import io
+import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
-import tokenize
 from pathlib import Path
 
 import pytest
-from helpers import REPO, copy_workflow
+from helpers import DOCUMENTS, REPO, copy_workflow, documented_commands
 
-DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md"))]
-LOGS = ["benchmarks/RESULTS.md"]  # benchmark invocations only (see the module docstring)
-SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell)\n(.*?)```", re.S)
 BENCHMARK_CALL = re.compile(r"python (benchmarks/[\w.]+\.py)([^`\n]*)")
 WORKFLOW = (".venv/bin/snakemake ", "snakemake ")
+STATS = ".venv/bin/python -m eenet.analysis.stats "
+LINEAGE = (".venv/bin/python -m eenet.pipeline.lineage ", "make lineage ")
 
-STATS = ("tests/test_stats.py", '"-m", "eenet.analysis.stats"')
-# command -> (file that runs it, a string that file's code contains where it does)
-COVERED_ELSEWHERE = {
-    "make demo": ("benchmarks/time_pipeline.py", "results/fashion_mnist/curve.pdf"),
-    "make test": (".ci/run", "make test"),
-    ".venv/bin/snakemake --workflow-profile profiles/slurm all": ("tests/test_slurm.py", "--workflow-profile"),
-    "make record": ("tests/test_dvc.py", 'eenet_dvc("record"'),
-    "make push": ("tests/test_dvc.py", 'eenet_dvc("push"'),
-    "git clone ... && cd ... && make pull": ("tests/test_dvc.py", '"pull"'),
-    "make lineage FILE=results/fashion_mnist/curve.pdf": ("tests/test_dvc.py", '"eenet.pipeline.lineage", "results/tiny/curve.pdf"'),
-    ".venv/bin/python -m eenet.pipeline.lineage results/fashion_mnist/curve.pdf --json": (
-        "tests/test_dvc.py",
-        '"eenet.pipeline.lineage", "--json"',
+RUN_ELSEWHERE: dict[str, str] = {
+    # the demo's results stand in for by the tiny run's (budget 0.5 fitted by the workflow), the demo images copied in
+    ".venv/bin/eenet predict results/fashion_mnist --method maxpred --budget 0.5 examples/fashion_mnist": "tests/test_predict.py",
+    ".venv/bin/eenet export results/fashion_mnist --method maxpred --budget 0.5 -o maxpred.pt2": "tests/test_predict.py",
+    # the README's own-benchmark examples, on data and a model the test makes, small settings as a second config file
+    ".venv/bin/snakemake --cores 8 results/shapes/curve.pdf --configfile my_images.yaml": "tests/test_own_benchmark.py",
+    ".venv/bin/snakemake --cores 8 results/reviews/curve.pdf --configfile my_texts.yaml": "tests/test_own_benchmark.py",
+}
+"""Command -> the test or benchmark that runs it as written, taking it with ``helpers.documented("<command>")``."""
+
+_TRAINS = "trains {what}: {time} (planned here as written, with -n)"
+NOT_RUN: dict[str, str] = {
+    "make demo": "installs the environment and trains the default benchmark: 6-10 min on 2 cores (planned here with make -n; "
+    "`make bench`, benchmarks/time_pipeline.py, times its Snakemake target)",
+    "make test": "the test suite itself: a test that ran it would run itself (CI's .ci/run runs it; planned here with make -n)",
+    "make report": "runs the demo first (6-10 min on 2 cores); tests/test_report.py makes the report of the tiny benchmark",
+    "make seeds": "trains the demo's network with three seeds: ~40 min on 2 cores; tests/test_seeds.py runs the seed study "
+    "on the tiny benchmark",
+    "make record": "records into the repository's own dvc.lock and DVC cache (it changes the repository); tests/test_dvc.py "
+    "records a copy through the same module",
+    "make push": "sends the artifacts to the DVC remote (another machine's store, over the network)",
+    "git clone ... && cd ... && make pull": "placeholders for your repository's address; fetches from the DVC remote (network)",
+    "make checkout": "overwrites the repository's results/ with the DVC cache's copies; tests/test_dvc.py checks out a copy",
+    ".venv/bin/snakemake --cores 8 results/cifar100/curve.pdf": _TRAINS.format(
+        what="DenseNet-BC on CIFAR-100", time="hours on a GPU, the data from the internet"
     ),
-    "make checkout": ("tests/test_dvc.py", 'eenet_dvc("checkout"'),
-    ".venv/bin/eenet predict results/fashion_mnist --method maxpred --budget 0.5 examples/fashion_mnist": (
-        "tests/test_predict.py",
-        "README_PREDICT.findall(",
+    ".venv/bin/snakemake --cores 8 all": _TRAINS.format(what="every benchmark", time="days on a GPU, the paper's data from the internet"),
+    ".venv/bin/snakemake --cores 8 all --configfile my.yaml": _TRAINS.format(
+        what="every benchmark, one budget list changed", time="days on a GPU"
     ),
-    ".venv/bin/eenet export results/fashion_mnist --method maxpred --budget 0.5 -o maxpred.pt2": (
-        "tests/test_predict.py",
-        'startswith(".venv/bin/eenet export ")',
+    ".venv/bin/snakemake --workflow-profile profiles/slurm all": "needs a SLURM cluster with GPUs and an account; "
+    "tests/test_slurm.py runs the profile on a local one-node SLURM with the tiny benchmark",
+    ".venv/bin/snakemake --workflow-profile profiles/slurm results/imagenet/curve.pdf --configfile my_cluster.yaml": "needs a "
+    "SLURM cluster with several GPUs and ImageNet; tests/test_slurm.py runs two-rank training on a local SLURM",
+    "snakemake --cores 2 results/fashion_mnist_6exit/curve.pdf": _TRAINS.format(
+        what="the 6-exit Fashion-MNIST network", time="tens of minutes on 2 cores"
     ),
-    "make report": ("tests/test_report.py", '"--report", "results/report.html"'),
-    "make seeds": ("tests/test_seeds.py", 'b["train"]["seed"] = [0, 1]'),
-    # docs/results.md: the statistics tables, printed from a stats.csv
-    ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist/stats.csv": STATS,
-    ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist_3seeds/stats.csv": STATS,
-    ".venv/bin/python -m eenet.analysis.stats results/rotten_tomatoes/stats.csv": STATS,
-    ".venv/bin/python -m eenet.analysis.stats results/fashion_mnist_6exit/stats.csv": STATS,
-    ".venv/bin/python -m eenet.analysis.stats results/rotten_tomatoes_6exit/stats.csv": STATS,
-    # several GPUs: the same training through the local SLURM with 2 ranks (a GPU cluster is not at hand)
-    ".venv/bin/snakemake --workflow-profile profiles/slurm results/imagenet/curve.pdf --configfile my_cluster.yaml": (
-        "tests/test_slurm.py",
-        "def test_two_rank_training_is_one_slurm_job_with_two_tasks(",
+    "snakemake --cores 2 results/rotten_tomatoes_6exit/curve.pdf": _TRAINS.format(
+        what="the 6-exit text network", time="tens of minutes on 2 cores"
     ),
-    # the README's own-benchmark examples, run to the curve on data and a model the test makes (small settings merged in)
-    ".venv/bin/snakemake --cores 8 results/shapes/curve.pdf --configfile my_images.yaml": (
-        "tests/test_own_benchmark.py",
-        'snakemake(wd, target, examples, "--configfile", example, example.replace("my_", "small_"))',
+    ".venv/bin/snakemake --cores 2 results/fashion_mnist/reliability.pdf": _TRAINS.format(
+        what="the demo's network, then 100 re-splits", time="the demo's 6-10 min and 2 more on 2 cores"
     ),
-    ".venv/bin/snakemake --cores 8 results/reviews/curve.pdf --configfile my_texts.yaml": (
-        "tests/test_own_benchmark.py",
-        'zip(TARGETS, ("my_images.yaml", "my_texts.yaml")',
+    ".venv/bin/snakemake --cores 2 results/rotten_tomatoes/curve.pdf": _TRAINS.format(
+        what="the MiniLM text benchmark", time="46 min on 2 cores"
+    ),
+    ".venv/bin/snakemake --cores 2 results/fashion_mnist_6exit/curve.pdf results/rotten_tomatoes_6exit/curve.pdf": _TRAINS.format(
+        what="both 6-exit benchmarks", time="over an hour on 2 cores"
     ),
 }
-NOT_OURS = ("git add ",)  # git's own commands
+"""Command -> why no test runs it (what it needs, or how long it takes)."""
 
 
-def shell_commands(text: str) -> list[str]:
-    """The commands of a Markdown text's shell blocks, without trailing comments, in order, each once."""
-    lines = [line.split("  #")[0].split(" # ")[0].strip() for block in SHELL_BLOCK.findall(text) for line in block.splitlines()]
-    return list(dict.fromkeys(c for c in lines if c and not c.startswith("#") and not c.startswith(NOT_OURS)))
+def run_here(command: str) -> str | None:
+    """The test of this module that runs ``command`` as written, if one does."""
+    if command.startswith(WORKFLOW) and "-n" in shlex.split(command):
+        return "test_documented_workflow_command_plans"
+    if command.startswith(STATS):
+        return "test_documented_statistics_tables_as_written"
+    if command.startswith(LINEAGE):
+        return "test_documented_lineage_commands_as_written"
+    return None
 
 
-def doc_commands() -> dict[str, list[str]]:
-    """command -> the documents that show it."""
-    found: dict[str, list[str]] = {}
-    for doc in DOCS + LOGS:
-        for command in shell_commands((REPO / doc).read_text()):
-            found.setdefault(command, []).append(doc)
+def commands_run_here(test: str) -> list[str]:
+    return [c for c in documented_commands() if run_here(c) == test]
+
+
+def documented_calls(path: Path) -> list[str]:
+    """The commands a Python file's code takes with ``documented("<command>")`` (a call of the name imported from
+    helpers, its argument a string written out): read from the syntax tree, so comments and docstrings hold none."""
+    tree = ast.parse(path.read_text())
+    imported = any(
+        isinstance(n, ast.ImportFrom) and n.module == "helpers" and any(a.name == "documented" and a.asname is None for a in n.names)
+        for n in ast.walk(tree)
+    )
+    calls = [
+        n.args[0].value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "documented"
+        if n.args and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)
+    ]
+    return calls if imported else []
+
+
+def runners() -> dict[str, set[str]]:
+    """Command -> the tests and benchmarks that take it with ``documented(...)``."""
+    found: dict[str, set[str]] = {}
+    for path in [*sorted((REPO / "tests").glob("test_*.py")), *sorted((REPO / "benchmarks").glob("*.py"))]:
+        for command in documented_calls(path):
+            found.setdefault(command, set()).add(str(path.relative_to(REPO)))
     return found
 
 
-def readme_commands() -> list[str]:
-    return shell_commands((REPO / "README.md").read_text())
-
-
-def workflow_commands() -> list[str]:
-    return [c for c in doc_commands() if c.startswith(WORKFLOW) and c not in COVERED_ELSEWHERE]
-
-
-def code_text(path: Path) -> str:
-    """``path`` with its comments blanked out, and for Python also every bare string statement (docstrings): what
-    is left is what runs. Line and column positions are kept."""
-    source = path.read_text()
-    if path.suffix != ".py":  # shell, Makefile: a '#' at a line's start or after a blank starts a comment
-        return "\n".join(re.sub(r"(^|\s)#.*", "", line) for line in source.splitlines())
-    lines = source.splitlines(keepends=True)
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-
-    def offset(lineno: int, col: int, in_bytes: bool) -> int:
-        line = lines[lineno - 1]
-        return starts[lineno - 1] + (len(line.encode()[:col].decode()) if in_bytes else col)
-
-    spans = [
-        (offset(n.lineno, n.col_offset, True), offset(n.end_lineno, n.end_col_offset, True))
-        for n in ast.walk(ast.parse(source))
-        if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
-    ]
-    spans += [
-        (offset(*tok.start, False), offset(*tok.end, False))
-        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
-        if tok.type == tokenize.COMMENT
-    ]
-    chars = list(source)
-    for a, b in spans:
-        chars[a:b] = [c if c == "\n" else " " for c in chars[a:b]]
-    return "".join(chars)
-
-
-def runs_in_code(path: Path, marker: str) -> bool:
-    return path.is_file() and marker in code_text(path)
-
-
-def test_a_comment_or_docstring_does_not_cover_a_command(tmp_path):
-    """The checker itself: the covering string in code counts; the same string in a comment, a docstring or a bare
-    string statement does not, in Python and in shell files."""
-    marker = 'eenet_dvc("record"'
+def test_only_a_call_written_out_in_code_holds_a_command(tmp_path):
+    """The checker itself: ``documented("<command>")`` in code counts; the same text in a comment, a docstring or a
+    string does not, nor a call of another ``documented`` or with the command in a variable."""
+    command = ".venv/bin/eenet predict x"
     code = tmp_path / "test_code.py"
-    code.write_text(f'def test_it():\n    """Runs {marker}."""\n    {marker}, "x")  # {marker}\n')
-    assert runs_in_code(code, marker)
-    comment = tmp_path / "test_comment.py"
-    comment.write_text(
-        f"\"\"\"Module: {marker}.\"\"\"\n\n\ndef test_it():\n    # {marker}, \"x\")\n    '''{marker}'''\n    '{marker}'\n    pass\n"
+    code.write_text(f'from helpers import REPO, documented\n\n\ndef test_it():\n    argv = documented("{command}").split()\n')
+    assert documented_calls(code) == [command]
+    not_code = tmp_path / "test_not_code.py"
+    not_code.write_text(
+        f'"""documented("{command}")"""\nfrom helpers import documented\n\n\ndef test_it():\n'
+        f'    # documented("{command}")\n    text = \'documented("{command}")\'\n    c = "{command}"\n    documented(c)\n'
     )
-    assert not runs_in_code(comment, marker)
-    assert "def test_it():" in code_text(comment)  # code stays
-    unicode = tmp_path / "test_unicode.py"
-    unicode.write_text('x = "é"; "run_it"\ny = "run_it"\n')  # columns after a non-ASCII character
-    assert code_text(unicode).splitlines()[0].rstrip() == 'x = "é";' and runs_in_code(unicode, "run_it")
-    shell = tmp_path / "run"
-    shell.write_text("#!/usr/bin/env bash\n# make test\ncd . # make test\n")
-    assert not runs_in_code(shell, "make test")
-    shell.write_text("#!/usr/bin/env bash\nmake test  # the suite\n")
-    assert runs_in_code(shell, "make test")
-    assert not runs_in_code(tmp_path / "missing.py", marker)
+    assert documented_calls(not_code) == []
+    other = tmp_path / "test_other.py"
+    other.write_text(f'from mine import documented\n\ndocumented("{command}")\n')
+    assert documented_calls(other) == []
 
 
-def test_every_documented_command_is_run_somewhere():
-    commands = doc_commands()
-    assert "make demo" in readme_commands() and "make test" in readme_commands()
-    workflow = workflow_commands()
+def test_every_documented_command_is_run_as_written_or_listed_as_not_run():
+    commands = documented_commands()
+    assert set(DOCUMENTS) >= {"README.md", "benchmarks/RESULTS.md"} and commands
     for command, docs in commands.items():
-        if command in workflow:
-            continue
-        assert command in COVERED_ELSEWHERE, f"{', '.join(docs)}: command {command!r} is run by no test or benchmark"
-        path, marker = COVERED_ELSEWHERE[command]
-        assert runs_in_code(REPO / path, marker), f"{path} no longer runs {command!r} ({marker!r} is not in its code)"
-    stale = [c for c in COVERED_ELSEWHERE if c not in commands]
-    assert not stale, f"COVERED_ELSEWHERE names commands no document shows: {stale}"
-    assert len(workflow) >= 4
+        ways = [w for w in (run_here(command), RUN_ELSEWHERE.get(command), NOT_RUN.get(command)) if w]
+        assert ways, f"{', '.join(docs)}: {command!r} is run by no test or benchmark: run it as written, or list it in NOT_RUN with why"
+        assert len(ways) == 1, f"{command!r} is claimed {len(ways)} ways: {ways}"
+    stale = [c for c in [*RUN_ELSEWHERE, *NOT_RUN] if c not in commands]
+    assert not stale, f"RUN_ELSEWHERE / NOT_RUN name commands no document shows: {stale}"
+    assert all(reason.strip() for reason in NOT_RUN.values())
+    found = runners()
+    for command, runner in RUN_ELSEWHERE.items():
+        assert runner in found.get(command, set()), f'{runner} does not take {command!r} with documented("...") in its code'
+    wrong = {c: sorted(files) for c, files in found.items() if files != {RUN_ELSEWHERE.get(c)}}
+    assert not wrong, f"tests or benchmarks that take commands RUN_ELSEWHERE does not give them: {wrong}"
+    here = {run_here(c) for c in commands} - {None}  # each test of this module that runs commands has some
+    assert here == {"test_documented_workflow_command_plans", "test_documented_statistics_tables_as_written",
+                    "test_documented_lineage_commands_as_written"}  # fmt: skip
+
+
+def test_the_coverage_check_finds_what_it_is_for(monkeypatch):
+    """A command a document gains without a way to run it, an entry no document shows, a runner that does not take
+    its command, and a command claimed two ways each fail the check above."""
+    module = sys.modules[__name__]
+    shown = documented_commands()
+    cases = [
+        ("documented_commands", {**shown, "make everything": ["README.md"]}, r"'make everything' is run by no test"),
+        ("NOT_RUN", {**NOT_RUN, "make nothing": "no reason"}, r"name commands no document shows: \['make nothing'\]"),
+        ("RUN_ELSEWHERE", {**RUN_ELSEWHERE, "make demo": "tests/test_seeds.py"}, "claimed 2 ways"),
+        ("RUN_ELSEWHERE", {c: "tests/test_slurm.py" for c in RUN_ELSEWHERE}, "tests/test_slurm.py does not take"),
+    ]
+    for name, value, message in cases:
+        with monkeypatch.context() as m:
+            m.setattr(module, name, (lambda found=value: found) if name == "documented_commands" else value)
+            with pytest.raises(AssertionError, match=message):
+                test_every_documented_command_is_run_as_written_or_listed_as_not_run()
 
 
 def declared_options(script: Path) -> set[str]:
@@ -190,8 +200,8 @@ def declared_options(script: Path) -> set[str]:
 
 
 def test_benchmark_invocations_name_real_scripts_and_options():
-    calls = [(doc, m.group(1), m.group(2)) for doc in DOCS + LOGS for m in BENCHMARK_CALL.finditer((REPO / doc).read_text())]
-    assert any(doc == "benchmarks/RESULTS.md" for doc, _, _ in calls) and any(doc in DOCS for doc, _, _ in calls)
+    calls = [(doc, m.group(1), m.group(2)) for doc in DOCUMENTS for m in BENCHMARK_CALL.finditer((REPO / doc).read_text())]
+    assert any(doc == "benchmarks/RESULTS.md" for doc, _, _ in calls) and any(doc != "benchmarks/RESULTS.md" for doc, _, _ in calls)
     for doc, script, args in calls:
         path = REPO / script
         assert path.is_file(), f"{doc}: `python {script}` names no script"
@@ -200,24 +210,47 @@ def test_benchmark_invocations_name_real_scripts_and_options():
         assert not unknown, f"{doc}: `python {script}{args}` uses {sorted(unknown)}, which {script} does not declare"
 
 
+# ---------------------------------------------------------------------------------------------------
+# the commands run (or planned) here, as written: in a directory that has `.venv` (this Python's environment)
+
+
+def with_venv(directory: Path) -> Path:
+    """``directory`` with ``.venv`` linking to the environment of this Python, so that ``.venv/bin/...`` runs as
+    written there (``make test`` makes the repository's .venv)."""
+    venv = REPO / ".venv" if (REPO / ".venv" / "bin" / "python").exists() else Path(sys.prefix)
+    if not (venv / "bin" / "python").exists() or not (venv / "bin" / "snakemake").exists():
+        pytest.skip(f"no .venv/bin/python and .venv/bin/snakemake to run the documented commands with (looked in {venv})")
+    if not (directory / ".venv").exists():
+        (directory / ".venv").symlink_to(venv)
+    return directory
+
+
+def run(argv: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``argv`` in ``cwd`` (whose ``.venv/bin`` comes first on the PATH, as in an activated environment), offline."""
+    env = {"HF_HUB_OFFLINE": "1", "PATH": f"{cwd / '.venv' / 'bin'}:/usr/bin:/bin"}
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
 @pytest.fixture(scope="module")
 def default_copy(tmp_path_factory) -> Path:
     wd = copy_workflow(tmp_path_factory.mktemp("readme"), extra=("config",))
     # the README's "your own config": one benchmark's budgets changed
     (wd / "my.yaml").write_text("benchmarks:\n  fashion_mnist:\n    budgets: {values: [0.5, 0.65]}\n")
-    return wd
+    return with_venv(wd)
 
 
-@pytest.mark.parametrize("command", workflow_commands())
-def test_documented_workflow_command_as_written(command, default_copy):
+def planned_workflow_commands() -> list[str]:
+    """The dry runs the documents show, and the not-run workflow commands that need no cluster or files of the user's."""
+    planned = [c for c in NOT_RUN if c.startswith(WORKFLOW) and "--workflow-profile" not in c and "my_" not in c]
+    return commands_run_here("test_documented_workflow_command_plans") + planned
+
+
+@pytest.mark.parametrize("command", planned_workflow_commands())
+def test_documented_workflow_command_plans(command, default_copy):
     argv = shlex.split(command)
-    snakemake = REPO / ".venv" / "bin" / "snakemake"
-    argv = ([str(snakemake)] if snakemake.exists() else [sys.executable, "-m", "snakemake"]) + argv[1:]
     if "-n" not in argv:
         argv.append("-n")  # these would train for hours: plan them
-    proc = subprocess.run(
-        argv, cwd=default_copy, capture_output=True, text=True, timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
-    )
+    proc = run(argv, default_copy)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Job stats:" in out
@@ -225,3 +258,70 @@ def test_documented_workflow_command_as_written(command, default_copy):
         assert "results/fashion_mnist/schedulers/eenet/0.65.json" in out
         assert "results/fashion_mnist/schedulers/eenet/0.45.json" not in out
         assert "results/cifar100/curve.pdf" in out  # merged over the default: the other benchmarks stay
+
+
+@pytest.mark.parametrize("command", [c for c in NOT_RUN if c.startswith("make ")])
+def test_documented_make_commands_plan(command):
+    """``make -n`` of the command as written, in the repository (a dry run prints the recipes and runs none)."""
+    argv = shlex.split(command)
+    proc = subprocess.run([argv[0], "-n", *argv[1:]], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_documented_statistics_tables_as_written(tmp_path):
+    """Each `python -m eenet.analysis.stats results/<bench>/stats.csv` the documents show, as written, on a stats.csv of
+    two seeds of three policies made at that path: it prints the table of the means, MaxPred first, the oracle last."""
+    import torch
+
+    from eenet.analysis.stats import STATS_FIELDS, seed_stats
+    from eenet.io import write_csv
+
+    commands = commands_run_here("test_documented_statistics_tables_as_written")
+    assert len(commands) >= 3
+    g = torch.Generator().manual_seed(3)
+    seeds = []
+    for s in range(2):
+        accuracy = (("maxpred", 0.7), ("eenet", 0.72), ("oracle", 0.9))
+        correct = {(m, b): torch.rand(200, generator=g) < p for m, p in accuracy for b in (0.5, 0.6)}
+        evals = [{"method": m, "budget_value": b, "budget_ms": b, "test_accuracy": c.float().mean().item(), "cost_ratio": 1.0}
+                 for (m, b), c in correct.items()]  # fmt: skip
+        seeds.append((s, correct, evals))
+    rows = [{k: r.get(k, "") for k in STATS_FIELDS} for r in seed_stats("b", seeds, 0.05, reps=100)]
+    wd = with_venv(tmp_path)
+    procs = []
+    for command in commands:
+        argv = shlex.split(command)
+        write_csv(wd / argv[-1], rows, STATS_FIELDS)
+        env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+        procs.append((command, subprocess.Popen(argv, cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)))
+    for command, proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (command, err[-2000:])
+        table = [line for line in out.splitlines() if line.startswith("|")]
+        assert table[0] == "| policy | 0.5 | 0.6 | AUC (%) | gap to oracle |", (command, out)
+        assert [line.split(" | ")[0] for line in table[2:]] == ["| maxpred", "| eenet", "| oracle"], (command, out)
+
+
+def test_documented_lineage_commands_as_written(tmp_path):
+    """The lineage commands docs/design.md shows, as written, beside the repository's dvc.yaml and dvc.lock and none of
+    the files they record: the record is printed, and every artifact behind the figure is stale (exit 1), starting
+    where the data is missing. ``make`` is told not to remake the environment it runs in (``--old-file``)."""
+    commands = commands_run_here("test_documented_lineage_commands_as_written")
+    assert {c.split()[0] for c in commands} == {"make", ".venv/bin/python"}
+    for name in ("dvc.yaml", "dvc.lock", "dvc-record.json", "Makefile", "requirements.txt", "requirements-nodeps.txt", "pyproject.toml"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, tmp_path / name)
+    wd = with_venv(tmp_path)
+    record = json.loads((wd / "dvc-record.json").read_text()) if (wd / "dvc-record.json").exists() else None
+    for command in commands:
+        argv = shlex.split(command)
+        target = argv[-1].removeprefix("FILE=") if argv[0] == "make" else argv[argv.index("eenet.pipeline.lineage") + 1]
+        proc = run([*argv, "--old-file=.venv/bin/.installed"] if argv[0] == "make" else argv, wd)
+        assert proc.returncode == (2 if argv[0] == "make" else 1), proc.stdout + proc.stderr  # make: its recipe failed
+        if "--json" in argv:
+            graph = json.loads(proc.stdout)
+            assert graph["target"] == target and graph["stale"] and target in graph["artifacts"]
+            assert all(node["stale"] for node in graph["artifacts"].values()) and graph["record"] == record
+        else:
+            assert f"stale artifact(s) behind {target}" in proc.stdout and " is missing" in proc.stdout, proc.stdout
+            assert record is None or record["git_commit"] in proc.stdout

@@ -6,7 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
+import types
+from collections.abc import Callable
 
 from helpers import TARGET, copy_workflow, tiny_config, workflow_env
 
@@ -27,18 +28,45 @@ def wake_ups(loop: Loop) -> int:
     return n
 
 
+class Timers:
+    """A stand-in for threading.Timer that the test fires itself: every timer made, with its delay and function."""
+
+    def __init__(self) -> None:
+        self.made: list[types.SimpleNamespace] = []
+
+    def __call__(self, delay: float, function: Callable[[], None]) -> types.SimpleNamespace:
+        t = types.SimpleNamespace(delay=delay, function=function, daemon=False, started=False)
+        t.start = lambda: setattr(t, "started", True)
+        self.made.append(t)
+        return t
+
+
 def test_many_requests_while_one_is_pending_wake_the_loop_once():
-    loop = Loop()
-    started = [one_pending_reevaluation(loop, 0.05) for _ in range(50)]  # what 50 passes of the loop would ask
+    loop, timers = Loop(), Timers()
+    started = [one_pending_reevaluation(loop, 0.05, timer=timers) for _ in range(50)]  # what 50 passes of the loop would ask
     assert started == [True] + [False] * 49
-    timers = [t for t in threading.enumerate() if isinstance(t, threading.Timer)]
-    assert timers and all(t.daemon for t in timers)  # Snakemake does not wait for it when it exits
-    time.sleep(0.3)
-    assert wake_ups(loop) == 1  # Snakemake's own method: 50 timers, 50 wake-ups, each asking for another
-    # once it has fired, the next request starts a timer again: the loop is never left asleep
-    assert one_pending_reevaluation(loop, 0.05) is True
-    time.sleep(0.3)
+    (pending,) = timers.made  # one timer (Snakemake's own method: 50 timers, 50 wake-ups, each asking for another)
+    assert (pending.delay, pending.daemon, pending.started) == (0.05, True, True)  # daemon: Snakemake does not wait for it
+    assert wake_ups(loop) == 0  # not before it fires
+    pending.function()
     assert wake_ups(loop) == 1
+    # once it has fired, the next request starts a timer again: the loop is never left asleep
+    assert one_pending_reevaluation(loop, 0.05, timer=timers) is True and len(timers.made) == 2
+    assert one_pending_reevaluation(loop, 0.05, timer=timers) is False
+    timers.made[1].function()
+    assert wake_ups(loop) == 1
+
+
+def test_the_default_timer_is_a_daemon_thread_that_wakes_the_loop():
+    """With threading.Timer: the request starts one daemon timer thread, which wakes the loop once when it fires
+    (waited for by joining it, not by sleeping)."""
+    loop = Loop()
+    before = set(threading.enumerate())
+    assert one_pending_reevaluation(loop, 0.2) is True and one_pending_reevaluation(loop, 0.2) is False
+    (timer,) = [t for t in threading.enumerate() if t not in before and isinstance(t, threading.Timer)]
+    assert timer.daemon
+    timer.join(timeout=60)
+    assert not timer.is_alive() and wake_ups(loop) == 1
 
 
 def test_snakemake_as_installed_uses_the_repair_after_the_workflow_is_parsed(tmp_path):

@@ -113,6 +113,8 @@ def time_per_sample(
     repeats: int = 5,
     chunk: int = 10,
     progress: Callable[[int, int], None] | None = None,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, dict[str, float]]:
     """Mean wall-clock ms per sample of each ``runs[name](batch)`` over ``batches``, robust to bursts of load.
 
@@ -122,7 +124,8 @@ def time_per_sample(
     mean latency over the samples, with a burst of another process's load, which spoils one repeat of a chunk,
     left out. ``ms_q1``, ``ms_q3``: quartiles of the per-repeat totals (the spread between whole passes).
     CUDA is synchronised around every timed call. ``progress(done, total)``, if given, is called after each
-    chunk with the chunks done and their number.
+    chunk with the chunks done and their number. ``clock``: the timer read before and after every timed call, in
+    seconds (:func:`time.perf_counter`; a test passes a clock of its own).
     """
     n = sum(first_tensor(b).shape[0] for b in batches)
     n_chunks = -(-len(batches) // chunk)
@@ -138,11 +141,11 @@ def time_per_sample(
         for r in range(repeats):
             for name, run in runs.items():
                 sync_device(device)
-                t0 = time.perf_counter()
+                t0 = clock()
                 for b in part:
                     run(b)
                 sync_device(device)
-                dt = (time.perf_counter() - t0) * 1000.0
+                dt = (clock() - t0) * 1000.0
                 times[name].append(dt)
                 totals[name][r] += dt
         for name, ts in times.items():

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["WRITTEN_FOR", "SWITCH", "SchedulerRepairError", "one_pending_reevaluation", "apply"]
@@ -39,9 +40,10 @@ class SchedulerRepairError(RuntimeError):
     """The repair cannot be installed on this Snakemake: the message says why and what to do."""
 
 
-def one_pending_reevaluation(scheduler: Any, delay: float) -> bool:
+def one_pending_reevaluation(scheduler: Any, delay: float, *, timer: Callable[[float, Callable[[], None]], Any] = threading.Timer) -> bool:
     """Wake ``scheduler``'s loop (release its ``_open_jobs`` semaphore) after ``delay`` seconds, unless a wake-up
-    started here is already pending. Returns whether a timer was started."""
+    started here is already pending. Returns whether a timer was started. ``timer(delay, function)``: makes the
+    timer, a thread that is made a daemon and started (:class:`threading.Timer`; a test passes one it fires itself)."""
     lock = scheduler.__dict__.setdefault("_eenet_timer_lock", threading.Lock())
     with lock:
         if scheduler.__dict__.get("_eenet_timer_pending"):
@@ -53,9 +55,9 @@ def one_pending_reevaluation(scheduler: Any, delay: float) -> bool:
             scheduler._eenet_timer_pending = False
         scheduler._open_jobs.release()
 
-    timer = threading.Timer(delay, wake)
-    timer.daemon = True
-    timer.start()
+    pending = timer(delay, wake)
+    pending.daemon = True
+    pending.start()
     return True
 
 
