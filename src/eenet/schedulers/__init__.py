@@ -11,7 +11,7 @@ One module per policy family; a policy is a subclass of :class:`ExitScheduler` d
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from eenet.schedulers import calibrated, compose, eenet, guarantee, oracle, patience, search, shared, static, threshold
+from eenet.schedulers import calibrated, compose, deferral, eenet, guarantee, oracle, patience, search, shared, static, threshold
 from eenet.schedulers.base import (
     FORMAT_VERSION,
     METHODS,
@@ -34,6 +34,7 @@ from eenet.schedulers.compose import (
     make_scheduler,
     scheduler_from_json,
 )
+from eenet.schedulers.deferral import DeferralScheduler
 from eenet.schedulers.eenet import EENetScheduler
 from eenet.schedulers.guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
 from eenet.schedulers.oracle import OracleScheduler
@@ -62,6 +63,7 @@ __all__ = [
     "EntropyOptScheduler",
     "SharedThresholdScheduler",
     "PatienceScheduler",
+    "DeferralScheduler",
     "MaxPredGuardScheduler",
     "EntropyGuardScheduler",
     "MaxPredTSGuardScheduler",
@@ -79,6 +81,7 @@ __all__ = [
     "thresholds_for_distribution",
     "calibrated",
     "compose",
+    "deferral",
     "eenet",
     "guarantee",
     "oracle",

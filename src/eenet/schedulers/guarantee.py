@@ -19,7 +19,10 @@ holds for new samples exchangeable with the validation samples. How (docs/guaran
 4. on the calibration part, each setting of a grid of ``λ`` is tested (Hoeffding-Bentkus p-value of "risk above the
    target", losses bounded in [0, 1]: costs are scaled by the range of the exit costs) in order from the safe end
    (fixed-sequence testing: no correction for the number of settings); the settings tested before the first that
-   fails are certified, all together with probability ``1 - δ``;
+   fails are certified, all together with probability ``1 - δ`` (``calibration: ltt``; Jazbec et al.'s two others,
+   ``ucb`` -- the most efficient setting whose upper bound is within the target -- and ``crc`` -- conformal risk
+   control, in expectation over the draw of validation rather than with probability ``1 - δ`` -- are in
+   :mod:`~eenet.schedulers.riskcontrol`);
 5. cost: the costliest certified setting. Accuracy loss: the costliest certified setting whose validation cost is
    within the budget (infeasible when even the cheapest certified one costs more).
 
@@ -36,90 +39,17 @@ import torch
 
 from eenet.schedulers.base import InfeasibleBudgetError, register_method
 from eenet.schedulers.calibrated import TemperatureScaledScheduler
+from eenet.schedulers.riskcontrol import BOUNDS, CALIBRATIONS, certified_bound, certify, pvalue, upper_bound
 from eenet.schedulers.threshold import GeometricScheduler
 
 __all__ = [
-    "BOUNDS", "LOSSES", "pvalue", "upper_bound", "threshold_family", "family_exits", "guarantee_spec",
+    "BOUNDS", "CALIBRATIONS", "LOSSES", "pvalue", "upper_bound", "threshold_family", "family_exits", "guarantee_spec",
     "MaxPredGuardScheduler", "EntropyGuardScheduler", "MaxPredTSGuardScheduler", "EntropyTSGuardScheduler",
 ]  # fmt: skip
 
-BOUNDS = ("hoeffding_bentkus", "hoeffding")
-"""``hoeffding_bentkus``: the smaller of the two p-values (Bates et al., 2021); ``hoeffding``: Hoeffding's alone."""
 LOSSES = ("disagree", "worse")
 """Accuracy loss of a sample: its prediction differs from the last exit's / the last exit is right and it is not."""
 BELOW, ABOVE = -1e-3, 1.0 + 1e-3  # outside the scores' range [0, 1]: every sample passes / none does
-
-
-# ---------------------------------------------------------------------------------------------------
-# the bound
-
-
-def _h1(a: torch.Tensor, b: float) -> torch.Tensor:
-    """Bernoulli KL divergence ``KL(a ‖ b)`` (``0 log 0 = 0``)."""
-    a = a.double()
-    left = torch.where(a > 0, a * torch.log(a.clamp_min(1e-300) / b), torch.zeros_like(a))
-    right = torch.where(a < 1, (1 - a) * torch.log((1 - a).clamp_min(1e-300) / (1 - b)), torch.zeros_like(a))
-    return left + right
-
-
-def _binom_log_cdf(n: int, p: float) -> torch.Tensor:
-    """``log P(Bin(n, p) <= k)`` for ``k = 0..n``: ``[n + 1]``."""
-    i = torch.arange(n + 1, dtype=torch.float64)
-    log_pmf = torch.lgamma(torch.tensor(n + 1.0, dtype=torch.float64)) - torch.lgamma(i + 1) - torch.lgamma(n - i + 1)
-    log_pmf = log_pmf + i * math.log(p) + (n - i) * math.log1p(-p)
-    return torch.logcumsumexp(log_pmf, dim=0)
-
-
-def pvalue(loss_sum: torch.Tensor, n: int, alpha: float, bound: str = "hoeffding_bentkus") -> torch.Tensor:
-    """p-value of the null "expected loss > ``alpha``" given the sum of ``n`` losses in [0, 1] (``[G]`` sums -> ``[G]``).
-
-    Hoeffding: ``exp(-n KL(min(R, α) ‖ α))`` with ``R`` the mean loss; Bentkus: ``e · P(Bin(n, α) <= ⌈n R⌉)``;
-    ``hoeffding_bentkus`` takes the smaller (valid for any loss bounded in [0, 1]).
-    """
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; known: {BOUNDS}")
-    s = torch.as_tensor(loss_sum, dtype=torch.float64)
-    if alpha <= 0:
-        return torch.ones_like(s)
-    if alpha >= 1:
-        return torch.zeros_like(s)
-    risk = (s / n).clamp(0, 1)
-    p = torch.exp(-n * _h1(risk.clamp_max(alpha), alpha))
-    if bound == "hoeffding_bentkus":
-        k = torch.ceil(s - 1e-9).clamp(0, n).long()  # sums of 0/1 losses are whole numbers up to rounding
-        p = torch.minimum(p, math.e * torch.exp(_binom_log_cdf(n, alpha)[k]))
-    return p.clamp_max(1.0)
-
-
-def upper_bound(risk: float, n: int, delta: float, bound: str = "hoeffding_bentkus") -> float:
-    """The upper confidence bound at level ``1 - δ`` of the expected loss, from the mean ``risk`` of ``n`` losses in
-    [0, 1]: the smallest ``α`` whose :func:`pvalue` is at most ``δ`` (bisection). A setting is certified for a target
-    ``α`` exactly when this bound is at most ``α``; for a given mean it shrinks as ``n`` grows."""
-    if bound not in BOUNDS:
-        raise ValueError(f"unknown bound {bound!r}; known: {BOUNDS}")
-    r = min(1.0, max(0.0, float(risk)))
-    k = min(n, max(0, math.ceil(r * n - 1e-9)))
-    i = torch.arange(k + 1, dtype=torch.float64)  # P(Bin(n, a) <= k) = sum over i <= k: the binomial terms up to k only
-    log_choose = math.lgamma(n + 1) - torch.lgamma(i + 1) - torch.lgamma(n - i + 1)
-
-    def p_value(a: float) -> float:
-        if a >= 1:
-            return 0.0
-        p = math.exp(-n * float(_h1(torch.tensor(min(r, a)), a)))
-        if bound == "hoeffding_bentkus":
-            p = min(p, math.e * math.exp(float(torch.logsumexp(log_choose + i * math.log(a) + (n - i) * math.log1p(-a), 0))))
-        return p
-
-    lo, hi = r, 1.0
-    if r > 0 and p_value(lo) <= delta:
-        return lo
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        if p_value(mid) <= delta:
-            hi = mid
-        else:
-            lo = mid
-    return hi
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -186,6 +116,8 @@ class GuaranteeMixin:
     Fitted, besides the wrapped policy's attributes (``thresholds_`` = ``T(λ̂)``): ``guarantee_`` -- the risk, its
     target, ``δ``, the chosen ``λ``, its mean loss and upper bound on the calibration part, the certified range of
     ``λ`` and its cheapest setting's validation cost, the sizes of the two parts, the shape part's thresholds ``T*``.
+    ``calibration``: how the settings are certified, ``ltt`` (the default), ``ucb`` or ``crc``
+    (:mod:`~eenet.schedulers.riskcontrol`); ``bound``: the concentration bound of ``ltt`` and ``ucb``.
     """
 
     score_name = "maxpred"
@@ -197,6 +129,7 @@ class GuaranteeMixin:
         shape_fraction: float = 0.5,
         grid: int = 200,
         bound: str = "hoeffding_bentkus",
+        calibration: str = "ltt",
         seed: int = 0,
     ) -> None:
         super().__init__(score=self.score_name)  # type: ignore[call-arg]
@@ -205,10 +138,13 @@ class GuaranteeMixin:
         self.shape_fraction = shape_fraction
         self.grid = grid
         self.bound = bound
+        self.calibration = calibration
         self.seed = seed
         guarantee_spec(cost, accuracy_loss)
         if bound not in BOUNDS:
             raise ValueError(f"unknown bound {bound!r}; known: {BOUNDS}")
+        if calibration not in CALIBRATIONS:
+            raise ValueError(f"unknown calibration {calibration!r}; known: {CALIBRATIONS}")
         if not 0 < shape_fraction < 1 or int(grid) < 2:
             raise ValueError(f"shape_fraction must be in (0, 1) and grid at least 2, got {shape_fraction}, {grid}")
 
@@ -244,17 +180,11 @@ class GuaranteeMixin:
             target = float(spec["epsilon"])
             order = torch.arange(len(lambdas) - 1, -1, -1)  # from the last exit down
         n_cal = int(cal.numel())
-        sums = losses.sum(dim=1)
-        passed = pvalue(sums, n_cal, target, self.bound) <= float(spec["delta"])
-        certified = []
-        for j in order.tolist():  # fixed-sequence testing: stop at the first setting that fails
-            if not bool(passed[j]):
-                break
-            certified.append(j)
+        certified, sums = certify(losses, order, target, float(spec["delta"]), self.calibration, self.bound)
         name = f"{spec['risk']} within {target:.4g}" + (" of the range of exit costs" if spec["risk"] == "cost" else "")
         if not certified:
             raise InfeasibleBudgetError(
-                f"no setting is certified at delta {spec['delta']} ({name}; {n_cal} calibration samples): "
+                f"no setting is certified by {self.calibration} at delta {spec['delta']} ({name}; {n_cal} calibration samples): "
                 + ("even every sample at the cheapest exit" if spec["risk"] == "cost" else "even every sample at the last exit")
                 + " has an upper bound above the target"
             )
@@ -277,7 +207,8 @@ class GuaranteeMixin:
         cheapest = int(torch.argmin(val_costs))
         self.guarantee_ = {
             **spec, "target": target, "lambda": float(lambdas[j]), "calibration_risk": risk,
-            "upper_bound": upper_bound(risk, n_cal, float(spec["delta"]), self.bound), "bound": self.bound,
+            "upper_bound": certified_bound(risk, n_cal, float(spec["delta"]), self.calibration, self.bound),
+            "bound": self.bound, "calibration": self.calibration,
             "certified_lambda": [float(lambdas[certified].min()), float(lambdas[certified].max())],
             "cheapest_certified_val_cost": float(val_costs[cheapest]), "n_shape": n_shape, "n_calibration": n_cal,
             "shape_thresholds": base.tolist(), "shape_log_rho": self.log_rho_,  # type: ignore[has-type]
