@@ -62,11 +62,11 @@ def constructed(args) -> tuple:
 
 def demo(args) -> tuple:
     from eenet.data.prepare import open_benchmark
-    from eenet.io import load_tensors
+    from eenet.records import read_logits_cache
 
     res = REPO / "results" / args.bench
     model, meta = load_model(str(res / "model.pt"), torch.device("cpu"))
-    val, _ = load_tensors(res / "logits" / "val.safetensors")
+    val, _ = read_logits_cache(res / "logits" / "val.safetensors", split="val")
     dataset = str(meta["dataset"])
     test = open_benchmark(dataset, REPO / "data" / dataset, str(meta["arch"]), dict(meta.get("arch_kwargs") or {}), None, ("test",))["test"]
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[: args.samples].sort().values

@@ -24,8 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 from _results import append_section  # noqa: E402
 
-from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.io import read_csv  # noqa: E402
 from eenet.measure.costs import read_costs, resolve_budget  # noqa: E402
+from eenet.records import read_logits_cache  # noqa: E402
 from eenet.schedulers import accepted_params, accuracy, make_scheduler  # noqa: E402
 
 
@@ -40,8 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     run = Path(args.run)
-    val, _ = load_tensors(run / "logits" / "val.safetensors")
-    test, _ = load_tensors(run / "logits" / "test.safetensors")
+    val, _ = read_logits_cache(run / "logits" / "val.safetensors", split="val")
+    test, _ = read_logits_cache(run / "logits" / "test.safetensors", split="test")
     costs_ms, _, _ = read_costs(read_csv(run / "cost.csv"))
     hyper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"][args.bench].get("eenet", {})
     n_val = val["labels"].numel()

@@ -21,9 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 from _results import append_section  # noqa: E402
 
-from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.io import read_csv  # noqa: E402
 from eenet.measure.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.pipeline.logs import device_name  # noqa: E402
+from eenet.records import read_logits_cache  # noqa: E402
 from eenet.schedulers import METHODS, accepted_params, make_scheduler  # noqa: E402
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"][args.bench]
     # every registered policy (single exits aside), whatever the benchmark's config fits
     methods = [m for m in METHODS if m != "static"]
-    tensors, _ = load_tensors(REPO / "results" / args.bench / "logits" / "val.safetensors")
+    tensors, _ = read_logits_cache(REPO / "results" / args.bench / "logits" / "val.safetensors", split="val")
     probs, labels = tensors["probs"], tensors["labels"]
     costs, _, _ = read_costs(read_csv(REPO / "results" / args.bench / "cost.csv"))
     budget = resolve_budget(args.budget, "fraction", costs)

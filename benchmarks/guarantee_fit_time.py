@@ -27,9 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 from _results import append_section  # noqa: E402
 
 from eenet.analysis.reliability import reliability_rows, reliability_study  # noqa: E402
-from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.io import read_csv  # noqa: E402
 from eenet.measure.costs import read_costs, resolve_budget  # noqa: E402
 from eenet.pipeline.logs import device_name  # noqa: E402
+from eenet.records import read_logits_cache  # noqa: E402
 from eenet.schedulers import METHODS, make_scheduler  # noqa: E402
 
 GUARDED = ("maxpred", "entropy", "maxpred_ts", "entropy_ts")
@@ -51,8 +52,8 @@ def main() -> None:
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"][args.bench]
     study = {k: v["default"] for k, v in bprops["reliability"]["properties"].items()} | cfg.get("reliability", {})
     res = Path(args.results) / args.bench
-    val, _ = load_tensors(res / "logits" / "val.safetensors")
-    test, _ = load_tensors(res / "logits" / "test.safetensors")
+    val, _ = read_logits_cache(res / "logits" / "val.safetensors", split="val")
+    test, _ = read_logits_cache(res / "logits" / "test.safetensors", split="test")
     costs, _, meta = read_costs(read_csv(res / "cost.csv"))
     budget = resolve_budget(args.budget, "fraction", costs)
     probs, labels = val["probs"][:, : args.samples], val["labels"][: args.samples]

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 from _results import append_section, job_seconds  # noqa: E402
 
-from eenet.io import load_tensors, read_csv  # noqa: E402
+from eenet.io import read_csv  # noqa: E402
+from eenet.records import read_logits_cache  # noqa: E402
 
 DEFAULT_RUNS = [f"results/fashion_mnist_6exit/seed{s}" for s in range(3)] + ["results/rotten_tomatoes_6exit"]
 # each rule's output, whose Snakemake record gives the job's seconds
@@ -47,7 +48,7 @@ def run_row(run: Path) -> dict[str, object]:
     """One run's figures (see the module docstring)."""
     rel = run.resolve().relative_to((REPO / "results").resolve())
     epochs = read_csv(run / "train_metrics.csv")
-    test, _ = load_tensors(run / "logits" / "test.safetensors")
+    test, _ = read_logits_cache(run / "logits" / "test.safetensors", split="test")
     per_exit = (test["probs"].argmax(2) == test["labels"]).float().mean(1).tolist()
     fits, evals = policy_seconds(run, "schedulers"), policy_seconds(run, "eval")
     eenet = [s for m, s in fits.items() if m.split("+")[-1].startswith("eenet")]

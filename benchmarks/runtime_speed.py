@@ -32,11 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 from _results import append_section  # noqa: E402
 
-from eenet.io import read_csv, read_json  # noqa: E402
+from eenet.io import read_csv  # noqa: E402
 from eenet.measure.costs import measure_latency  # noqa: E402
 from eenet.measure.runtime import compare_to_simulation, measure_policies  # noqa: E402
 from eenet.models import build_model, load_model, prepare_model  # noqa: E402
 from eenet.pipeline.logs import device_name  # noqa: E402
+from eenet.records import read_fitted_policy  # noqa: E402
 from eenet.schedulers import make_scheduler, scheduler_from_json  # noqa: E402
 
 FIELDS = ["model", "method", "budget", "batch", "simulated_ms", "measured_ms", "measured_q1", "measured_q3", "plain_ms", "full_ms",
@@ -83,7 +84,7 @@ def demo_rows(args, device) -> list[dict]:
         for budget in args.budgets:
             path = res / "schedulers" / method / f"{budget}.json"
             if path.is_file():
-                fitted = read_json(path)
+                fitted = read_fitted_policy(path)
                 if not fitted.get("infeasible"):
                     scheds[(method, budget)] = scheduler_from_json(fitted)
     cost_csv = read_csv(res / "cost.csv")

@@ -186,3 +186,33 @@ def test_predict_outputs_keeps_the_cached_probabilities_byte_identical_beside_th
     assert logits.shape == probs.shape == (3, 70, 3)
     assert torch.allclose(torch.softmax(logits, 2), probs, atol=1e-6)
     assert not torch.allclose(logits.exp().sum(2), torch.ones(3, 70))  # raw logits, not log-probabilities
+
+
+def test_train_benchmark_is_a_library_call_that_writes_the_model_and_metrics(tiny_dataset, tmp_path):
+    """The training job without the workflow: a fetched dataset's manifest in, model.pt and the metrics CSV out; the
+    checkpoint's fingerprint is the recipe's with the ``code`` given; a job of unknown keys is refused."""
+    from eenet.data import dataset_spec
+    from eenet.data.fetch import fetch_dataset
+    from eenet.io import file_sha256, load_checkpoint, read_csv, write_json
+    from eenet.training.fingerprint import training_fingerprint
+    from eenet.training.job import TrainJob, train_benchmark
+
+    mirror, _ = tiny_dataset
+    root = tmp_path / "data" / "tiny"
+    paths = fetch_dataset("tiny", root, str(mirror))
+    manifest = root / "manifest.json"
+    write_json(manifest, {"dataset": "tiny", "source": str(mirror), "files": {p.name: file_sha256(p) for p in paths},
+                          "spec": dataset_spec("tiny").to_json()})  # fmt: skip
+    job = {"dataset": "tiny", "arch": "small_cnn_3", "arch_kwargs": {"width": 4}, "split": {"val_size": 4, "seed": 0},
+           "train": {"epochs": 1, "batch_size": 4, "milestones": [], "augment_pad": 0}, "device": "cpu", "max_length": 128,
+           "checkpoint": str(tmp_path / "ckpt.pt"), "data": str(manifest), "threads": 1, "model": str(tmp_path / "model.pt"),
+           "metrics": str(tmp_path / "metrics.csv")}  # fmt: skip
+    history = train_benchmark(job, code="the code")
+    assert [r["epoch"] for r in read_csv(tmp_path / "metrics.csv")] == ["1"] == [str(r["epoch"]) for r in history]
+    meta = load_checkpoint(tmp_path / "model.pt")
+    recipe = {k: job[k] for k in ("arch", "arch_kwargs", "split", "train", "max_length")} | {"data": file_sha256(manifest)}
+    assert meta["fingerprint"] == training_fingerprint(recipe, "the code") and meta["num_classes"] == 10
+    assert "device" not in meta  # no run metadata asked for
+    assert TrainJob.from_dict(job).to_dict() == {**job, "log": None}
+    with pytest.raises(ValueError, match=r"unknown keys \['epochs'\], missing keys \['metrics'\]"):
+        TrainJob.from_dict({**{k: v for k, v in job.items() if k != "metrics"}, "epochs": 1})

@@ -30,10 +30,11 @@ from eenet.data import DatasetSpec, Split, dataset_spec
 from eenet.data.images import ImageSplit
 from eenet.data.text import TextSplit
 from eenet.inputs import Inputs, first_tensor
-from eenet.io import file_sha256, read_json
+from eenet.io import file_sha256
 from eenet.measure.costs import sync_device
 from eenet.measure.runtime import adaptive_forward
 from eenet.models import MultiExitNetwork, is_text_model, load_model
+from eenet.records import read_fitted_policy
 from eenet.schedulers import ExitScheduler, scheduler_from_json
 
 __all__ = ["PREDICT_FIELDS", "Predictions", "Predictor", "find_policy", "load_policy", "read_inputs", "dataset_of"]
@@ -104,16 +105,16 @@ def find_policy(results_dir: str | Path, method: str, budget: float | str) -> Pa
 
 
 def load_policy(path: str | Path, model_path: str | Path) -> tuple[ExitScheduler, dict[str, Any]]:
-    """The fitted scheduler of ``path`` and its JSON, checked against the model at ``model_path``.
+    """The fitted scheduler of ``path`` and its record (:func:`eenet.records.read_fitted_policy`), checked against
+    the model at ``model_path``.
 
     Raises:
-        ValueError: an infeasible fit, a policy that reads the labels (the oracle), or one fitted for another model.
+        ValueError: not a fitted-policy record, an infeasible fit, a policy that reads the labels (the oracle), or one
+            fitted for another model.
     """
-    fitted = read_json(path)
-    if not isinstance(fitted, dict) or "method" not in fitted:
-        raise ValueError(f"{path}: not a fitted scheduler file")
+    fitted = read_fitted_policy(path)
     if fitted.get("infeasible"):
-        raise ValueError(f"{path}: no policy was fitted at this budget ({fitted.get('reason', 'infeasible')})")
+        raise ValueError(f"{path}: no policy was fitted at this budget ({fitted['reason']})")
     recorded = fitted.get("logits_model_sha256")
     actual = file_sha256(model_path)
     if recorded is None:

@@ -8,8 +8,9 @@ import torch
 from eenet.analysis.plotting import SUMMARY_FIELDS, aggregate_seed_rows, plot_curve
 from eenet.analysis.stats import STATS_FIELDS, log_stats, policy_decisions, seed_stats
 from eenet.analysis.summary import auc_by_method, read_seed_runs, seeds_caption
-from eenet.io import load_tensors, read_json, write_csv
+from eenet.io import write_csv
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_fitted_policy, read_logits_cache
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p, inp, bench = snakemake.params, snakemake.input, snakemake.wildcards.bench
@@ -20,8 +21,8 @@ mean = aggregate_seed_rows(bench, summary)
 write_csv(snakemake.output.summary, summary + mean, SUMMARY_FIELDS)
 decisions = []  # per run, each policy's exits and predictions: policies deciding alike in every run are one row
 for run, test in zip(p.runs, inp.tests, strict=True):
-    tensors, _ = load_tensors(test)
-    fitted = [read_json(f) for f in inp.schedulers if f.startswith(f"results/{run}/")]
+    tensors, _ = read_logits_cache(test, split="test")
+    fitted = [read_fitted_policy(f) for f in inp.schedulers if f.startswith(f"results/{run}/")]
     decisions.append(policy_decisions(tensors["probs"], tensors["labels"], fitted, tensors.get("logits")))
 stats = seed_stats(bench, seeds, p.tolerance, p.stats["bootstrap"], p.stats["seed"], decisions)
 write_csv(snakemake.output.stats, stats, STATS_FIELDS)

@@ -3,9 +3,10 @@
 import torch
 
 from eenet.data.prepare import open_fetched
-from eenet.io import file_sha256, save_tensors
+from eenet.io import file_sha256
 from eenet.models import load_model
 from eenet.pipeline.logs import run_metadata, setup_logging
+from eenet.records import write_logits_cache
 from eenet.training.inference import pick_device, predict_outputs
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
@@ -22,5 +23,5 @@ for name, split in splits.items():
     acc = (probs.argmax(2) == split.labels).float().mean(1).tolist()
     info = {"bench": snakemake.wildcards.bench, "split": name, "dataset": p.dataset, "model_sha256": model_sha,
             "num_exits": probs.shape[0], "num_classes": probs.shape[2], "device": run_metadata(device)["device"]}  # fmt: skip
-    save_tensors(snakemake.output[name], {"probs": probs, "logits": logits, "labels": split.labels}, info)
+    write_logits_cache(snakemake.output[name], {"probs": probs, "logits": logits, "labels": split.labels}, info)
     log.info("%s: %d samples, accuracy per exit %s", name, len(split), " ".join(f"{a:.4f}" for a in acc))

@@ -6,15 +6,16 @@ import torch
 
 from eenet.analysis.frontier import frontier_columns, frontier_points
 from eenet.analysis.stats import STATS_FIELDS, benchmark_stats, correct_by_policy, log_stats
-from eenet.io import load_tensors, read_csv, read_json, write_csv
+from eenet.io import read_csv, read_json, write_csv
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_fitted_policy, read_logits_cache
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p = snakemake.params
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-tensors, _ = load_tensors(snakemake.input.test)
-fitted = [read_json(f) for f in snakemake.input.schedulers]
+tensors, _ = read_logits_cache(snakemake.input.test, split="test")
+fitted = [read_fitted_policy(f) for f in snakemake.input.schedulers]
 decisions: dict = {}  # each policy's exits and predictions: policies deciding alike are one row
 correct = correct_by_policy(tensors["probs"], tensors["labels"], fitted, tensors.get("logits"), decisions)  # combiners read the logits
 evals = [read_json(f) for f in snakemake.input.evals]  # in config order (methods, then budgets)

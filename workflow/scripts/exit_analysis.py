@@ -17,16 +17,17 @@ from eenet.analysis.exits import (
     shown_policy,
 )
 from eenet.data import DatasetSpec
-from eenet.io import load_tensors, read_json, write_csv
+from eenet.io import write_csv
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_fitted_policy, read_logits_cache
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p, bench = snakemake.params, snakemake.wildcards.bench
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-tensors, _ = load_tensors(snakemake.input.test)
+tensors, _ = read_logits_cache(snakemake.input.test, split="test")
 probs, labels, logits = tensors["probs"], tensors["labels"], tensors.get("logits")
-fitted = [read_json(f) for f in snakemake.input.schedulers]
+fitted = [read_fitted_policy(f) for f in snakemake.input.schedulers]
 table = exit_table(bench, probs, labels, fitted, logits)
 write_csv(snakemake.output.exits, table, EXITS_FIELDS)
 shown = shown_policy(fitted, p.method, p.budget, bench)

@@ -9,19 +9,18 @@ from functools import partial
 
 import torch
 
-from eenet.io import load_tensors, read_csv, write_json
+from eenet.io import read_csv
 from eenet.measure.costs import read_costs, resolve_budget
 from eenet.measure.overhead import decision_overhead, effective_costs
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_logits_cache, write_fitted_policy
 from eenet.schedulers import fit_budgets
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 w, p = snakemake.wildcards, snakemake.params
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-tensors, meta = load_tensors(snakemake.input.val)
-if meta.get("split") != "val":
-    raise ValueError(f"{snakemake.input.val} holds the {meta.get('split')!r} split; schedulers are fitted on validation only")
+tensors, meta = read_logits_cache(snakemake.input.val, split="val")  # schedulers are fitted on validation only
 costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
 budgets_ms = [resolve_budget(b, p.unit, costs_ms) for b in p.budgets]
 log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.method, p.budgets, p.unit, budgets_ms, costs_ms)
@@ -39,14 +38,12 @@ if decision_ms is not None:
     log.info("decision overhead of %s per exit %s ms (batch %d, %d threads): fitted against effective costs %s ms", w.method,
              [round(d, 5) for d in decision_ms], batch, torch.get_num_threads(), effective)  # fmt: skip
 for value, budget_ms, sched, path in zip(p.budgets, budgets_ms, fitted, snakemake.output, strict=True):
-    record = {"bench": w.bench, "budget_value": value, "budget_unit": p.unit, "budget_ms": budget_ms,
-              "device": cost_meta.get("device"), "logits_model_sha256": meta.get("model_sha256"), "exit_ms": costs_ms}  # fmt: skip
-    if decision_ms is not None:  # then the policy's `costs` are exit_ms plus the decisions at exits 0..k
-        record["decision_ms"] = getattr(sched, "decision_ms_", decision_ms)  # a fallen-back EENet: its fallback's
     if isinstance(sched, Exception):
         log.warning("%s at %s: infeasible: %s", w.method, value, sched)
-        write_json(path, {**record, "method": w.method, "infeasible": True, "reason": str(sched)})
     else:
         log.info("%s at %s: validation accuracy %.4f at realised cost %.4f ms (budget %.4f)", w.method, value,
                  sched.val_accuracy_, sched.val_cost_, budget_ms)  # fmt: skip
-        write_json(path, {**record, **sched.to_json()})
+    # with decision costs the policy's `costs` are exit_ms plus the decisions at exits 0..k (a fallen-back EENet: its fallback's)
+    write_fitted_policy(path, sched, bench=w.bench, method=w.method, budget_value=value, budget_unit=p.unit, budget_ms=budget_ms,
+                        exit_ms=costs_ms, device=cost_meta.get("device"), logits_model_sha256=meta["model_sha256"],
+                        decision_ms=None if decision_ms is None else getattr(sched, "decision_ms_", decision_ms))  # fmt: skip

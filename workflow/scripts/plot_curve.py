@@ -5,9 +5,10 @@ import torch
 from eenet.analysis.frontier import frontier_points
 from eenet.analysis.plotting import SUMMARY_FIELDS, oracle_frontier, plot_curve, plot_runtime
 from eenet.analysis.summary import auc_by_method, curve_caption, log_summary, runtime_caption, summary_rows, summary_table
-from eenet.io import load_tensors, read_csv, read_json, write_csv
+from eenet.io import read_csv, read_json, write_csv
 from eenet.measure.costs import read_costs, read_plain_cost
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_logits_cache
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 bench, p = snakemake.wildcards.bench, snakemake.params
@@ -15,7 +16,7 @@ log = setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 cost_rows = read_csv(snakemake.input.cost)
 costs_ms, flops, meta = read_costs(cost_rows)
-tensors, _ = load_tensors(snakemake.input.test)
+tensors, _ = read_logits_cache(snakemake.input.test, split="test")
 probs, labels = tensors["probs"], tensors["labels"]
 runtime = read_csv(snakemake.input.runtime)
 evals = [read_json(f) for f in snakemake.input.evals]

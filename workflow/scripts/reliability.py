@@ -4,17 +4,18 @@ import torch
 
 from eenet.analysis.reliability import RELIABILITY_FIELDS, plot_reliability, reliability_rows, reliability_study
 from eenet.catalog import METHODS
-from eenet.io import load_tensors, read_csv, write_csv
+from eenet.io import read_csv, write_csv
 from eenet.measure.costs import read_costs, resolve_budget
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_logits_cache
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 p, bench = snakemake.params, snakemake.wildcards.bench
 log = setup_logging(snakemake.log[0])
 torch.set_num_threads(1)
-val, val_meta = load_tensors(snakemake.input.val)
-test, test_meta = load_tensors(snakemake.input.test)
-if val_meta.get("model_sha256") != test_meta.get("model_sha256"):
+val, val_meta = read_logits_cache(snakemake.input.val, split="val")
+test, test_meta = read_logits_cache(snakemake.input.test, split="test")
+if val_meta["model_sha256"] != test_meta["model_sha256"]:
     raise ValueError(f"{snakemake.input.val} and {snakemake.input.test} come from different models")
 costs_ms, _, cost_meta = read_costs(read_csv(snakemake.input.cost))
 budgets = {float(v): resolve_budget(float(v), p.unit, costs_ms) for v in p.budgets}

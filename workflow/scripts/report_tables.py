@@ -2,15 +2,16 @@
 accuracy (from their fitted-policy files) as one HTML page (tables.html) that the Snakemake report shows inline."""
 
 from eenet.analysis.tables import bench_tables_html, combiner_loss_rows
-from eenet.io import atomic_path, read_csv, read_json
+from eenet.io import atomic_path, read_csv
 from eenet.pipeline.logs import setup_logging
+from eenet.records import read_fitted_policy
 
 snakemake = snakemake  # noqa: F821  (injected by Snakemake)
 bench = snakemake.wildcards.bench
 log = setup_logging(snakemake.log[0])
 stats = read_csv(snakemake.input.stats)
 summary = read_csv(snakemake.input.summary)
-fitted = {f: read_json(f) for f in snakemake.input.schedulers}
+fitted = {f: read_fitted_policy(f) for f in snakemake.input.schedulers}
 page = bench_tables_html(bench, stats, summary, fitted)
 with atomic_path(snakemake.output[0]) as tmp:
     tmp.write_text(page)

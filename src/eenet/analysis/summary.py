@@ -12,7 +12,8 @@ import torch
 
 from eenet.analysis.plotting import SUMMARY_FIELDS, add_measured, static_rows
 from eenet.analysis.stats import correct_by_policy
-from eenet.io import load_tensors, read_csv, read_json
+from eenet.io import read_csv, read_json
+from eenet.records import read_fitted_policy, read_logits_cache
 
 __all__ = [
     "summary_rows", "summary_table", "curve_caption", "runtime_caption", "auc_by_method", "log_summary", "read_seed_runs",
@@ -119,9 +120,9 @@ def read_seed_runs(
     seeds, summary, n_test = [], [], 0
     for run, summary_csv, test in zip(runs, summaries, tests, strict=True):
         rows = read_csv(summary_csv)
-        tensors, _ = load_tensors(test)
+        tensors, _ = read_logits_cache(test, split="test")
         correct = correct_by_policy(
-            tensors["probs"], tensors["labels"], [read_json(f) for f in of_run(schedulers, run)], tensors.get("logits")
+            tensors["probs"], tensors["labels"], [read_fitted_policy(f) for f in of_run(schedulers, run)], tensors.get("logits")
         )
         seeds.append((rows[0]["seed"], correct, [read_json(f) for f in of_run(evals, run)]))
         summary += rows

@@ -7,7 +7,7 @@ The decisions are those of :meth:`eenet.schedulers.ExitScheduler.assign` on the 
 threshold policy's decision at exit ``k`` reads exits ``0..k`` only.
 
     model, _ = load_model("results/fashion_mnist/model.pt")
-    sched = scheduler_from_json(read_json("results/fashion_mnist/schedulers/maxpred/0.5.json"))
+    sched = scheduler_from_json(read_fitted_policy("results/fashion_mnist/schedulers/maxpred/0.5.json"))  # eenet.records
     preds, exits = adaptive_forward(model, sched, batch)
 
 :func:`measure_runtime` times every fitted policy this way beside the plain network (every stage, the last head
