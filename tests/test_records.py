@@ -3,6 +3,7 @@ with a header), written atomically, read back with their fields checked."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -102,3 +103,17 @@ def test_a_logits_cache_without_a_header_field_or_of_other_shapes_is_refused_nam
     save_tensors(tmp_path / "older.safetensors", no_logits, header)
     assert "logits" not in read_logits_cache(tmp_path / "older.safetensors")[0]
     assert math.isclose(float(read_logits_cache(tmp_path / "older.safetensors")[0]["probs"].sum()), 5 * 3, rel_tol=1e-5)
+
+
+def test_the_same_tensors_and_header_give_the_same_bytes(tmp_path):
+    """safetensors writes its metadata map in a random order; save_tensors sorts it, so that a re-run that computes the
+    same cache writes the same file (and DVC sees the same checksum). Twelve keys: a random order shows up at once."""
+    tensors = {"probs": torch.rand(3, 20, 10, generator=torch.Generator().manual_seed(0)), "labels": torch.arange(20)}
+    header = {f"key{i}": {"value": i, "list": [i, i + 1]} for i in range(12)}
+    digests = set()
+    for _ in range(6):
+        save_tensors(tmp_path / "cache.safetensors", tensors, header)
+        digests.add(hashlib.sha256((tmp_path / "cache.safetensors").read_bytes()).hexdigest())
+    assert len(digests) == 1
+    back, meta = load_tensors(tmp_path / "cache.safetensors")
+    assert meta == header and all(torch.equal(back[k], tensors[k]) for k in tensors)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 __all__ = [
     "atomic_path",
@@ -113,8 +113,24 @@ def read_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
 def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, Any] | None = None) -> None:
     """Save tensors as safetensors with string metadata (values are JSON-encoded), atomically."""
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
+    data = _stable_header(save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta))
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+def _stable_header(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its header's metadata in sorted key order: safetensors writes the metadata
+    map in a random order, so that the same tensors and metadata gave different bytes (and checksums) on every write.
+    The header keeps its length (the offsets of the tensors are relative to its end); where the sorted header would
+    not fit (it always does: same keys, same values), the bytes are returned as written."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        return data
+    return data[:8] + text.ljust(n, b" ") + data[8 + n :]
 
 
 def load_tensors(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
