@@ -16,10 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from eenet.schedulers.base import register_method
-from eenet.schedulers.threshold import GeometricScheduler
+from eenet.schedulers.threshold import GeometricScheduler, per_score
 
-__all__ = ["fit_temperature", "nll", "TemperatureScaledScheduler", "MaxPredTSScheduler", "EntropyTSScheduler"]
+__all__ = ["fit_temperature", "nll", "TemperatureScaledScheduler", "TEMPERATURE_SCALED", "MaxPredTSScheduler", "EntropyTSScheduler"]
 
 
 def nll(probs: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> float:
@@ -47,7 +46,8 @@ def fit_temperature(probs: torch.Tensor, labels: torch.Tensor, lo: float = 0.05,
 
 
 class TemperatureScaledScheduler(GeometricScheduler):
-    """A confidence score on per-exit temperature-scaled probabilities + the geometric exit distribution.
+    """A confidence score on per-exit temperature-scaled probabilities + the geometric exit distribution; registered
+    once per score (``<score>_ts``) by :func:`~eenet.schedulers.threshold.per_score`.
 
     Fitted: ``temperatures_`` (``[K]``), and the geometric scheduler's ``log_rho_`` and ``thresholds_``.
     """
@@ -77,21 +77,8 @@ class TemperatureScaledScheduler(GeometricScheduler):
         self._temperature_cache = None
 
 
-@register_method
-class MaxPredTSScheduler(TemperatureScaledScheduler):
-    """MaxPred on temperature-scaled probabilities (a calibrated MSDNet baseline)."""
-
-    method = "maxpred_ts"
-
-    def __init__(self) -> None:
-        super().__init__(score="maxpred")
-
-
-@register_method
-class EntropyTSScheduler(TemperatureScaledScheduler):
-    """Entropy on temperature-scaled probabilities (a calibrated BranchyNet baseline)."""
-
-    method = "entropy_ts"
-
-    def __init__(self) -> None:
-        super().__init__(score="entropy")
+TEMPERATURE_SCALED = per_score(
+    TemperatureScaledScheduler, "{}_ts", "{}TSScheduler", "{title} on temperature-scaled probabilities: {doc}, calibrated."
+)
+"""Score -> its temperature-scaled policy: ``maxpred_ts``, ``entropy_ts``."""
+MaxPredTSScheduler, EntropyTSScheduler = TEMPERATURE_SCALED["maxpred"], TEMPERATURE_SCALED["entropy"]

@@ -37,13 +37,14 @@ from typing import Any
 
 import torch
 
-from eenet.schedulers.base import InfeasibleBudgetError, register_method
+from eenet.schedulers.base import InfeasibleBudgetError
 from eenet.schedulers.calibrated import TemperatureScaledScheduler
 from eenet.schedulers.riskcontrol import BOUNDS, CALIBRATIONS, certified_bound, certify, pvalue, upper_bound
-from eenet.schedulers.threshold import GeometricScheduler
+from eenet.schedulers.threshold import GeometricScheduler, per_score
 
 __all__ = [
     "BOUNDS", "CALIBRATIONS", "LOSSES", "pvalue", "upper_bound", "threshold_family", "family_exits", "guarantee_spec",
+    "GeometricGuardScheduler", "TemperatureScaledGuardScheduler", "GUARDED", "TEMPERATURE_SCALED_GUARDED",
     "MaxPredGuardScheduler", "EntropyGuardScheduler", "MaxPredTSGuardScheduler", "EntropyTSGuardScheduler",
 ]  # fmt: skip
 
@@ -120,8 +121,6 @@ class GuaranteeMixin:
     (:mod:`~eenet.schedulers.riskcontrol`); ``bound``: the concentration bound of ``ltt`` and ``ucb``.
     """
 
-    score_name = "maxpred"
-
     def __init__(
         self,
         cost: dict[str, Any] | None = None,
@@ -132,7 +131,6 @@ class GuaranteeMixin:
         calibration: str = "ltt",
         seed: int = 0,
     ) -> None:
-        super().__init__(score=self.score_name)  # type: ignore[call-arg]
         self.cost = cost
         self.accuracy_loss = accuracy_loss
         self.shape_fraction = shape_fraction
@@ -222,33 +220,24 @@ class GuaranteeMixin:
         self.guarantee_ = dict(state["guarantee"])
 
 
-@register_method
-class MaxPredGuardScheduler(GuaranteeMixin, GeometricScheduler):
-    """MaxPred's thresholds with a guarantee on cost or accuracy loss."""
-
-    method = "maxpred_guard"
-    score_name = "maxpred"
+class GeometricGuardScheduler(GuaranteeMixin, GeometricScheduler):
+    """A score's geometric thresholds with a guarantee on cost or accuracy loss; registered once per score
+    (``<score>_guard``) by :func:`~eenet.schedulers.threshold.per_score`."""
 
 
-@register_method
-class EntropyGuardScheduler(GuaranteeMixin, GeometricScheduler):
-    """Entropy's thresholds with a guarantee on cost or accuracy loss."""
-
-    method = "entropy_guard"
-    score_name = "entropy"
+class TemperatureScaledGuardScheduler(GuaranteeMixin, TemperatureScaledScheduler):
+    """A score's temperature-scaled thresholds (temperatures fitted on the shape part) with a guarantee; registered
+    once per score (``<score>_ts_guard``) by :func:`~eenet.schedulers.threshold.per_score`."""
 
 
-@register_method
-class MaxPredTSGuardScheduler(GuaranteeMixin, TemperatureScaledScheduler):
-    """Temperature-scaled MaxPred (temperatures fitted on the shape part) with a guarantee."""
-
-    method = "maxpred_ts_guard"
-    score_name = "maxpred"
-
-
-@register_method
-class EntropyTSGuardScheduler(GuaranteeMixin, TemperatureScaledScheduler):
-    """Temperature-scaled Entropy (temperatures fitted on the shape part) with a guarantee."""
-
-    method = "entropy_ts_guard"
-    score_name = "entropy"
+GUARDED = per_score(GeometricGuardScheduler, "{}_guard", "{}GuardScheduler", "{title}'s thresholds ({doc}) with a guarantee.")
+"""Score -> its guaranteed policy: ``maxpred_guard``, ``entropy_guard``."""
+TEMPERATURE_SCALED_GUARDED = per_score(
+    TemperatureScaledGuardScheduler,
+    "{}_ts_guard",
+    "{}TSGuardScheduler",
+    "Temperature-scaled {title} ({doc}; temperatures fitted on the shape part) with a guarantee.",
+)
+"""Score -> its temperature-scaled guaranteed policy: ``maxpred_ts_guard``, ``entropy_ts_guard``."""
+MaxPredGuardScheduler, EntropyGuardScheduler = GUARDED["maxpred"], GUARDED["entropy"]
+MaxPredTSGuardScheduler, EntropyTSGuardScheduler = TEMPERATURE_SCALED_GUARDED["maxpred"], TEMPERATURE_SCALED_GUARDED["entropy"]

@@ -19,10 +19,13 @@ from typing import Any
 
 import torch
 
-from eenet.schedulers.base import assign_by_thresholds, realised_cost, register_method, search_budget, thresholds_for_distribution
-from eenet.schedulers.threshold import GeometricScheduler
+from eenet.schedulers.base import assign_by_thresholds, realised_cost, search_budget, thresholds_for_distribution
+from eenet.schedulers.threshold import GeometricScheduler, per_score
 
-__all__ = ["search_distribution", "evaluate_distribution", "DistributionSearchScheduler", "MaxPredOptScheduler", "EntropyOptScheduler"]
+__all__ = [
+    "search_distribution", "evaluate_distribution", "DistributionSearchScheduler", "SEARCHED", "MaxPredOptScheduler",
+    "EntropyOptScheduler",
+]  # fmt: skip
 
 STEPS = (0.2, 0.1, 0.05, 0.02, 0.01, 0.005)
 
@@ -133,7 +136,8 @@ def _meets(scores: torch.Tensor, costs: torch.Tensor, budget: float, q: torch.Te
 
 
 class DistributionSearchScheduler(GeometricScheduler):
-    """A confidence score + an exit distribution searched on validation, starting from the geometric one.
+    """A confidence score + an exit distribution searched on validation, starting from the geometric one; registered
+    once per score (``<score>_opt``) by :func:`~eenet.schedulers.threshold.per_score`.
 
     Fitted: ``thresholds_``, ``exit_distribution_`` (``[K]``), ``search_`` (the start, the searched and chosen
     distributions, held-out accuracies), and the geometric start's ``log_rho_``.
@@ -141,8 +145,7 @@ class DistributionSearchScheduler(GeometricScheduler):
 
     method = "distribution_search"
 
-    def __init__(self, score: str = "maxpred", holdout: float = 0.5, seed: int = 0) -> None:
-        super().__init__(score=score)
+    def __init__(self, holdout: float = 0.5, seed: int = 0) -> None:
         self.holdout = holdout
         self.seed = seed
 
@@ -168,21 +171,8 @@ class DistributionSearchScheduler(GeometricScheduler):
         self.search_ = dict(state.get("search", {}))
 
 
-@register_method
-class MaxPredOptScheduler(DistributionSearchScheduler):
-    """Max probability + the exit distribution searched on validation."""
-
-    method = "maxpred_opt"
-
-    def __init__(self, holdout: float = 0.5, seed: int = 0) -> None:
-        super().__init__(score="maxpred", holdout=holdout, seed=seed)
-
-
-@register_method
-class EntropyOptScheduler(DistributionSearchScheduler):
-    """``1 - H(p)/log C`` + the exit distribution searched on validation."""
-
-    method = "entropy_opt"
-
-    def __init__(self, holdout: float = 0.5, seed: int = 0) -> None:
-        super().__init__(score="entropy", holdout=holdout, seed=seed)
+SEARCHED = per_score(
+    DistributionSearchScheduler, "{}_opt", "{}OptScheduler", "{title}: {doc} + the exit distribution searched on validation."
+)
+"""Score -> its policy with a searched exit distribution: ``maxpred_opt``, ``entropy_opt``."""
+MaxPredOptScheduler, EntropyOptScheduler = SEARCHED["maxpred"], SEARCHED["entropy"]

@@ -69,9 +69,7 @@ class SharedThresholdScheduler(GeometricScheduler):
     """
 
     method = "maxpred_shared"
-
-    def __init__(self) -> None:
-        super().__init__(score="maxpred")
+    score = "maxpred"
 
     @property
     def exit_distribution_(self) -> list[float]:

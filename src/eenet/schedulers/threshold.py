@@ -3,34 +3,35 @@
 A geometric distribution ``q_k ∝ ρ^k`` is turned into thresholds (:func:`thresholds_for_distribution`);
 ``ρ`` is searched (bisection on ``log ρ``) so that the realised validation cost is the largest that does
 not exceed the budget. A sample leaves at the first exit whose score reaches its threshold.
+
+Every threshold policy family here and in :mod:`~eenet.schedulers.calibrated`, :mod:`~eenet.schedulers.search` and
+:mod:`~eenet.schedulers.guarantee` is one class whose ``score`` names the confidence score; :func:`per_score`
+registers one subclass of it per score of :data:`eenet.schedulers.scores.SCORE_INFO` (``maxpred``, ``entropy``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 
 from eenet.schedulers.base import ExitScheduler, assign_by_thresholds, register_method, search_budget
-from eenet.schedulers.scores import SCORES
+from eenet.schedulers.scores import SCORE_INFO, SCORES
 
-__all__ = ["GeometricScheduler", "MaxPredScheduler", "EntropyScheduler"]
+__all__ = ["GeometricScheduler", "per_score", "GEOMETRIC", "MaxPredScheduler", "EntropyScheduler"]
 
 
 class GeometricScheduler(ExitScheduler):
-    """A confidence score (a key of :data:`eenet.schedulers.scores.SCORES`) + a geometric exit distribution.
+    """A confidence score + a geometric exit distribution; registered once per score by :func:`per_score`.
 
-    Fitted: ``log_rho_`` and ``thresholds_`` (``[K]``).
+    ``score``: a key of :data:`eenet.schedulers.scores.SCORES`, fixed by each registered subclass (not a constructor
+    argument: a method name says its score). Fitted: ``log_rho_`` and ``thresholds_`` (``[K]``).
     """
 
     method = "geometric"
-
-    def __init__(self, score: str = "maxpred") -> None:
-        if score not in SCORES:
-            raise ValueError(f"unknown score {score!r}; known: {sorted(SCORES)}")
-        self.score = score
+    score: str = "maxpred"
 
     def _fit_calibration(self, probs: torch.Tensor, labels: torch.Tensor) -> None:
         """Learn what :meth:`_score_at` needs besides the probabilities (nothing here)."""
@@ -79,21 +80,24 @@ class GeometricScheduler(ExitScheduler):
         self.score, self.log_rho_, self.thresholds_ = state["score"], state["log_rho"], [float(t) for t in state["thresholds"]]
 
 
-@register_method
-class MaxPredScheduler(GeometricScheduler):
-    """MSDNet: max class probability + geometric exit distribution."""
-
-    method = "maxpred"
-
-    def __init__(self) -> None:
-        super().__init__(score="maxpred")
+G = TypeVar("G", bound=GeometricScheduler)
 
 
-@register_method
-class EntropyScheduler(GeometricScheduler):
-    """BranchyNet: ``1 - H(p)/log C`` + geometric exit distribution."""
+def per_score(family: type[G], method: str, name: str, doc: str) -> dict[str, type[G]]:
+    """Register one subclass of ``family`` per score of :data:`~eenet.schedulers.scores.SCORE_INFO`, with ``score``
+    set: its method ``method.format(score)`` (``"{}_ts"`` -> ``maxpred_ts``), its class name ``name.format(title)``
+    (``"{}TSScheduler"`` -> ``MaxPredTSScheduler``: also the policy's ``family``, which the runtime times once), its
+    docstring ``doc.format(title=..., doc=...)`` (the score's). Returns score -> class; the constructor is
+    ``family``'s (the score is not one of its arguments, so the JSON records hold no more than before)."""
+    out: dict[str, type[G]] = {}
+    for score, info in SCORE_INFO.items():
+        cls_name = name.format(info.title)
+        attrs = {"method": method.format(score), "score": score, "__doc__": doc.format(title=info.title, doc=info.doc)}
+        cls = type(cls_name, (family,), {**attrs, "__module__": family.__module__, "__qualname__": cls_name})
+        out[score] = register_method(cls)
+    return out
 
-    method = "entropy"
 
-    def __init__(self) -> None:
-        super().__init__(score="entropy")
+GEOMETRIC = per_score(GeometricScheduler, "{}", "{}Scheduler", "{title}: {doc} + the geometric exit distribution.")
+"""Score -> its geometric policy: ``maxpred`` (MSDNet), ``entropy`` (BranchyNet)."""
+MaxPredScheduler, EntropyScheduler = GEOMETRIC["maxpred"], GEOMETRIC["entropy"]
