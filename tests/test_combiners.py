@@ -237,7 +237,7 @@ def test_the_report_lists_a_combiner_that_lowers_an_exits_accuracy_and_not_one_t
     assert [r["combiner_losses"] for r in records["pa+maxpred"]] == [combiner_losses(pa.transform(logits), probs, labels)] * 2
     assert records["pa+maxpred"][0]["combiner_losses"] == [0.0, 1.0]
     assert records["best+maxpred"][0]["combiner_losses"] == [0.0, 0.0]
-    assert scheduler_from_json(records["pa+maxpred"][0]).combiner_losses_ == [0.0, 1.0]  # read back with the policy
+    assert scheduler_from_json(records["pa+maxpred"][0]).combiner_losses == [0.0, 1.0]  # read back with the policy
     rows = combiner_loss_rows(fitted)
     assert rows == [{"run": "run/seed0", "policy": "pa+maxpred", "combiner": "pa", "exits": "1", "points_lost": "100.00",
                      "budgets": "1.5, 2.0"}]  # fmt: skip
@@ -245,3 +245,13 @@ def test_the_report_lists_a_combiner_that_lowers_an_exits_accuracy_and_not_one_t
     assert "<td>pa+maxpred</td>" in first and "100.00" in first and "best+maxpred" not in first
     harmless = {p: r for p, r in fitted.items() if "/best+maxpred/" in p}
     assert combiner_loss_rows(harmless) == [] and "None of the combined policies does" in bench_tables_html("run", [], [], harmless)
+
+
+def test_a_combined_policy_gives_its_parameters_as_every_policy_does():
+    """get_params names the constructor's arguments (scikit-learn's convention): the combiner, the policy and the
+    combiner's validation losses, read back as given."""
+    logits, labels = vetoed()
+    (sched,) = fit_budgets("pa+maxpred", {}, torch.softmax(logits, 2), logits, labels, [1.0, 2.0], [1.5])
+    params = sched.get_params()
+    assert list(params) == ["combiner", "policy", "combiner_losses"]
+    assert params["policy"] is sched.policy and params["combiner_losses"] == sched.to_json()["combiner_losses"]

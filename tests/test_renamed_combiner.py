@@ -58,7 +58,7 @@ def test_a_policy_file_fitted_under_the_old_name_loads_and_decides_as_before():
     old["method"], old["combiner"]["name"] = "ztw+maxpred", "ztw"
     del old["combiner_losses"]  # not written before either
     again = scheduler_from_json(old)
-    assert again.method == "ztw_ens+maxpred" and again.combiner_losses_ is None
+    assert again.method == "ztw_ens+maxpred" and again.combiner_losses is None
     cache = {"probs": torch.softmax(test, 2), "logits": test}
     assert torch.equal(again.outputs(cache), sched.outputs(cache))
     assert torch.equal(again.assign(again.outputs(cache)), sched.assign(sched.outputs(cache)))

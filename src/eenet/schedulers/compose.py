@@ -68,7 +68,7 @@ class CombinedPolicy(ExitScheduler):
     def __init__(self, combiner: ExitCombiner, policy: ExitScheduler, combiner_losses: Sequence[float] | None = None) -> None:
         self.combiner = combiner
         self.policy = policy
-        self.combiner_losses_ = None if combiner_losses is None else [float(d) for d in combiner_losses]
+        self.combiner_losses = None if combiner_losses is None else [float(d) for d in combiner_losses]
 
     @property
     def method(self) -> str:  # type: ignore[override]  (a class constant elsewhere: here it names both steps)
@@ -110,7 +110,7 @@ class CombinedPolicy(ExitScheduler):
 
     def to_json(self) -> dict[str, Any]:
         out = {**self.policy.to_json(), "method": self.method, "combiner": self.combiner.to_json()}
-        return out if self.combiner_losses_ is None else {**out, "combiner_losses": self.combiner_losses_}
+        return out if self.combiner_losses is None else {**out, "combiner_losses": self.combiner_losses}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CombinedPolicy:
