@@ -10,7 +10,7 @@ validation samples, beside the baseline cost.csv already holds, and returns the 
 ``0..k``): what :func:`eenet.schedulers.fit_budgets` fits every budget against when given an ``overhead``.
 
     overhead = partial(decision_overhead, logits=val["logits"], probs=val["probs"])
-    fitted = fit_budgets("ztw+maxpred", {}, val["probs"], val["logits"], val["labels"], costs_ms, budgets, overhead=overhead)
+    fitted = fit_budgets("ztw_ens+maxpred", {}, val["probs"], val["logits"], val["labels"], costs_ms, budgets, overhead=overhead)
     fitted[0].decision_ms_, fitted[0].costs_   # the overhead measured, the effective costs fitted against
 """
 

@@ -380,7 +380,7 @@ def runnable_policies(
     policies: dict[str, ExitScheduler] = {}
     info: dict[str, dict[str, Any]] = {}
     for f in fitted:
-        if f.get("infeasible") or split_method(f["method"])[1] == "oracle":  # "ztw+oracle" reads them too
+        if f.get("infeasible") or split_method(f["method"])[1] == "oracle":  # "ztw_ens+oracle" reads them too
             continue
         name = f"{f['method']}/{f['budget_value']}"
         policies[name] = scheduler_from_json(dict(f))

@@ -5,7 +5,7 @@ Every policy follows one small scikit-learn-like interface::
     sched = make_scheduler("eenet", **params).fit(val_probs, val_labels, costs, budget)
     exits = sched.assign(test_probs)            # int64 [N], the exit index of every sample
     sched2 = scheduler_from_json(sched.to_json())
-    combined = make_scheduler("ztw+maxpred")    # an exit combiner, then a policy: one policy (compose.py)
+    combined = make_scheduler("ztw_ens+maxpred")    # an exit combiner, then a policy: one policy (compose.py)
 
 One module per policy family; a policy is a subclass of :class:`ExitScheduler` decorated with
 :func:`register_method`. Adding one is adding a module here and importing it below.
