@@ -49,7 +49,7 @@ FITTED_POLICY_FIELDS: dict[str, str] = {
 """The fields every fitted-policy record starts with, in the order they are written. The fields of the fitted
 scheduler follow (:meth:`eenet.schedulers.ExitScheduler.to_json`: ``format_version``, ``method``, ``num_exits``,
 ``num_classes``, ``costs`` [K] (ms, what it was fitted against), ``budget``, ``val_cost``, ``val_accuracy``, ``state``,
-and a combined policy's ``combiner`` and ``combiner_losses`` [K], the points of validation accuracy its combiner
+and a combined policy's ``combiner`` and ``combiner_losses`` [K], the validation accuracy (a fraction) its combiner
 loses at each exit) -- or, at a budget where no policy could be fitted, :data:`INFEASIBLE_FIELDS`.
 Files from older runs may lack ``logits_model_sha256``, ``exit_ms`` and ``decision_ms``; a hand-made policy file
 may hold the scheduler's fields alone (what :func:`eenet.predict.load_policy` needs)."""
