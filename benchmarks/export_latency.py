@@ -1,4 +1,5 @@
-"""The exported program (`eenet export`: torch.export with torch.cond) beside the adaptive runtime, at batch 1.
+"""The exported program (`eenet export`: torch.export with torch.cond) and the compiled package (`eenet export
+--compiled`: AOTInductor, one segment per exit) beside the adaptive runtime, at batch 1.
 
     python benchmarks/export_latency.py                                   # the demo's model and policies (make demo first)
     python benchmarks/export_latency.py --results results/fashion_mnist --methods maxpred eenet --samples 500
@@ -12,6 +13,9 @@ repeats, the median of each chunk's repeats), under ``torch.inference_mode``, ``
 profile uses 1). A last row, ``static (last exit)``: the whole network as a policy, exported without any ``torch.cond``
 beside the runtime running every stage: what the exported program costs apart from its exit decisions.
 ``exits_agree``: the share of samples the exported program sends to the runtime's exit (1.0 expected).
+``compiled_*``: the same for the compiled package (``eenet.compiled``: compiled in ``compile_s`` seconds, loaded with
+``CompiledPolicy.load``, called on the ``uint8`` image); ``compiled_vs_runtime`` its ms over the runtime's (``--no-compiled``
+leaves it out: compiling takes ~10-20 s per exit).
 ``exported_autograd_ms``: the same program called with autograd on (no ``inference_mode``), on the first 50 images: why
 docs/use.md says to call it under ``torch.inference_mode()``.
 
@@ -32,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from _results import append_section  # noqa: E402
 
+from eenet.compiled import CompiledPolicy, compile_policy  # noqa: E402
 from eenet.data import normalize  # noqa: E402
 from eenet.data.prepare import open_benchmark  # noqa: E402
 from eenet.export import export_policy, load_exported  # noqa: E402
@@ -44,7 +49,8 @@ from eenet.predict import dataset_of, load_policy  # noqa: E402
 from eenet.schedulers import StaticScheduler  # noqa: E402
 
 FIELDS = ["method", "budget", "samples", "export_s", "runtime_ms", "runtime_q1", "runtime_q3", "exported_ms", "exported_q1",
-          "exported_q3", "full_ms", "exported_vs_runtime", "exported_autograd_ms", "exits_agree", "exit_histogram"]  # fmt: skip
+          "exported_q3", "full_ms", "exported_vs_runtime", "exported_autograd_ms", "exits_agree", "exit_histogram",
+          "compile_s", "compiled_ms", "compiled_q1", "compiled_q3", "compiled_vs_runtime", "compiled_exits_agree"]  # fmt: skip
 
 
 def main() -> None:
@@ -57,6 +63,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-append", action="store_true", help="do not append the table to benchmarks/RESULTS.md")
     ap.add_argument("--no-static", action="store_true", help="leave out the whole network as a policy (no torch.cond in it)")
+    ap.add_argument("--no-compiled", action="store_true", help="leave out the compiled package (eenet export --compiled)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     res = Path(args.results)
@@ -90,39 +97,59 @@ def main() -> None:
                 "exported": program,
                 "full": lambda x: model(normalize(x, spec.mean, spec.std)),
             }
+            if not args.no_compiled:
+                t0 = time.perf_counter()
+                with torch.inference_mode(False):
+                    compiled = compile_policy(model, sched, spec, meta, Path(tmp) / f"{len(rows)}_compiled.pt2", {"method": sched.method})
+                compile_s = time.perf_counter() - t0
+                runs["compiled"] = CompiledPolicy.load(compiled)
             exits_rt = torch.cat([runs["runtime"](x)[1] for x in images])
             exits_ex = torch.cat([program(x)[1] for x in images])
             timing = time_per_sample(runs, images, device, warmup=1, repeats=args.repeats)
             with torch.inference_mode(False):
                 grad = time_per_sample({"exported": program}, [x.clone() for x in images[:50]], device, warmup=1, repeats=1)
             rt, ex = timing["runtime"], timing["exported"]
+            if not args.no_compiled:
+                exits_co = torch.tensor([runs["compiled"](x)[1] for x in images])
+                co = timing["compiled"]
+                compiled_row = {
+                    "compile_s": round(compile_s, 1), "compiled_ms": co["ms"], "compiled_q1": co["ms_q1"], "compiled_q3": co["ms_q3"],
+                    "compiled_vs_runtime": co["ms"] / rt["ms"], "compiled_exits_agree": float((exits_rt == exits_co).double().mean()),
+                }  # fmt: skip
+            else:
+                compiled_row = dict.fromkeys(FIELDS[-6:], "")
             rows.append({
                 "method": method, "budget": budget, "samples": n, "export_s": round(export_s, 2),
                 "runtime_ms": rt["ms"], "runtime_q1": rt["ms_q1"], "runtime_q3": rt["ms_q3"],
                 "exported_ms": ex["ms"], "exported_q1": ex["ms_q1"], "exported_q3": ex["ms_q3"], "full_ms": timing["full"]["ms"],
                 "exported_vs_runtime": ex["ms"] / rt["ms"], "exported_autograd_ms": grad["exported"]["ms"],
                 "exits_agree": float((exits_rt == exits_ex).double().mean()),
-                "exit_histogram": torch.bincount(exits_rt, minlength=model.num_exits).tolist(),
+                "exit_histogram": torch.bincount(exits_rt, minlength=model.num_exits).tolist(), **compiled_row,
             })  # fmt: skip
             r = rows[-1]
             print(f"{method} {budget}: runtime {r['runtime_ms']:.4f} ms, exported {r['exported_ms']:.4f} ms "
-                  f"(x{r['exported_vs_runtime']:.2f}), full {r['full_ms']:.4f} ms, exits agree {r['exits_agree']:.4f}",
-                  flush=True)  # fmt: skip
+                  f"(x{r['exported_vs_runtime']:.2f}), full {r['full_ms']:.4f} ms, exits agree {r['exits_agree']:.4f}; "
+                  f"compiled {r['compiled_ms'] or float('nan'):.4f} ms (x{r['compiled_vs_runtime'] or float('nan'):.2f}, "
+                  f"{r['compile_s']} s to compile), exits agree {r['compiled_exits_agree']}", flush=True)  # fmt: skip
     out = REPO / "benchmarks" / "out" / "export_latency.csv"
     write_csv(out, rows, FIELDS)
     table = [
-        "| method | budget | runtime ms (IQR) | exported ms (IQR) | exported / runtime | full ms | autograd on | exits agree | exits |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | budget | runtime ms (IQR) | exported ms (IQR) | exported / runtime | full ms | autograd on | exits agree | exits "
+        "| compiled ms (IQR) | compiled / runtime | compiled exits agree | compile s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         table.append(
             f"| {r['method']} | {r['budget']} | {r['runtime_ms']:.4f} ({r['runtime_q1']:.4f}–{r['runtime_q3']:.4f}) | "
             f"{r['exported_ms']:.4f} ({r['exported_q1']:.4f}–{r['exported_q3']:.4f}) | {r['exported_vs_runtime']:.2f} | "
-            f"{r['full_ms']:.4f} | {r['exported_autograd_ms']:.2f} | {r['exits_agree']:.4f} | {r['exit_histogram']} |"
-        )
+            f"{r['full_ms']:.4f} | {r['exported_autograd_ms']:.2f} | {r['exits_agree']:.4f} | {r['exit_histogram']} | "
+            + (f"{r['compiled_ms']:.4f} ({r['compiled_q1']:.4f}–{r['compiled_q3']:.4f}) | {r['compiled_vs_runtime']:.2f} | "
+               f"{r['compiled_exits_agree']:.4f} | {r['compile_s']} |" if r["compiled_ms"] != "" else "– | – | – | – |")
+        )  # fmt: skip
     print("\n".join(table))
     if not args.no_append:
-        title = f"Exported program vs runtime, batch 1 — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}"
+        what = "Exported program" + ("" if args.no_compiled else " and compiled package")
+        title = f"{what} vs runtime, batch 1 — {device_name(device)}, {args.threads} thread(s), torch {torch.__version__}"
         note = f"{res} ({meta['arch']}), first {n} test images; ms per sample; rows also in benchmarks/out/export_latency.csv"
         append_section(REPO / "benchmarks" / "RESULTS.md", title, note, table)
 

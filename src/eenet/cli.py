@@ -2,6 +2,7 @@
 
     eenet predict results/fashion_mnist --method maxpred --budget 0.5 my_images/     # CSV of predictions and exits
     eenet export results/fashion_mnist --method maxpred --budget 0.5 -o maxpred.pt2   # one file, PyTorch alone
+    eenet export results/fashion_mnist --method maxpred --budget 0.5 --compiled -o maxpred_compiled.pt2  # AOT-compiled
     eenet stats results/fashion_mnist/stats.csv                                        # the README's Markdown table
     eenet lineage results/fashion_mnist/curve.pdf                                      # the artifacts behind a file
 
@@ -41,13 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="samples run at once (default 1: the latency of a single request)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, or auto (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's)")
+    p.add_argument("--compiled", metavar="PACKAGE", default=None, help=(
+        "run the compiled package PACKAGE (`eenet export --compiled`; compiled into it first when the file does not exist, "
+        "~10-20 s per exit) instead of the Python runtime: image models, batch 1, CPU"))  # fmt: skip
 
     p = sub.add_parser("export", help="the model and its policy as one file that runs with PyTorch alone", description=(
         "Export the model of RESULTS_DIR with its fitted policy (METHOD at BUDGET) as a torch.export program (.pt2): one image "
         "uint8 [1, C, S, S] in, (label, exit, confidence) out, the exit decisions as torch.cond. Load it with "
         "torch.export.load(FILE).module(); see docs/use.md."))  # fmt: skip
     _policy_args(p)
-    p.add_argument("-o", "--output", default=None, help="the file to write (default: <method>_<budget>.pt2 here)")
+    p.add_argument("-o", "--output", default=None, help="the file to write (default: <method>_<budget>[_compiled].pt2 here)")
+    p.add_argument("--compiled", action="store_true", help=(
+        "write instead a package of AOTInductor-compiled segments, one per exit, each with the policy's decision (CPU, "
+        "batch 1; ~10-20 s per exit to compile; faster than the runtime): see docs/use.md"))  # fmt: skip
 
     p = sub.add_parser("stats", help="the README's Markdown table of a stats.csv", description="Print the Markdown table of a stats.csv.")
     p.add_argument("stats", metavar="STATS_CSV", help="results/<bench>/stats.csv")
@@ -68,9 +75,17 @@ def _predict(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: no CUDA device here (use cpu)")
-    pred = Predictor.from_results(args.results, args.method, args.budget, device, args.batch_size)
-    names, samples = pred.read(args.inputs)
-    rows = pred(samples).rows(names)
+    if args.compiled:
+        from eenet.compiled import compiled_predictions
+
+        if device.type != "cpu" or args.batch_size != 1:
+            raise ValueError("--compiled runs one image at a time on the CPU: leave out --device and --batch-size")
+        names, out = compiled_predictions(args.results, args.method, args.budget, args.compiled, args.inputs)
+        rows = out.rows(names)
+    else:
+        pred = Predictor.from_results(args.results, args.method, args.budget, device, args.batch_size)
+        names, samples = pred.read(args.inputs)
+        rows = pred(samples).rows(names)
     if args.output == "-":
         writer = csv.DictWriter(sys.stdout, fieldnames=PREDICT_FIELDS, lineterminator="\n")
         writer.writeheader()
@@ -84,6 +99,15 @@ def _predict(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from eenet.export import export_results
 
+    if args.compiled:
+        from eenet.compiled import compile_results
+
+        out = args.output or f"{args.method}_{args.budget}_compiled.pt2"
+        path = compile_results(args.results, args.method, args.budget, out)
+        print(
+            f"wrote {path}: load it with eenet.compiled.CompiledPolicy.load({str(path)!r}) or PyTorch alone (docs/use.md)", file=sys.stderr
+        )
+        return 0
     out = args.output or f"{args.method}_{args.budget}.pt2"
     path = export_results(args.results, args.method, args.budget, out)
     print(f"wrote {path}: load it with torch.export.load({str(path)!r}).module() (docs/use.md)", file=sys.stderr)

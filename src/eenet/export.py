@@ -13,6 +13,10 @@ is held in buffers of the program. Why ``torch.export`` rather than TorchScript:
 in the pinned torch (a FutureWarning on every call), and an exported program is one file loaded by
 ``torch.export.load`` with no Python code of ours. Run it under ``torch.inference_mode()``.
 
+:meth:`ExitProgram.exit_step` (one exit: stage, what the policy reads, its decision) is also what
+:mod:`eenet.compiled` compiles, one AOTInductor program per exit (``eenet export --compiled``). An EENet fit that fell
+back to MaxPred (``fallback_``) decides as MaxPred, as in the runtime.
+
 What cannot be exported: the oracle (it reads the labels), text models (the tokenizer is not a PyTorch program) and
 architectures whose stages pass structures other than one tensor between them (MSDNet's scales, transformers).
 """
@@ -33,7 +37,10 @@ from eenet.models import MultiExitNetwork, is_text_model
 from eenet.schedulers import CombinedPolicy, EENetScheduler, ExitScheduler, GeometricScheduler, PatienceScheduler, StaticScheduler
 from eenet.schedulers.calibrated import TemperatureScaledScheduler
 
-__all__ = ["ExitProgram", "export_policy", "load_exported", "EXTRA_FILE"]
+__all__ = [
+    "ExitProgram", "export_policy", "load_exported", "export_results", "results_policy", "describe", "check_exportable", "example_image",
+    "EXTRA_FILE",
+]  # fmt: skip
 
 EXTRA_FILE = "eenet.json"
 """The file inside the exported archive that describes it: classes, input shape and dtype, the policy."""
@@ -47,6 +54,8 @@ class ExitProgram(nn.Module):
         if sched.requires_labels:
             raise ValueError(f"the {sched.method} policy looks at the labels: it cannot be exported")
         decides = sched.policy if isinstance(sched, CombinedPolicy) else sched  # a combined policy: its method decides
+        if isinstance(decides, EENetScheduler) and decides._maxpred() is not None:  # an EENet fit that fell back: MaxPred decides
+            decides = decides._maxpred()
         if not isinstance(decides, GeometricScheduler | EENetScheduler | PatienceScheduler | StaticScheduler):
             raise ValueError(f"the {sched.method} policy cannot be exported (supported: threshold policies, patience, EENet, static, "
                              "each alone or after a combiner)")  # fmt: skip
@@ -91,9 +100,13 @@ class ExitProgram(nn.Module):
             return (SCORES[s.score](scaled.float()) >= self.thresholds[k])[0]
         return (s._score_at(k, p) >= self.thresholds[k])[0]
 
-    def _from(self, k: int, state: torch.Tensor, seen: list[torch.Tensor], raw: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """Exits ``k..`` of one sample: ``seen`` what the policy read at exits ``0..k-1`` (``[1, C]`` each), ``raw`` their
-        logits (kept for a combined policy only)."""
+    def exit_step(
+        self, k: int, state: torch.Tensor, seen: list[torch.Tensor], raw: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], tuple[torch.Tensor, ...], torch.Tensor | bool]:
+        """Exit ``k`` of one sample: stage ``k``, what the policy reads there and its decision. ``seen``: what it read at
+        exits ``0..k-1`` (``[1, C]`` each); ``raw``: their float logits (kept for a combined policy only). Returns
+        ``(state, seen + [probs], raw, (label int64 [1], exit int64 [1], confidence float32 [1]), leave)``, ``leave``
+        as :meth:`_leaves` gives it (``True`` at the last exit)."""
         state, logits = self.model.step(k, state)
         raw = [*raw, logits.float()] if self.policy.needs_logits else [logits]
         if self.combined:  # the combiner's step (CombinedPolicy.exit_outputs) on the program's buffers
@@ -103,16 +116,62 @@ class ExitProgram(nn.Module):
         seen = [*seen, probs]
         conf, label = probs.max(dim=1).values, probs.argmax(dim=1)  # as the runtime reports them
         answer = (label, torch.full_like(label, k), conf)
-        if k == self.model.num_exits - 1:
-            return answer
-        leave = self._leaves(k, seen)
+        leave = True if k == self.model.num_exits - 1 else self._leaves(k, seen)
+        return state, seen, raw, answer, leave
+
+    def _from(self, k: int, state: torch.Tensor, seen: list[torch.Tensor], raw: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Exits ``k..`` of one sample (:meth:`exit_step`, then a ``torch.cond`` on its decision)."""
+        state, seen, raw, answer, leave = self.exit_step(k, state, seen, raw)
         if isinstance(leave, bool):
             return answer if leave else self._from(k + 1, state, seen, raw)
         return torch.cond(leave, lambda st: tuple(t.clone() for t in answer), lambda st: self._from(k + 1, st, seen, raw), (state,))
 
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        """``uint8 [1, C, S, S]`` -> the model's input ``float32 [1, C, S, S]`` (:func:`eenet.data.normalize`)."""
+        return (image.float() / 255.0 - self.mean) / self.std
+
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = (image.float() / 255.0 - self.mean) / self.std  # eenet.data.normalize
-        return self._from(0, self.model.begin(x), [], [])
+        return self._from(0, self.model.begin(self.normalise(image)), [], [])
+
+
+def check_exportable(meta: dict[str, Any], spec: DatasetSpec) -> None:
+    """Refuse what no program of ours takes: text models and datasets without an image size or normalisation.
+
+    Raises:
+        ValueError: with the reason.
+    """
+    if is_text_model(str(meta["arch"])):
+        raise ValueError(f"{meta['arch']} is a text model: export takes image models only (the tokenizer is not a PyTorch program)")
+    if spec.image_size is None or spec.mean is None or spec.std is None:
+        raise ValueError(f"dataset {spec.name}: its manifest gives no image size or normalisation")
+
+
+def example_image(spec: DatasetSpec) -> torch.Tensor:
+    """A zero image as the program takes it: ``uint8 [1, C, S, S]`` (``S`` the training size)."""
+    return torch.zeros(1, spec.in_channels, int(spec.image_size or 0), int(spec.image_size or 0), dtype=torch.uint8)
+
+
+def describe(model: MultiExitNetwork, spec: DatasetSpec, info: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """What :data:`EXTRA_FILE` holds: the input (shape, dtype, how to decode a file), the outputs, the class names, the
+    number of exits, ``info`` (the policy) and ``fields`` (which override the defaults, e.g. ``format``)."""
+    classes = list(spec.classes) if spec.classes else [str(c) for c in range(model.num_classes)]
+    mode = "L" if spec.in_channels == 1 else "RGB"
+    return {
+        "format": "eenet-exported-policy/1",
+        "input": {
+            "dtype": "uint8",
+            "shape": list(example_image(spec).shape),
+            "meaning": "one image, pixel values as decoded",
+            # what the dataset's reader does to every file first (a grey PNG of an RGB folder is made RGB)
+            "pil_mode": mode,
+            "convert": f"PIL.Image.open(path).convert({mode!r}), resized to {spec.image_size}",
+        },
+        "outputs": ["label int64 [1]", "exit int64 [1]", "confidence float32 [1]"],
+        "classes": classes,
+        "num_exits": model.num_exits,
+        **info,
+        **fields,
+    }
 
 
 def export_policy(
@@ -124,12 +183,10 @@ def export_policy(
     Raises:
         ValueError: what cannot be exported (see the module docstring), with the reason.
     """
-    if is_text_model(str(meta["arch"])):
-        raise ValueError(f"{meta['arch']} is a text model: export takes image models only (the tokenizer is not a PyTorch program)")
-    if spec.image_size is None or spec.mean is None or spec.std is None:
-        raise ValueError(f"dataset {spec.name}: its manifest gives no image size or normalisation")
+    check_exportable(meta, spec)
+    assert spec.mean is not None and spec.std is not None  # checked above
     program = ExitProgram(model.cpu(), sched, spec.mean, spec.std).eval()
-    example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size, dtype=torch.uint8)
+    example = example_image(spec)
     try:
         with torch.no_grad():
             exported = torch.export.export(program, (example,))
@@ -138,24 +195,10 @@ def export_policy(
         why = "architectures whose stages pass one tensor are supported"
         if "duplicate argument" in first:  # nested torch.cond branches that read the outputs of earlier exits
             why = (f"torch.export fails on {model.num_exits} nested exits for a policy that reads earlier exits' outputs "
-                   "(patience, EENet, a combiner; threshold policies export); use `eenet predict` (the runtime)")  # fmt: skip
+                   "(patience, EENet, a combiner; threshold policies export); use `eenet export --compiled` (one program per exit) "
+                   "or `eenet predict` (the runtime)")  # fmt: skip
         raise ValueError(f"{meta['arch']} under {sched.method} could not be exported ({type(exc).__name__}: {first}); {why}") from exc
-    classes = list(spec.classes) if spec.classes else [str(c) for c in range(model.num_classes)]
-    extra = {
-        "format": "eenet-exported-policy/1",
-        "input": {
-            "dtype": "uint8",
-            "shape": list(example.shape),
-            "meaning": "one image, pixel values as decoded",
-            # what the dataset's reader does to every file first (a grey PNG of an RGB folder is made RGB)
-            "pil_mode": "L" if spec.in_channels == 1 else "RGB",
-            "convert": f"PIL.Image.open(path).convert({'L' if spec.in_channels == 1 else 'RGB'!r}), resized to {spec.image_size}",
-        },  # fmt: skip
-        "outputs": ["label int64 [1]", "exit int64 [1]", "confidence float32 [1]"],
-        "classes": classes,
-        "num_exits": model.num_exits,
-        **info,
-    }
+    extra = describe(model, spec, info)
     with atomic_path(out) as tmp, open(tmp, "wb") as fh:
         torch.export.save(exported, fh, extra_files={EXTRA_FILE: json.dumps(extra, allow_nan=False)})
     return Path(out)
@@ -168,8 +211,11 @@ def load_exported(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return program, json.loads(extra[EXTRA_FILE])
 
 
-def export_results(results_dir: str | Path, method: str, budget: float | str, out: str | Path) -> Path:
-    """Export ``results_dir``'s model under its ``method`` policy at ``budget`` (checked as :func:`eenet.predict.load_policy`)."""
+def results_policy(
+    results_dir: str | Path, method: str, budget: float | str
+) -> tuple[MultiExitNetwork, ExitScheduler, DatasetSpec, dict[str, Any], dict[str, Any]]:
+    """``(model, sched, spec, meta, info)`` of ``results_dir``'s model under its ``method`` policy at ``budget`` (checked
+    as :func:`eenet.predict.load_policy`); ``info`` is what the description says of the policy."""
     from eenet.models import load_model
     from eenet.predict import dataset_of, find_policy, load_policy
 
@@ -179,4 +225,10 @@ def export_results(results_dir: str | Path, method: str, budget: float | str, ou
     model, meta = load_model(str(model_path), "cpu")
     info = {"method": sched.method, "budget_value": fitted.get("budget_value"), "budget_ms": fitted.get("budget_ms"),
             "model_sha256": file_sha256(model_path), "policy": str(policy)}  # fmt: skip
-    return export_policy(model, sched, dataset_of(results_dir, meta), meta, out, info)
+    return model, sched, dataset_of(results_dir, meta), meta, info
+
+
+def export_results(results_dir: str | Path, method: str, budget: float | str, out: str | Path) -> Path:
+    """Export ``results_dir``'s model under its ``method`` policy at ``budget`` (checked as :func:`eenet.predict.load_policy`)."""
+    model, sched, spec, meta, info = results_policy(results_dir, method, budget)
+    return export_policy(model, sched, spec, meta, out, info)
