@@ -65,13 +65,16 @@ RUNS = (
 MANY_EXIT = (
     Spec("fashion_mnist_6exit", "### `fashion_mnist_6exit` (image)", ()),
     Spec("rotten_tomatoes_6exit", "### `rotten_tomatoes_6exit` (text)", ()),
+    Spec("fashion_mnist_6exit_light", "### `fashion_mnist_6exit_light` (image, pool + linear exit heads)", ()),
 )
 """The many-exit runs, under one section whose commands make both."""
 
 MANY_EXIT_COMMANDS = (
     ".venv/bin/snakemake --cores 2 results/fashion_mnist_6exit/curve.pdf results/rotten_tomatoes_6exit/curve.pdf",
+    ".venv/bin/snakemake --cores 2 results/fashion_mnist_6exit_light/curve.pdf",
     STATS_CMD.format("fashion_mnist_6exit"),
     STATS_CMD.format("rotten_tomatoes_6exit"),
+    STATS_CMD.format("fashion_mnist_6exit_light"),
 )
 
 
