@@ -350,3 +350,37 @@ def documented(command: str) -> str:
     if command not in documented_commands():
         raise AssertionError(f"no document shows the command {command!r} (README.md, docs/*.md): update the test that runs it")
     return command
+
+
+def exits_step_by_step(sched, probs: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """The exits a policy's :meth:`leaves` gives exit after exit (batched) over ``probs [K, N, C]``, and those its
+    :meth:`leaves_one` gives sample by sample: what the runtime calls, to compare with :meth:`assign`."""
+    k_exits, n, _ = probs.shape
+    exits, running = torch.full((n,), -1), torch.arange(n)
+    for k in range(k_exits):
+        out = sched.leaves(k, [probs[j, running] for j in range(k + 1)])
+        exits[running[out]] = k
+        running = running[~out]
+    one = [next(k for k in range(k_exits) if sched.leaves_one(k, [probs[j, i : i + 1] for j in range(k + 1)])) for i in range(n)]
+    return exits, one
+
+
+def tiny_test_images(tiny_run: Path, n: int, name: str) -> dict:
+    """The tiny run's results folder, its test split, its first ``n`` test images written once as PNG files (in a
+    folder beside the run named ``<run>-<name>``) and their cached test probabilities and logits ``[K, n, C]``."""
+    from PIL import Image
+
+    from eenet.data import DatasetSpec
+    from eenet.data.prepare import open_benchmark
+    from eenet.io import load_tensors
+
+    res = tiny_run / "results" / "tiny"
+    spec = DatasetSpec.from_manifest(tiny_run / "data" / "fashion_mnist" / "manifest.json")
+    test = open_benchmark(spec, tiny_run / "data" / "fashion_mnist", "small_cnn_3", {"width": 4}, None, ("test",))["test"]
+    folder = tiny_run.parent / f"{tiny_run.name}-{name}"
+    if not folder.is_dir():
+        folder.mkdir()
+        for i in range(n):
+            Image.fromarray(test.images[i, 0].numpy(), mode="L").save(folder / f"sample{i:03d}.png")
+    tensors, _ = load_tensors(res / "logits" / "test.safetensors")
+    return {"res": res, "images": folder, "test": test, "probs": tensors["probs"][:, :n], "logits": tensors["logits"][:, :n], "spec": spec}

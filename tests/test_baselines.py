@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import exits_step_by_step
 
 from eenet.combiners import make_combiner
 from eenet.schedulers import InfeasibleBudgetError, make_scheduler, realised_cost, scheduler_from_json
@@ -20,18 +21,6 @@ def with_confidence(scores: torch.Tensor, c: int) -> torch.Tensor:
     probs = ((1 - scores) / (c - 1)).unsqueeze(-1).repeat(1, 1, c)
     probs[..., 0] = scores
     return probs
-
-
-def exits_step_by_step(sched, probs: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """The exits :meth:`leaves` gives exit after exit (batched), and :meth:`leaves_one` sample by sample."""
-    k_exits, n, _ = probs.shape
-    exits, running = torch.full((n,), -1), torch.arange(n)
-    for k in range(k_exits):
-        out = sched.leaves(k, [probs[j, running] for j in range(k + 1)])
-        exits[running[out]] = k
-        running = running[~out]
-    one = [next(k for k in range(k_exits) if sched.leaves_one(k, [probs[j, i : i + 1] for j in range(k + 1)])) for i in range(n)]
-    return exits, one
 
 
 # the scores of 4 samples at exits 0 and 1 (exit 2's do not matter); costs 1, 2, 3. By hand, the exits and their mean

@@ -15,12 +15,11 @@ import sys
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import REPO, tiny_test_images
 
 from eenet.cli import main
 from eenet.data import DatasetSpec, normalize
-from eenet.data.prepare import open_benchmark
-from eenet.io import load_tensors, read_json
+from eenet.io import read_json
 from eenet.schedulers import exit_predictions, fit_policy, scheduler_from_json
 
 N = 60  # test samples
@@ -30,18 +29,7 @@ needs_compiler = pytest.mark.skipif(not (shutil.which("g++") or shutil.which("c+
 @pytest.fixture(scope="module")
 def run(tiny_run) -> dict:
     """The tiny run's results, its first N test images (also as PNG files) and their cached logits."""
-    from PIL import Image
-
-    res = tiny_run / "results" / "tiny"
-    spec = DatasetSpec.from_manifest(tiny_run / "data" / "fashion_mnist" / "manifest.json")
-    test = open_benchmark(spec, tiny_run / "data" / "fashion_mnist", "small_cnn_3", {"width": 4}, None, ("test",))["test"]
-    folder = tiny_run.parent / f"{tiny_run.name}-compiled-images"
-    if not folder.is_dir():
-        folder.mkdir()
-        for i in range(N):
-            Image.fromarray(test.images[i, 0].numpy(), mode="L").save(folder / f"sample{i:03d}.png")
-    tensors, _ = load_tensors(res / "logits" / "test.safetensors")
-    return {"res": res, "images": folder, "test": test, "probs": tensors["probs"][:, :N], "logits": tensors["logits"][:, :N], "spec": spec}
+    return tiny_test_images(tiny_run, N, "compiled-images")
 
 
 def runtime_of(model, sched, run) -> tuple[list[int], list[int], torch.Tensor]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import COSTS, cached_probs, make_inputs, make_probs
+from helpers import COSTS, cached_probs, exits_step_by_step, make_inputs, make_probs
 
 from eenet.measure.runtime import adaptive_forward
 from eenet.models import build_model
@@ -40,18 +40,6 @@ def one_thread():
 
 def accuracy_of(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor) -> float:
     return float((exit_predictions(probs, exits) == labels).double().mean())
-
-
-def step_by_step(sched, probs: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
-    """The exits :meth:`leaves` gives exit after exit (batched), and :meth:`leaves_one` sample by sample."""
-    k_exits, n, _ = probs.shape
-    exits, running = torch.full((n,), -1), torch.arange(n)
-    for k in range(k_exits):
-        out = sched.leaves(k, [probs[j, running] for j in range(k + 1)])
-        exits[running[out]] = k
-        running = running[~out]
-    one = [next(k for k in range(k_exits) if sched.leaves_one(k, [probs[j, i : i + 1] for j in range(k + 1)])) for i in range(n)]
-    return exits, one
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -134,7 +122,7 @@ def test_deferral_is_seeded_round_trips_and_decides_exit_by_exit_as_it_assigns(v
     exits = a.assign(test_data[0])
     assert torch.equal(again.assign(test_data[0]), exits)
     sub = test_data[0][:, :300]
-    batched, one = step_by_step(again, sub)
+    batched, one = exits_step_by_step(again, sub)
     assert torch.equal(batched, exits[:300]) and one == exits[:300].tolist()
     assert not a.needs_logits and a.val_cost_ <= 0.6
 

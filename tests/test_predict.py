@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, clone_run, documented, edit_config, snakemake
+from helpers import REPO, clone_run, documented, edit_config, snakemake, tiny_test_images
 
 from eenet.cli import main
 from eenet.data import DatasetSpec
-from eenet.data.prepare import open_benchmark
 from eenet.io import load_tensors, read_json, write_json
 from eenet.schedulers import exit_predictions, fit_policy, make_scheduler, scheduler_from_json
 
@@ -39,18 +38,7 @@ def policies(res: Path) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def run(tiny_run) -> dict:
     """The tiny run's results, its test split (the first N samples written as PNG files) and cached test logits."""
-    from PIL import Image
-
-    res = tiny_run / "results" / "tiny"
-    spec = DatasetSpec.from_manifest(tiny_run / "data" / "fashion_mnist" / "manifest.json")
-    test = open_benchmark(spec, tiny_run / "data" / "fashion_mnist", "small_cnn_3", {"width": 4}, None, ("test",))["test"]
-    folder = tiny_run.parent / f"{tiny_run.name}-images"
-    if not folder.is_dir():
-        folder.mkdir()
-        for i in range(N):
-            Image.fromarray(test.images[i, 0].numpy(), mode="L").save(folder / f"sample{i:03d}.png")
-    tensors, _ = load_tensors(res / "logits" / "test.safetensors")
-    return {"res": res, "images": folder, "test": test, "probs": tensors["probs"][:, :N], "logits": tensors["logits"][:, :N], "spec": spec}
+    return tiny_test_images(tiny_run, N, "images")
 
 
 def predict_csv(args: list[str], out: Path) -> list[dict[str, str]]:

@@ -109,25 +109,10 @@ def fitted_policy_record(
     return {**record, **fitted.to_json()}
 
 
-def write_fitted_policy(
-    path: str | os.PathLike[str],
-    fitted: ExitScheduler | Exception,
-    *,
-    bench: str,
-    method: str,
-    budget_value: Any,
-    budget_unit: str,
-    budget_ms: float,
-    exit_ms: Sequence[float],
-    device: str | None,
-    logits_model_sha256: str | None,
-    decision_ms: Sequence[float] | None = None,
-) -> dict[str, Any]:
-    """Write one budget's fitted-policy record (:func:`fitted_policy_record`, the same arguments) to ``path``
-    atomically; return it."""
-    record = fitted_policy_record(fitted, bench=bench, method=method, budget_value=budget_value, budget_unit=budget_unit,
-                                  budget_ms=budget_ms, exit_ms=exit_ms, device=device, logits_model_sha256=logits_model_sha256,
-                                  decision_ms=decision_ms)  # fmt: skip
+def write_fitted_policy(path: str | os.PathLike[str], fitted: ExitScheduler | Exception, **fields: Any) -> dict[str, Any]:
+    """Write one budget's fitted-policy record (:func:`fitted_policy_record` of ``fitted`` and ``fields``, its keyword
+    arguments) to ``path`` atomically; return it."""
+    record = fitted_policy_record(fitted, **fields)
     write_json(path, record)
     return record
 
