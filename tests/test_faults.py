@@ -80,11 +80,21 @@ def test_failed_tensor_save_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "val.safetensors"
     io.save_tensors(path, {"probs": torch.ones(2, 3)}, {"split": "val"})
 
-    def failing_save(tensors, filename, metadata=None):
-        Path(filename).write_bytes(b"partial")
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FullDisk:  # the file eenet.io opens to write: a few bytes land, then the disk is full
+        def __init__(self, filename, mode):
+            self.fh = open(filename, mode)
 
-    monkeypatch.setattr(io, "save_file", failing_save)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            self.fh.write(data[:7])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io, "open", FullDisk, raising=False)  # the module's `open`, ahead of the builtin
     with pytest.raises(OSError, match="No space left on device"):  # the disk's own error, not another
         io.save_tensors(path, {"probs": torch.zeros(2, 3)}, {"split": "val"})
     tensors, meta = io.load_tensors(path)
