@@ -54,15 +54,16 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 class ExitHead(nn.Module):
-    """The paper's exit head: conv3x3 (C -> C/4), BN, ReLU, 2x[conv3x3, BN, ReLU], global pool, linear.
+    """The paper's exit head: conv3x3 (C -> C/4), BN, ReLU, 2x[conv3x3, BN, ReLU], global pool, linear (``convs``: how
+    many conv-BN-ReLU, 3 in the paper).
 
     Input ``[B, C, H, W]`` -> logits ``[B, num_classes]``.
     """
 
-    def __init__(self, channels: int, num_classes: int) -> None:
+    def __init__(self, channels: int, num_classes: int, convs: int = 3) -> None:
         super().__init__()
         mid = max(channels // 4, 8)
-        self.features = nn.Sequential(_conv_bn_relu(channels, mid), _conv_bn_relu(mid, mid), _conv_bn_relu(mid, mid))
+        self.features = nn.Sequential(_conv_bn_relu(channels, mid), *(_conv_bn_relu(mid, mid) for _ in range(convs - 1)))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(mid, num_classes)
 
@@ -82,19 +83,12 @@ class PoolLinearHead(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-class ConvLinearHead(nn.Module):
-    """A one-conv exit head: conv3x3 (C -> max(C/4, 8)), BN, ReLU, global pool, linear -- the paper's head with one
-    conv instead of three. ``[B, C, H, W]`` -> ``[B, num_classes]``."""
+class ConvLinearHead(ExitHead):
+    """The paper's head with one conv instead of three: conv3x3 (C -> max(C/4, 8)), BN, ReLU, global pool, linear.
+    ``[B, C, H, W]`` -> ``[B, num_classes]``."""
 
     def __init__(self, channels: int, num_classes: int) -> None:
-        super().__init__()
-        mid = max(channels // 4, 8)
-        self.features = _conv_bn_relu(channels, mid)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(mid, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+        super().__init__(channels, num_classes, convs=1)
 
 
 HEADS: dict[str, type[nn.Module]] = {"paper": ExitHead, "conv_linear": ConvLinearHead, "pool_linear": PoolLinearHead}
