@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import clone_run, make_probs, snakemake
 
-from eenet.analysis.exits import exit_table, pick_examples, plot_examples, raw_samples
+from eenet.analysis.exits import examples_caption, exit_table, pick_examples, plot_examples, raw_samples, shown_policy
 from eenet.schedulers import MaxPredScheduler, StaticScheduler, accuracy, exit_predictions
 
 
@@ -132,3 +132,20 @@ def test_an_example_policy_that_is_not_fitted_stops_before_any_job(analysed):
         cfg.write_text(original)
     assert proc.returncode != 0
     assert "examples.method 'patience' is not among the benchmark's methods" in proc.stdout + proc.stderr
+
+
+def test_an_infeasible_example_policy_is_replaced_by_the_nearest_feasible_fit_with_a_notice():
+    def fit(method, budget, infeasible=False):
+        return {"method": method, "budget_value": budget, "budget_unit": "fraction", **({"infeasible": True} if infeasible else {})}
+
+    fitted = [fit("eenet", "0.6", True), fit("eenet", "0.75"), fit("eenet", "0.9", True), fit("maxpred", "0.9")]
+    assert shown_policy(fitted, "maxpred", "0.9", "b") == (fitted[3], None)
+    shown, notice = shown_policy(fitted, "eenet", "0.9", "b")
+    assert shown is fitted[1]  # the same method at the nearest feasible budget before another method
+    assert "'eenet' at budget 0.9 has no feasible fit" in notice and "shows eenet at budget 0.75" in notice
+    shown, notice = shown_policy(fitted[:1] + fitted[2:], "eenet", "0.9", "b")
+    assert shown is fitted[3] and "shows maxpred at budget 0.9" in notice  # no eenet fit is feasible: another method
+    caption = examples_caption([], shown, 8, notice)
+    assert caption.startswith(notice)
+    with pytest.raises(ValueError, match="no policy has a feasible fit"):
+        shown_policy([fit("eenet", "0.9", True)], "eenet", "0.9", "b")

@@ -30,13 +30,15 @@ probs, labels, logits = tensors["probs"], tensors["labels"], tensors.get("logits
 fitted = [read_fitted_policy(f) for f in snakemake.input.schedulers]
 table = exit_table(bench, probs, labels, fitted, logits)
 write_csv(snakemake.output.exits, table, EXITS_FIELDS)
-shown = shown_policy(fitted, p.method, p.budget, bench)
+shown, notice = shown_policy(fitted, p.method, p.budget, bench)
+if notice:
+    log.warning(notice)
 rows = pick_examples(shown, probs, labels, p.per_exit, logits)
 spec = DatasetSpec.from_manifest(snakemake.input.data)
 samples = raw_samples(spec, Path(snakemake.input.data).parent, [r["index"] for r in rows])
 rows = [{**r, "bench": bench, "text": s if isinstance(s, str) else ""} for r, s in zip(rows, samples, strict=True)]
 write_csv(snakemake.output.examples, rows, EXAMPLES_FIELDS)
 classes = list(spec.classes) if spec.classes else None
-plot_examples(rows, samples, classes, f"{bench}: which test samples leave where", examples_caption(table, shown, p.per_exit),
+plot_examples(rows, samples, classes, f"{bench}: which test samples leave where", examples_caption(table, shown, p.per_exit, notice),
               [snakemake.output.pdf])  # fmt: skip
-log.info("exits.csv: %d rows; examples.pdf: %d samples of %s at budget %s", len(table), len(rows), p.method, p.budget)
+log.info("exits.csv: %d rows; examples.pdf: %d samples of %s at budget %s", len(table), len(rows), shown["method"], shown["budget_value"])

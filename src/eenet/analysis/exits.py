@@ -86,27 +86,51 @@ def pick_examples(
     return rows
 
 
-def shown_policy(fitted: list[dict[str, Any]], method: str, budget: Any, bench: str) -> dict[str, Any]:
-    """The fitted policy whose examples are shown (``examples.method`` at ``examples.budget``); a clear error when it
-    has no feasible fit."""
-    shown = next((f for f in fitted if f["method"] == method and str(f["budget_value"]) == str(budget)), None)
-    if shown is None or shown.get("infeasible"):
-        raise ValueError(f"examples.method {method!r} at budget {budget} has no feasible fit in results/{bench}/schedulers/")
-    return shown
+def shown_policy(fitted: list[dict[str, Any]], method: str, budget: Any, bench: str) -> tuple[dict[str, Any], str | None]:
+    """The fitted policy whose examples are shown, and a notice when it is not the one asked for: ``examples.method``
+    at ``examples.budget`` if that fit is feasible; else the same method at the nearest feasible budget; else another
+    method (in the order of ``fitted``) at that budget, else at any budget. A budget can be infeasible on one machine
+    and not on another (a policy's own decision work is timed into its costs), and a figure meant to illustrate should
+    not stop the chain: the notice says what is shown instead, in the log and the caption. A clear error when no
+    policy has a feasible fit at all."""
+
+    def feasible(f: dict[str, Any]) -> bool:
+        return not f.get("infeasible")
+
+    def distance(f: dict[str, Any]) -> float:
+        try:
+            return abs(float(f["budget_value"]) - float(budget))
+        except (TypeError, ValueError):
+            return float("inf")
+
+    asked = [f for f in fitted if f["method"] == method and str(f["budget_value"]) == str(budget)]
+    if asked and feasible(asked[0]):
+        return asked[0], None
+    same_method = sorted((f for f in fitted if f["method"] == method and feasible(f)), key=distance)
+    same_budget = [f for f in fitted if str(f["budget_value"]) == str(budget) and feasible(f)]
+    anywhere = sorted((f for f in fitted if feasible(f)), key=distance)
+    shown = next(iter(same_method or same_budget or anywhere), None)
+    if shown is None:
+        raise ValueError(f"examples.method {method!r} at budget {budget}: no policy has a feasible fit in results/{bench}/schedulers/")
+    why = "is not fitted" if not asked else "has no feasible fit"
+    return shown, (f"examples.method {method!r} at budget {budget} {why}; examples.pdf shows {shown['method']} at budget "
+                   f"{shown['budget_value']} instead")  # fmt: skip
 
 
-def examples_caption(table: list[dict[str, Any]], shown: dict[str, Any], per_exit: int) -> str:
-    """The caption of examples.pdf: the policy, its budget, and the share and accuracy of samples at each exit."""
+def examples_caption(table: list[dict[str, Any]], shown: dict[str, Any], per_exit: int, notice: str | None = None) -> str:
+    """The caption of examples.pdf: the policy, its budget, and the share and accuracy of samples at each exit; first
+    the ``notice`` of :func:`shown_policy` when it shows another policy than the one asked for."""
     shares = {r["exit"]: r for r in table if r["method"] == shown["method"] and r["budget_value"] == shown["budget_value"]}
     parts = []
     for k, r in sorted(shares.items()):
         at = f" at {100 * r['accuracy']:.1f} % accuracy" if r["samples"] else ""
         parts.append(f"exit {k}: {100 * r['share']:.1f} % of samples{at}")
     summary = ", ".join(parts)
-    return (
+    caption = (
         f"{shown['method']} at budget {shown['budget_value']} ({shown['budget_unit']}): the first {per_exit} test samples in test "
         f"order that leave at each exit; label -> prediction, red when wrong. {summary}."
     )
+    return f"{notice}. {caption}" if notice else caption
 
 
 def raw_samples(dataset: str | DatasetSpec, root: str | Path, indices: list[int]) -> list[torch.Tensor] | list[str]:
