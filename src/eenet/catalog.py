@@ -297,6 +297,7 @@ METHODS: dict[str, dict[str, Any]] = {
     },
     "maxpred_shared": {"label": "MaxPred, one shared threshold", "config": None, "style": {"color": "tab:orange", "marker": "v"}},
     "deferral": {"label": "Learned deferral (post-hoc)", "config": "deferral", "style": {"color": "tab:brown", "marker": "h"}},
+    "eero": {"label": "EERO (reject option, exponential weights)", "config": "eero", "style": {"color": "tab:pink", "marker": "*"}},
     "static": {"label": "Single exit", "config": None, "style": None},
 }
 """The exit policies -> their label in figures and tables, the benchmark config block their hyper-parameters come

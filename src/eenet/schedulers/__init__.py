@@ -11,7 +11,7 @@ One module per policy family; a policy is a subclass of :class:`ExitScheduler` d
 :func:`register_method`. Adding one is adding a module here and importing it below.
 """
 
-from eenet.schedulers import calibrated, compose, deferral, eenet, guarantee, oracle, patience, search, shared, static, threshold
+from eenet.schedulers import calibrated, compose, deferral, eenet, eero, guarantee, oracle, patience, search, shared, static, threshold
 from eenet.schedulers.base import (
     FORMAT_VERSION,
     METHODS,
@@ -36,6 +36,7 @@ from eenet.schedulers.compose import (
 )
 from eenet.schedulers.deferral import DeferralScheduler
 from eenet.schedulers.eenet import EENetScheduler
+from eenet.schedulers.eero import EEROScheduler
 from eenet.schedulers.guarantee import EntropyGuardScheduler, EntropyTSGuardScheduler, MaxPredGuardScheduler, MaxPredTSGuardScheduler
 from eenet.schedulers.oracle import OracleScheduler
 from eenet.schedulers.patience import PatienceScheduler
@@ -64,6 +65,7 @@ __all__ = [
     "SharedThresholdScheduler",
     "PatienceScheduler",
     "DeferralScheduler",
+    "EEROScheduler",
     "MaxPredGuardScheduler",
     "EntropyGuardScheduler",
     "MaxPredTSGuardScheduler",
@@ -83,6 +85,7 @@ __all__ = [
     "compose",
     "deferral",
     "eenet",
+    "eero",
     "guarantee",
     "oracle",
     "patience",
