@@ -1,7 +1,18 @@
-# Stage 5: each policy fitted at every budget on validation, evaluated on test -> schedulers/, evaluations/.
+# Stage 5: each policy fitted at every budget on validation, evaluated on test -> schedulers/, eval/.
 # One job per (run, policy) does all the budgets: starting a job (importing torch) costs more than fitting most
-# policies. A rule's outputs cannot depend on its wildcards, so there is one rule per list of budgets in the config
-# (common.smk's BUDGET_SETS): fit_scheduler and evaluate_test for the first benchmark's, fit_scheduler_2 ... for others.
+# policies, and the job times the policy's decision work once for all its budgets (a combiner is fitted once too).
+# Its outputs are the budget files results/{bench}/{schedulers,eval}/{method}/{budget}.json, and how many outputs a rule
+# has is fixed when it is parsed (Snakemake refuses output functions: "Only input files can be specified as functions"),
+# so there is one rule pair per distinct list of budgets in the config (common.smk's BUDGET_SETS): fit_scheduler and
+# evaluate_test for the first benchmark's list, fit_scheduler_2, evaluate_test_2 ... for the others; the same code.
+# Kept on purpose (issue 32; each alternative tried on config/config.yaml's 850 jobs, docs/design.md says more):
+#  - one rule with directory("results/{bench}/schedulers/{method}") and .../eval/{method}: the same 850 jobs, but 702
+#    of them make a folder instead of 3,364 budget files, so a budget file is no target (MissingRuleException for
+#    `snakemake results/tiny/schedulers/maxpred/0.5.json`), dvc.yaml and the lineage track folders, and the six
+#    scripts after these would have to read folders;
+#  - a checkpoint: those folders, and the dry run and dvc.yaml no longer see the inputs after it (<TBD>);
+#  - one rule, a job per budget: 2,662 more jobs, each starting Python and torch (3.6 s here) and timing anew;
+#  - the list of budgets in the path: other files.
 for _i, (_budgets, _runs) in enumerate(BUDGET_SETS.items()):
     _suffix = f"_{_i + 1}" if _i else ""
 
