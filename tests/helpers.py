@@ -388,12 +388,13 @@ def tiny_test_images(tiny_run: Path, n: int, name: str) -> dict:
 
 def exits_from_logits_step_by_step(sched, logits: torch.Tensor) -> torch.Tensor:
     """The exits ``int64 [N]`` a policy's :meth:`leaves` gives as the runtime runs it on raw ``logits [K, N, C]``:
-    exit after exit, :meth:`exit_outputs` of the logits so far of the samples still running (a combined policy's
-    combiner step), then :meth:`leaves`."""
+    exit after exit, :meth:`exit_state` of each exit and :meth:`outputs_from_states` of those so far, for the samples
+    still running (a combined policy's incremental combiner step; the softmax otherwise), then :meth:`leaves`."""
     k_exits, n, _ = logits.shape
     got, running = torch.full((n,), -1), torch.arange(n)
     for k in range(k_exits):
-        seen = [sched.exit_outputs(j, [logits[i, running] for i in range(j + 1)]) for j in range(k + 1)]
+        states = [sched.exit_state(j, logits[j, running]) for j in range(k + 1)]
+        seen = [sched.outputs_from_states(j, states[: j + 1], logits[j, running]) for j in range(k + 1)]
         out = sched.leaves(k, seen)
         got[running[out]] = k
         running = running[~out]

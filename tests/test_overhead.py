@@ -39,6 +39,11 @@ class Slowed:
             self._spend()
         return self.policy.exit_outputs(k, logits)
 
+    def outputs_from_states(self, k, states, logits):  # a combined policy's incremental step in the runtime
+        if self.where == "outputs":
+            self._spend()
+        return self.policy.outputs_from_states(k, states, logits)
+
     def leaves_one(self, k, seen):
         if self.where == "leaves":
             self._spend()

@@ -2,9 +2,12 @@
 
 A combiner is fitted on validation only (``fit(logits [K, N, C], labels [N], costs [K])``) and then maps the logits
 of the exits run so far to probabilities at the last of them: :meth:`ExitCombiner.step` (``k+1`` tensors ``[B, C]``
--> ``[B, C]``), what the adaptive runtime calls after every exit, and :meth:`ExitCombiner.transform`
-(``[K, N, C] -> [K, N, C]``), the same steps on the cache. Both run the same float32 arithmetic, row by row, so the
-runtime's decisions equal the cached evaluation's.
+-> ``[B, C]``) and :meth:`ExitCombiner.transform` (``[K, N, C] -> [K, N, C]``), the same steps on the cache. The
+step is incremental: :meth:`ExitCombiner.prepare` turns an exit's logits into what the combiner reads of it (its
+log-softmax, ...) once, when the exit has run, and :meth:`ExitCombiner.combine` combines the kept results of exits
+``0..k``; the adaptive runtime calls the two (through :meth:`eenet.schedulers.ExitScheduler.exit_state` and
+:meth:`~eenet.schedulers.ExitScheduler.outputs_from_states`), so no exit's work is redone at a later one. All of them
+run the same float32 arithmetic, row by row, so the runtime's decisions equal the cached evaluation's.
 
 A combiner composes with every exit policy as one policy, :class:`eenet.schedulers.CombinedPolicy` (the policy
 ``"<combiner>+<method>"``, ``ztw_ens+maxpred``): the combiner is fitted first, then the method on the combined validation
@@ -53,7 +56,8 @@ def _check(logits: torch.Tensor, labels: torch.Tensor | None = None) -> None:
 
 
 class ExitCombiner(abc.ABC):
-    """Base class: subclasses set ``name``, implement :meth:`_fit`, :meth:`step`, :meth:`_state`, :meth:`_load`."""
+    """Base class: subclasses set ``name``, implement :meth:`_fit`, :meth:`prepare` (if not the float logits),
+    :meth:`combine`, :meth:`_state`, :meth:`_load`."""
 
     name: ClassVar[str] = ""
     num_exits_: int
@@ -72,10 +76,23 @@ class ExitCombiner(abc.ABC):
     @abc.abstractmethod
     def _fit(self, logits: torch.Tensor, labels: torch.Tensor, costs: list[float]) -> None: ...
 
+    def prepare(self, j: int, logits: torch.Tensor) -> torch.Tensor:
+        """What :meth:`combine` reads of exit ``j``, from its raw logits ``[B, C]``: computed once, when the exit has run,
+        and kept for every later exit (a log-softmax, a tempered softmax, ...): ``[B, C]`` float32, rows the samples."""
+        return logits.float()
+
     @abc.abstractmethod
-    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Probabilities ``[B, C]`` at exit ``k`` from the logits of exits ``0..k`` (``k+1`` tensors ``[B, C]``).
+    def combine(
+        self, k: int, prepared: Sequence[torch.Tensor], logits: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Probabilities ``[B, C]`` at exit ``k`` from :meth:`prepare` of exits ``0..k`` (``k+1`` tensors ``[B, C]``) and
+        exit ``k``'s raw logits ``[B, C]``: the incremental step the runtime runs (nothing of an earlier exit recomputed).
         ``tensors``: what :meth:`tensors` gives (an exported program passes its buffers); ``None``: made once a device."""
+
+    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Probabilities ``[B, C]`` at exit ``k`` from the raw logits of exits ``0..k`` (``k+1`` tensors ``[B, C]``):
+        :meth:`combine` of their :meth:`prepare` (the same float32 arithmetic, so the same values)."""
+        return self.combine(k, [self.prepare(j, logits[j]) for j in range(k + 1)], logits[k], tensors)
 
     def _tensor_state(self) -> dict[str, torch.Tensor]:
         """What :meth:`step` reads as tensors (float32, on the CPU); none by default."""
@@ -96,7 +113,8 @@ class ExitCombiner(abc.ABC):
         if logits.shape[0] != self.num_exits_:
             raise ValueError(f"{self.name} combiner was fitted for {self.num_exits_} exits, got logits of shape {tuple(logits.shape)}")
         z = [logits[k].float() for k in range(logits.shape[0])]
-        return torch.stack([self.step(k, z[: k + 1]) for k in range(len(z))])
+        prepared = [self.prepare(j, z[j]) for j in range(len(z))]  # once per exit, as the runtime does
+        return torch.stack([self.combine(k, prepared[: k + 1], z[k]) for k in range(len(z))])
 
     @abc.abstractmethod
     def _state(self) -> dict[str, Any]: ...
@@ -149,11 +167,16 @@ class ZeroTimeWasteEnsemble(ExitCombiner):
     def _tensor_state(self) -> dict[str, torch.Tensor]:
         return {"bias": torch.tensor(self.bias_, dtype=torch.float32)}  # [K, C]
 
-    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        bias = (self.tensors(logits[0].device) if tensors is None else tensors)["bias"][k]
-        z = bias.expand_as(logits[0]).clone()
+    def prepare(self, j: int, logits: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(logits.float(), dim=1)
+
+    def combine(
+        self, k: int, prepared: Sequence[torch.Tensor], logits: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        bias = (self.tensors(logits.device) if tensors is None else tensors)["bias"][k]
+        z = bias.expand_as(prepared[0]).clone()
         for j in range(k + 1):
-            z = z + math.exp(self.weights_[k][j]) * F.log_softmax(logits[j].float(), dim=1)
+            z = z + math.exp(self.weights_[k][j]) * prepared[j]
         return F.softmax(z, dim=1)
 
     def _state(self) -> dict[str, Any]:
@@ -180,8 +203,16 @@ class InternalEnsemble(ExitCombiner):
             acc = acc + self.costs_[j] * F.softmax(logits[j].float() / temps[j], dim=1)
         return acc / sum(self.costs_[: k + 1])
 
-    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self._mean(k, logits, self.temperatures_)
+    def prepare(self, j: int, logits: torch.Tensor) -> torch.Tensor:
+        return F.softmax(logits.float() / self.temperatures_[j], dim=1)
+
+    def combine(
+        self, k: int, prepared: Sequence[torch.Tensor], logits: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        acc = torch.zeros_like(prepared[0], dtype=torch.float32)
+        for j in range(k + 1):
+            acc = acc + self.costs_[j] * prepared[j]  # _mean's arithmetic on the kept tempered softmaxes
+        return acc / sum(self.costs_[: k + 1])
 
     def _state(self) -> dict[str, Any]:
         return {"temperatures": self.temperatures_, "costs": self.costs_}
@@ -211,14 +242,28 @@ class ProductAnytime(ExitCombiner):
     @staticmethod
     def _product(k: int, logits: Sequence[torch.Tensor], a: float, weights: Sequence[float]) -> torch.Tensor:
         """``[B, C]`` probabilities at exit ``k`` from ``k+1`` logits ``[B, C]``, exponent ``a``, per-exit ``weights [K]``."""
-        s = torch.zeros_like(logits[0], dtype=torch.float32)
-        for j in range(k + 1):
-            s = s + (a * weights[j]) * torch.log(logits[j].float().clamp_min(0))  # -inf where a logit is <= 0
-        some = torch.isfinite(s).any(dim=1, keepdim=True)
-        return F.softmax(torch.where(some, s, logits[k].float()), dim=1)
+        return ProductAnytime._combine(k, [ProductAnytime._log_positive(z) for z in logits[: k + 1]], logits[k], a, weights)
 
-    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self._product(k, logits, self.exponents_[k], self.weights_)
+    @staticmethod
+    def _log_positive(logits: torch.Tensor) -> torch.Tensor:
+        """``log max(z, 0)`` of logits ``[B, C]`` (``-inf`` where a logit is <= 0)."""
+        return torch.log(logits.float().clamp_min(0))
+
+    @staticmethod
+    def _combine(k: int, logs: Sequence[torch.Tensor], logits: torch.Tensor, a: float, weights: Sequence[float]) -> torch.Tensor:
+        s = torch.zeros_like(logs[0], dtype=torch.float32)
+        for j in range(k + 1):
+            s = s + (a * weights[j]) * logs[j]
+        some = torch.isfinite(s).any(dim=1, keepdim=True)
+        return F.softmax(torch.where(some, s, logits.float()), dim=1)
+
+    def prepare(self, j: int, logits: torch.Tensor) -> torch.Tensor:
+        return self._log_positive(logits)
+
+    def combine(
+        self, k: int, prepared: Sequence[torch.Tensor], logits: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        return self._combine(k, prepared, logits, self.exponents_[k], self.weights_)
 
     def _state(self) -> dict[str, Any]:
         return {"exponents": self.exponents_, "weights": self.weights_}
@@ -247,11 +292,16 @@ class BestSoFar(_Unfitted):
 
     name = "best"
 
-    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        best = F.softmax(logits[0].float(), dim=1)
+    def prepare(self, j: int, logits: torch.Tensor) -> torch.Tensor:
+        return F.softmax(logits.float(), dim=1)
+
+    def combine(
+        self, k: int, prepared: Sequence[torch.Tensor], logits: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        best = prepared[0]
         conf = best.max(dim=1).values
         for j in range(1, k + 1):
-            p = F.softmax(logits[j].float(), dim=1)
+            p = prepared[j]
             c = p.max(dim=1).values
             later = c >= conf
             best, conf = torch.where(later.unsqueeze(1), p, best), torch.where(later, c, conf)
@@ -263,10 +313,15 @@ class GeometricMean(_Unfitted):
 
     name = "geo"
 
-    def step(self, k: int, logits: Sequence[torch.Tensor], tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        s = torch.zeros_like(logits[0], dtype=torch.float32)
+    def prepare(self, j: int, logits: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(logits.float(), dim=1)
+
+    def combine(
+        self, k: int, prepared: Sequence[torch.Tensor], logits: torch.Tensor, tensors: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        s = torch.zeros_like(prepared[0], dtype=torch.float32)
         for j in range(k + 1):
-            s = s + F.log_softmax(logits[j].float(), dim=1)
+            s = s + prepared[j]
         return F.softmax(s / (k + 1), dim=1)
 
 

@@ -46,7 +46,12 @@ def _policy_step(policy: ExitScheduler, k: int, last: int, s: dict[str, Any]) ->
     ``leaves_one``, else ``leaves`` (its batched path)."""
     raw = s["raw"][: k + 1]
     seen = s["seen"][:k]
-    seen.append(policy.exit_outputs(k, raw if policy.needs_logits else (raw[-1],)))
+    if policy.needs_logits:  # the combiner's incremental step: exit k's state, then the combination of 0..k
+        states = s["states"][:k]
+        states.append(policy.exit_state(k, raw[-1]))
+        seen.append(policy.outputs_from_states(k, states, raw[-1]))
+    else:
+        seen.append(policy.exit_outputs(k, (raw[-1],)))
     if k < last:
         if raw[-1].shape[0] == 1:
             policy.leaves_one(k, seen)
@@ -81,7 +86,8 @@ def decision_overhead(
 ) -> list[float]:
     """ms per sample ``[K]`` of a fitted ``policy``'s own work at each exit (at ``batch_size``), beyond cost.csv's (>= 0).
 
-    At exit ``k``: the time of ``exit_outputs(k, logits[:k+1]) + leaves_one(k, seen)`` (``exit_outputs`` alone at the
+    At exit ``k``: the time of the runtime's ``exit_state(k, logits[k])`` and ``outputs_from_states`` (a combined
+    policy's incremental step; else ``exit_outputs``) ``+ leaves_one(k, seen)`` (the outputs alone at the
     last exit, where the runtime asks nothing) minus that of the softmax and host-read max cost.csv times there, on
     ``samples`` single samples of the cached validation outputs (a seeded random draw; ``logits`` / ``probs``
     ``[K, N, C]``; without raw logits, ``log(probs)``, whose softmax is ``probs``), exit after exit as the runtime
@@ -108,8 +114,9 @@ def decision_overhead(
     for i in range(max(1, min(samples, n) // b)):
         rows = order[i * b : (i + 1) * b].sort().values
         raw = [z[j, rows].clone() for j in range(k_exits)]  # a fresh [b, C] tensor per exit, as a head gives
-        seen = [policy.exit_outputs(j, raw[: j + 1] if policy.needs_logits else (raw[j],)) for j in range(k_exits)]
-        data.append({"raw": raw, "seen": seen})
+        states = [policy.exit_state(j, raw[j]) for j in range(k_exits)]
+        seen = [policy.outputs_from_states(j, states[: j + 1], raw[j]) for j in range(k_exits)]
+        data.append({"raw": raw, "states": states, "seen": seen})
     last = k_exits - 1
     steps = [(partial(_policy_step, policy, k, last), partial(_baseline_step, k, last)) for k in range(k_exits)]
     buffer = torch.zeros(max(evict_bytes // 4, 1))

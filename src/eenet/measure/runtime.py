@@ -71,14 +71,14 @@ def adaptive_forward(model: MultiExitNetwork, sched: ExitScheduler, x: Inputs) -
     last = model.num_exits - 1
     state = model.begin(x)
     seen: list[torch.Tensor] = []  # what the policy reads at exits 0..k of the samples still running, [n, C] each
-    keep_raw = sched.needs_logits  # a combined policy reads the raw logits of every exit so far
-    raw: list[torch.Tensor] = []  # then: the logits of exits 0..k of the samples still running
+    keep_raw = sched.needs_logits  # a combined policy reads what it kept of every exit so far
+    raw: list[torch.Tensor] = []  # then: exit_state of exits 0..k of the samples still running, each computed once
 
     def outputs(k: int, logits: torch.Tensor) -> torch.Tensor:
         if not keep_raw:
             return sched.exit_outputs(k, (logits,))
-        raw.append(logits.float())
-        return sched.exit_outputs(k, raw)
+        raw.append(sched.exit_state(k, logits))
+        return sched.outputs_from_states(k, raw, logits)
 
     if b == 1:  # one sample: no bookkeeping of who is left, one Python decision per exit
         for k in range(model.num_exits):

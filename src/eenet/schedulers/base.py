@@ -189,6 +189,16 @@ class ExitScheduler(abc.ABC):
         ``[B, C]`` of exits ``0..k`` (a policy without :attr:`needs_logits` reads the last of them only)."""
         return F.softmax(logits[-1].float(), dim=1)
 
+    def exit_state(self, k: int, logits: torch.Tensor) -> torch.Tensor:
+        """What the runtime keeps of exit ``k`` for the exits after it, from its raw logits ``[B, C]``, computed once
+        (a combined policy: its combiner's :meth:`~eenet.combiners.ExitCombiner.prepare`); the logits themselves here."""
+        return logits
+
+    def outputs_from_states(self, k: int, states: Sequence[torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`exit_outputs` at exit ``k`` from :meth:`exit_state` of exits ``0..k`` (``k+1`` tensors ``[B, C]``) and
+        exit ``k``'s raw logits ``[B, C]``: the runtime's incremental step (the same values as :meth:`exit_outputs`)."""
+        return self.exit_outputs(k, (logits,))
+
     @property
     def family(self) -> str:
         """The kind of work a decision costs: two policies of one family that send every sample to the same exit do

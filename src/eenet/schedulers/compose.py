@@ -91,6 +91,12 @@ class CombinedPolicy(ExitScheduler):
     def exit_outputs(self, k: int, logits: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.combiner.step(k, logits)
 
+    def exit_state(self, k: int, logits: torch.Tensor) -> torch.Tensor:
+        return self.combiner.prepare(k, logits)
+
+    def outputs_from_states(self, k: int, states: Sequence[torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+        return self.combiner.combine(k, states, logits)
+
     def _check_combiner(self) -> None:
         if not hasattr(self.combiner, "num_exits_"):
             raise RuntimeError(f"{self.method}: the {self.combiner.name} combiner is not fitted (fit_budgets fits both steps)")
