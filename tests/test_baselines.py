@@ -129,3 +129,13 @@ def test_geometric_mean_is_the_softmax_of_the_mean_log_probability():
     for k in range(4):  # the normalised geometric mean of the probabilities, in float64
         g = F.softmax(z[: k + 1].double(), dim=2).log().mean(0).exp()
         assert torch.allclose(out[k].double(), g / g.sum(1, keepdim=True), atol=1e-6)
+
+
+def test_a_single_exit_leaves_at_its_exit_alone_at_batch_1_and_batched():
+    g = torch.Generator().manual_seed(2)
+    probs = F.softmax(torch.randn(4, 50, 3, generator=g), dim=2)
+    labels = torch.randint(0, 3, (50,), generator=g)
+    for k in range(4):
+        sched = make_scheduler("static", exit_index=k).fit(probs, labels, [1.0, 2.0, 3.0, 4.0], k + 1.0)
+        batched, one = exits_step_by_step(sched, probs)
+        assert torch.equal(batched, torch.full((50,), k)) and one == [k] * 50
