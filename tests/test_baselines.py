@@ -139,3 +139,19 @@ def test_a_single_exit_leaves_at_its_exit_alone_at_batch_1_and_batched():
         sched = make_scheduler("static", exit_index=k).fit(probs, labels, [1.0, 2.0, 3.0, 4.0], k + 1.0)
         batched, one = exits_step_by_step(sched, probs)
         assert torch.equal(batched, torch.full((50,), k)) and one == [k] * 50
+
+
+@pytest.mark.parametrize("budget", [1.3, 2.0, 2.6, 3.4])
+def test_patience_at_batch_1_leaves_where_it_assigns(budget):
+    """PABEE's fast single-sample rule (counts read back while the argmaxes agree) against its batched rule and its
+    assignment, on outputs where predictions flip often and confidences tie at the threshold's side."""
+    g = torch.Generator().manual_seed(3)
+    val = F.softmax(1.5 * torch.randn(5, 400, 3, generator=g), dim=2)
+    test = F.softmax(1.5 * torch.randn(5, 300, 3, generator=g), dim=2)
+    labels = torch.randint(0, 3, (400,), generator=g)
+    sched = make_scheduler("patience").fit(val, labels, [1.0, 1.5, 2.0, 3.0, 4.0], budget)
+    for probs in (val, test):
+        exits = sched.assign(probs)
+        batched, one = exits_step_by_step(sched, probs)
+        assert torch.equal(batched, exits) and one == exits.tolist()
+    assert len(set(sched.assign(test).tolist())) >= 2  # the rule decides: samples leave at several exits

@@ -85,6 +85,21 @@ class PatienceScheduler(ExitScheduler):
             return torch.ones(p.shape[0], dtype=torch.bool, device=p.device)
         return self._passes(probs, self.patience_, self.confidence_)[k]
 
+    def leaves_one(self, k: int, probs: Sequence[torch.Tensor]) -> bool:
+        """:meth:`leaves` for one sample (``k+1`` tensors ``[1, C]``): the argmaxes read back from exit ``k`` while they
+        agree, at most ``t + 1`` of them, and the confidence only at a count of exactly ``t``. The generic path
+        recomputed every exit's argmax and the counts of all of them at every exit: ~0.1 ms an exit at batch 1 on a
+        2-core Xeon, as much as a residual block of a small network."""
+        if self._check_step(k, probs):
+            return True
+        t, a = self.patience_, int(probs[k].argmax())
+        count = 0
+        while count <= t and k - count > 0 and int(probs[k - count - 1].argmax()) == a:
+            count += 1
+        if count >= t + 1:
+            return True
+        return count >= t and bool((maxpred(probs[k].float()) >= self.confidence_)[0])  # the same float32 comparison
+
     def _state(self) -> dict[str, Any]:
         return {"patience": self.patience_, "confidence": self.confidence_}
 
