@@ -2,6 +2,7 @@
 #   download_dataset -> train_multiexit -> cache_logits -> profile_latency
 #   -> fit_scheduler (a job per method, every budget) -> evaluate_test -> plot_curve
 #   fitted schedulers -> measure_runtime (the adaptive runtime, timed) -> plot_curve
+#   frontier.trained: train_frontier -> frontier_logits, frontier_cost -> compute_stats, plot_curve (plain networks trained alone)
 # See README.md; configuration keys are documented in workflow/schemas/config.schema.yaml.
 
 from snakemake.utils import min_version
@@ -37,6 +38,7 @@ include: "rules/download.smk"
 include: "rules/train.smk"
 include: "rules/cache.smk"
 include: "rules/latency.smk"
+include: "rules/frontier.smk"
 include: "rules/schedule.smk"
 include: "rules/runtime.smk"
 include: "rules/stats.smk"

@@ -6,6 +6,8 @@ rule plot_curve:
         cost="results/{bench}/cost.csv",
         runtime="results/{bench}/runtime.csv",
         stats="results/{bench}/stats.csv",
+        # frontier.trained: frontier.csv and the test outputs of the networks trained alone (rules/frontier.smk)
+        frontier=lambda w: planning.frontier_files(w.bench, bench(w)),
         code=code("plot_curve.py"),
     output:
         pdf=report(

@@ -6,6 +6,8 @@ rule compute_stats:
         test="results/{bench}/logits/test.safetensors",
         cost="results/{bench}/cost.csv",
         runtime="results/{bench}/runtime.csv",
+        # frontier.trained: frontier.csv and the test outputs of the networks trained alone (rules/frontier.smk)
+        frontier=lambda w: planning.frontier_files(w.bench, bench(w)),
         code=code("compute_stats.py"),
     output:
         report(

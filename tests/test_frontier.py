@@ -1,14 +1,34 @@
 """The plain-network frontier: the network cut after each exit (that exit's head only) is timed with the exits and
-predicts as that exit; each policy is compared with the most accurate cut at no more than its measured latency."""
+predicts as that exit; each policy is compared with the most accurate cut at no more than its measured latency. With
+networks trained alone (frontier.trained): a network of the first k stages built alone is the cut after exit k-1 (the
+same parameters, the same modules run, the same FLOPs), the planning lists the networks of a config, all of them are
+timed in one run (frontier.csv), and each policy meets the most accurate of the cuts and trained networks; on the tiny
+pipeline the frontier is trained, timed and compared in stats.csv."""
 
 from __future__ import annotations
 
+import inspect
+import re
+import time
+
 import pytest
 import torch
+import yaml
+from helpers import REPO, band_split, clone_run, edit_config, snakemake
 
-from eenet.analysis.frontier import frontier_columns, frontier_points, measured_latency
+from eenet.analysis.frontier import frontier_columns, frontier_points, measured_latency, network_points
 from eenet.measure.costs import profile_costs, run_cut, run_plain, run_to_exit
-from eenet.models import build_model
+from eenet.measure.frontier import count_cut_flops, cut_parameters, measure_frontier
+from eenet.models import MODELS, build_model
+from eenet.pipeline.planning import (
+    FRONTIER_ARCHS,
+    FRONTIER_PATTERN,
+    frontier_arch,
+    frontier_files,
+    frontier_kwargs,
+    frontier_models,
+    frontier_networks,
+)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +68,9 @@ def frontier_case():
 def test_each_policy_meets_the_most_accurate_cut_no_slower_than_its_measured_latency():
     probs, labels, cost = frontier_case()
     points = frontier_points(cost, probs, labels)
-    assert [(p["exit"], p["ms"], p["accuracy"]) for p in points] == [(0, 1.0, 0.4), (1, 2.0, 0.6), (2, 3.0, 0.9)]
+    assert [(p["network"], p["exit"], p["ms"], p["accuracy"]) for p in points] == [
+        ("cut0", 0, 1.0, 0.4), ("cut1", 1, 2.0, 0.6), ("cut2", 2, 3.0, 0.9),
+    ]  # fmt: skip
 
     def timing(method, batch, measured, simulated, whole):
         return {"method": method, "budget_value": "0.5", "batch_size": str(batch), "measured_ms": str(measured),
@@ -67,8 +89,235 @@ def test_each_policy_meets_the_most_accurate_cut_no_slower_than_its_measured_lat
     rows = [{"method": m, "budget_value": 0.5} for m in ("fast", "slow", "none")] + [{"method": "fast", "budget_value": "all"}]
     frontier_columns(rows, correct, runtime, points, reps=500, seed=0)
     fast, slow, none, summary = rows
-    assert (fast["frontier_exit"], fast["frontier_ms"], fast["frontier_accuracy"]) == (1, 2.0, 0.6)  # 2.25 ms: exit 1's cut
+    assert (fast["frontier_network"], fast["frontier_ms"], fast["frontier_accuracy"]) == ("cut1", 2.0, 0.6)  # 2.25 ms: exit 1's cut
     assert fast["vs_frontier"] == pytest.approx(0.2) and fast["vs_frontier_ci_low"] <= 0.2 <= fast["vs_frontier_ci_high"]
-    assert (slow["frontier_exit"], slow["vs_frontier"]) == (2, pytest.approx(-0.1))  # slower than the plain network: it wins
-    assert none["measured_ms"] == 0.5 and "frontier_exit" not in none and "vs_frontier" not in none  # faster than every cut
+    assert (slow["frontier_network"], slow["vs_frontier"]) == ("cut2", pytest.approx(-0.1))  # slower than the plain network: it wins
+    assert none["measured_ms"] == 0.5 and "frontier_network" not in none and "vs_frontier" not in none  # faster than every cut
     assert "measured_ms" not in summary
+
+
+# ---------------------------------------------------------------------------------------------------
+# networks trained alone: the architecture of the cut, the same work
+
+
+def cut_modules(model, k):
+    """The modules the network cut after exit ``k`` runs: stages ``0..k`` and exit ``k``'s head."""
+    return [*model.stages[: k + 1], model.heads[k]]
+
+
+def executed(model, x, k):
+    """(module type, its own parameters' shapes) of every leaf module run by :func:`run_cut` after exit ``k``, in order."""
+    seen, hooks = [], []
+
+    def record(mod, inputs, output):
+        seen.append((type(mod).__name__, [tuple(p.shape) for p in mod.parameters(recurse=False)]))
+
+    for m in model.modules():
+        if not list(m.children()):
+            hooks.append(m.register_forward_hook(record))
+    try:
+        run_cut(model, x, k)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+CASES = [("small_cnn_3", {"width": 4}), ("resnet_6", {"width": 4}), ("resnet_6", {"width": 4, "head": "pool_linear"}),
+         ("resnet_6", {"width": 4, "head": "conv_linear", "blocks": (1, 2, 1)})]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arch", "kwargs"), CASES, ids=[f"{a}-{'-'.join(map(str, k.values()))}" for a, k in CASES])
+def test_a_network_of_depth_k_built_alone_is_the_multi_exit_network_cut_after_exit_k_minus_1(arch, kwargs):
+    torch.manual_seed(0)
+    multi = build_model(arch, 10, 1, **kwargs).eval()
+    x = torch.randn(3, 1, 28, 28)
+    for k in range(1, multi.num_exits + 1):
+        alone = build_model(arch, 10, 1, **kwargs, depth=k).eval()
+        assert alone.num_exits == 1
+        cut = cut_modules(multi, k - 1)
+        # the same parameters and buffers (shapes, in order): the architecture of the cut
+        assert [tuple(p.shape) for p in alone.parameters()] == [tuple(p.shape) for m in cut for p in m.parameters()]
+        assert [tuple(b.shape) for b in alone.buffers()] == [tuple(b.shape) for m in cut for b in m.buffers()]
+        assert cut_parameters(alone, 0) == cut_parameters(multi, k - 1) == sum(p.numel() for p in alone.parameters())
+        # the same modules run, in the same order, and the same FLOPs: its cost is the cut's, only the weights differ
+        assert executed(alone, x, 0) == executed(multi, x, k - 1)
+        assert count_cut_flops(alone, x, 0) == count_cut_flops(multi, x, k - 1)
+        # with the cut's weights it computes the cut: exit k-1's logits
+        cut_state = [t for m in cut for t in m.state_dict().values()]
+        alone.load_state_dict(dict(zip(alone.state_dict(), cut_state, strict=True)))
+        assert torch.allclose(alone(x)[0], multi(x)[k - 1], atol=1e-6)
+    with pytest.raises(ValueError, match="depth must be between 1 and"):
+        build_model(arch, 10, 1, **kwargs, depth=multi.num_exits + 1)
+
+
+def test_a_wider_plain_network_runs_more_and_the_widths_change_nothing_but_the_channels():
+    narrow, wide = (build_model("resnet_6", 10, 1, width=w, depth=6).eval() for w in (4, 8))
+    x = torch.randn(2, 1, 28, 28)
+    assert [t for t, _ in executed(narrow, x, 0)] == [t for t, _ in executed(wide, x, 0)]
+    assert count_cut_flops(wide, x, 0) > 3 * count_cut_flops(narrow, x, 0)  # convolutions: ~4x the FLOPs at twice the width
+
+
+def test_the_architectures_the_frontier_trains_alone_are_declared_as_their_builders_have_them():
+    for arch, entry in FRONTIER_ARCHS.items():
+        params = inspect.signature(MODELS[arch].builder).parameters
+        assert "depth" in params and params["width"].default == entry["width"], arch
+        assert frontier_arch(arch, {}) == (build_model(arch, 10, 1).num_exits, entry["width"])
+    assert frontier_arch("resnet_6", {"blocks": [3, 3, 3], "width": 8}) == (build_model("resnet_6", 10, 1, blocks=(3, 3, 3)).num_exits, 8)
+
+
+def frontier_block(**frontier):
+    return {"arch": "resnet_6", "arch_kwargs": {"width": 8, "head": "pool_linear"}, "frontier": frontier}
+
+
+def test_planning_lists_a_network_of_each_depth_and_width_with_the_benchmarks_own_keywords():
+    nets = frontier_networks(frontier_block(trained=True, depths=None, widths=[0.5, 2.0]))
+    assert list(nets) == ["depth1", "depth2", "depth3", "depth4", "depth5", "depth6", "width0.5", "width2.0"]
+    assert nets["depth3"] == {"width": 8, "head": "pool_linear", "depth": 3}
+    assert nets["width0.5"] == {"width": 4, "head": "pool_linear", "depth": 6} and nets["width2.0"]["width"] == 16
+    assert all(re.fullmatch(FRONTIER_PATTERN, n) for n in nets)
+    assert frontier_networks(frontier_block(trained=False, depths=None, widths=[0.5])) == {} == frontier_networks({"arch": "msdnet"})
+    b = frontier_block(trained=True, depths=[2, 5], widths=[3])
+    assert list(frontier_networks(b)) == ["depth2", "depth5", "width3.0"] and frontier_networks(b)["width3.0"]["width"] == 24
+    assert frontier_models("x/seed1", b) == [f"results/x/seed1/frontier/{n}/model.pt" for n in ("depth2", "depth5", "width3.0")]
+    assert frontier_files("x/seed1", b) == ["results/x/seed1/frontier.csv"] + [
+        f"results/x/seed1/frontier/{n}/logits/test.safetensors" for n in ("depth2", "depth5", "width3.0")
+    ]
+    assert frontier_files("x", frontier_block(trained=False)) == []
+    assert frontier_kwargs("x", b, "depth5") == {"width": 8, "head": "pool_linear", "depth": 5}
+    with pytest.raises(ValueError, match=r"results/x/frontier/depth3: not a frontier network .* depth2, depth5, width3.0"):
+        frontier_kwargs("x", b, "depth3")
+    with pytest.raises(ValueError, match=r"frontier.depths \[7\]: resnet_6 has 6 exits"):
+        frontier_networks(frontier_block(trained=True, depths=[1, 7], widths=[]))
+    with pytest.raises(ValueError, match="frontier.widths 0.01: .* rounds to 0"):
+        frontier_networks(frontier_block(trained=True, depths=None, widths=[0.01]))
+    with pytest.raises(ValueError, match="frontier.trained: bert_4 cannot build its plain networks alone"):
+        frontier_networks({"arch": "bert_4", "frontier": {"trained": True}})
+
+
+def test_the_config_trains_the_frontier_of_the_many_exit_benchmarks_and_not_the_demos():
+    benchmarks = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"]
+    trained = {name: list(frontier_networks(b)) for name, b in benchmarks.items() if frontier_networks(b)}
+    every = ["depth1", "depth2", "depth3", "depth4", "depth5", "depth6", "width0.5", "width2.0"]
+    assert trained == {"fashion_mnist_6exit": every, "fashion_mnist_6exit_light": every}
+    assert frontier_networks(benchmarks["fashion_mnist_6exit_light"])["depth2"] == {"width": 8, "head": "pool_linear", "depth": 2}
+
+
+def test_the_cuts_and_the_networks_trained_alone_are_timed_in_one_run_into_frontier_csv():
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 3, 1, width=4)
+    alone = {"depth2": build_model("small_cnn_3", 3, 1, width=4, depth=2), "width2.0": build_model("small_cnn_3", 3, 1, width=8, depth=3)}
+    prof = {"batch_size": 4, "samples": 16, "warmup": 1, "repeats": 3, "threads": 1, "max_spread": 100.0}
+    rows, spreads = measure_frontier(model, alone, band_split(24, pad=0, flip=False), prof, torch.device("cpu"), {"device": "cpu"})
+    by = {r["network"]: r for r in rows}
+    assert list(by) == ["cut0", "cut1", "cut2", "depth2", "width2.0"] and len(spreads) == 5
+    assert [by[n]["kind"] for n in by] == ["cut", "cut", "cut", "depth", "width"] and by["cut1"]["exit"] == 1 and by["depth2"]["exit"] == ""
+    assert all(r["ms"] > 0 and r["batch_size"] == 4 and r["samples"] == 16 and r["device"] == "cpu" for r in rows)
+    # depth2 is the cut after exit 1: the same FLOPs and parameters (its time: the same work, in the same run)
+    assert (by["depth2"]["flops"], by["depth2"]["parameters"]) == (by["cut1"]["flops"], by["cut1"]["parameters"])
+    assert by["width2.0"]["flops"] > 3 * by["cut2"]["flops"]
+
+
+def test_each_policy_meets_the_most_accurate_network_cut_or_trained_alone_at_no_more_than_its_latency():
+    probs, labels, _ = frontier_case()  # cuts right on 4 / 6 / 9 of 10 samples
+    table = [{"network": "cut0", "kind": "cut", "exit": "0", "ms": "1.0"}, {"network": "cut1", "kind": "cut", "exit": "1", "ms": "2.0"},
+             {"network": "cut2", "kind": "cut", "exit": "2", "ms": "3.0"}, {"network": "depth2", "kind": "depth", "exit": "", "ms": "1.8"},
+             {"network": "width0.5", "kind": "width", "exit": "", "ms": "1.5"},
+             {"network": "width2.0", "kind": "width", "exit": "", "ms": "5.0"}]  # fmt: skip
+
+    def alone(n_right):  # a network trained alone, right on the first n_right samples: its test softmax [1, N, 2]
+        p = torch.zeros(1, 10, 2)
+        p[0, :, 1] = 1.0
+        p[0, :n_right] = torch.tensor([1.0, 0.0])
+        return p
+
+    trained = {"depth2": alone(7), "width0.5": alone(6), "width2.0": alone(10)}
+    points = network_points(table, probs, labels, trained)
+    got = [(p["network"], p["ms"], p["accuracy"]) for p in points]
+    assert got == [("cut0", 1.0, 0.4), ("cut1", 2.0, 0.6), ("cut2", 3.0, 0.9), ("depth2", 1.8, 0.7), ("width0.5", 1.5, 0.6),
+                   ("width2.0", 5.0, 1.0)]  # fmt: skip
+    with pytest.raises(KeyError, match="width2.0"):
+        network_points(table, probs, labels, {"depth2": alone(7), "width0.5": alone(6)})
+
+    def timing(method, ms):  # measured on the whole test set's own samples (simulated = whole)
+        return {"method": method, "budget_value": "0.5", "batch_size": "1", "measured_ms": str(ms), "simulated_ms": "1",
+                "test_simulated_ms": "1"}  # fmt: skip
+
+    latency = {"a": 1.2, "b": 1.6, "c": 2.5, "d": 3.5, "e": 6.0, "f": 0.9}
+    right = {"a": 5, "b": 5, "c": 8, "d": 8, "e": 8, "f": 8}  # each policy is right on its first samples
+    correct = {(m, 0.5): torch.arange(10) < n for m, n in right.items()}
+    rows = [{"method": m, "budget_value": 0.5} for m in latency]
+    frontier_columns(rows, correct, [timing(m, ms) for m, ms in latency.items()], points, reps=500, seed=0)
+    best = {r["method"]: (r.get("frontier_network"), r.get("frontier_accuracy")) for r in rows}
+    assert best == {
+        "a": ("cut0", 0.4),  # 1.2 ms: only cut0 is as fast
+        "b": ("width0.5", 0.6),  # 1.6 ms: width0.5 (0.6, 1.5 ms) beats cut0
+        "c": ("depth2", 0.7),  # 2.5 ms: depth2 (0.7, trained alone) beats the cut of the same architecture (cut1, 0.6)
+        "d": ("cut2", 0.9),  # 3.5 ms: the plain network
+        "e": ("width2.0", 1.0),  # 6 ms: twice the width
+        "f": (None, None),  # faster than every network
+    }
+    at = {r["method"]: r for r in rows}
+    assert at["c"]["vs_frontier"] == pytest.approx(0.8 - 0.7) and at["e"]["vs_frontier"] == pytest.approx(-0.2)
+    for r in rows[:-1]:  # the paired interval: the policy and its competitor right on nested samples, so every resample moves both alike
+        assert r["vs_frontier_ci_low"] <= r["vs_frontier"] <= r["vs_frontier_ci_high"]
+    # nested right answers: a resample's difference is (right_a - right_b) / 10 on the resampled samples; never its sign
+    assert at["c"]["vs_frontier_ci_low"] >= 0 and at["e"]["vs_frontier_ci_high"] <= 0
+    # the same (faster) choice on a tie in accuracy: width0.5 (1.5 ms) and cut1 (2 ms) are both right on 6
+    rows = [{"method": "b", "budget_value": 0.5}]
+    frontier_columns(rows, correct, [timing("b", 2.1)], [p for p in points if p["network"] != "depth2"], reps=200)
+    assert rows[0]["frontier_network"] == "width0.5"
+
+
+# ---------------------------------------------------------------------------------------------------
+# the tiny pipeline with its frontier trained
+
+
+def test_the_tiny_pipeline_trains_times_and_compares_its_plain_network_trained_alone(tiny_run, tmp_path):
+    """frontier.trained on the finished tiny run: only the frontier's jobs and the statistics run (the first 2 stages
+    with one head trained 1 epoch, cached, timed with the cuts), and stats.csv compares every policy with cuts and the
+    network trained alone."""
+    wd = clone_run(tiny_run, tmp_path / "wd")
+    edit_config(wd, lambda b: b.update(frontier={"trained": True, "depths": [2], "widths": []}))
+    t0 = time.perf_counter()
+    proc = snakemake(wd, "results/tiny/stats.csv")
+    seconds = time.perf_counter() - t0
+    ran = re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, re.M)
+    assert sorted(ran) == ["compute_stats", "frontier_cost", "frontier_logits", "train_frontier"], ran
+    from eenet.io import read_csv
+    from eenet.models import load_model
+
+    res = wd / "results" / "tiny"
+    depth2, meta = load_model(str(res / "frontier" / "depth2" / "model.pt"))
+    assert depth2.num_exits == 1 and meta["arch_kwargs"] == {"width": 4, "depth": 2}
+    table = {r["network"]: r for r in read_csv(res / "frontier.csv")}
+    assert list(table) == ["cut0", "cut1", "cut2", "depth2"] and table["depth2"]["kind"] == "depth"
+    assert (table["depth2"]["flops"], table["depth2"]["parameters"]) == (table["cut1"]["flops"], table["cut1"]["parameters"])
+    stats = read_csv(res / "stats.csv")
+    compared = [r for r in stats if r["vs_frontier"]]
+    assert compared and "frontier_exit" not in stats[0]
+    assert {r["frontier_network"] for r in compared} <= set(table)
+    for r in compared:  # the competitor: a network of frontier.csv no slower than the policy
+        assert float(r["frontier_ms"]) == float(table[r["frontier_network"]]["ms"]) <= float(r["measured_ms"])
+        assert float(r["vs_frontier_ci_low"]) <= float(r["vs_frontier"]) <= float(r["vs_frontier_ci_high"])
+    print(f"the frontier's jobs took {seconds:.0f} s")
+
+
+def test_curve_pdf_draws_the_networks_trained_alone_and_nothing_more_without_them(tmp_path, monkeypatch):
+    import eenet.analysis.plotting as plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, paths: figures.append(fig))
+    rows = [{"method": "maxpred", "budget_value": 0.5, "test_cost_ms": 1.0, "test_accuracy": 0.8}]
+    cuts = [(1.0, 0.5), (2.0, 0.7)]
+    trained = [("depth2", 2.1, 0.75), ("depth1", 1.1, 0.55), ("width0.5", 1.2, 0.6), ("width2.0", 4.0, 0.8)]
+    plotting.plot_curve(rows, "t", "c", ["x.png"], None, "simulated", None, None, cuts, trained)
+    plotting.plot_curve(rows, "t", "c", ["x.png"], None, "simulated", None, None, cuts)
+    with_them, without = (f.axes[0] for f in figures)
+    depth = [ln for ln in with_them.get_lines() if "trained alone" in ln.get_label()]
+    assert len(depth) == 1 and list(depth[0].get_xdata()) == [1.1, 2.1] and list(depth[0].get_ydata()) == pytest.approx([55.0, 75.0])
+    widths = [c for c in with_them.collections if "another width" in c.get_label()]
+    assert len(widths) == 1 and widths[0].get_offsets().ravel().tolist() == pytest.approx([1.2, 60.0, 4.0, 80.0])
+    assert [t.get_text() for t in with_them.texts if t.get_text().startswith("x")] == ["x0.5", "x2"]
+    assert not [a for a in [*without.get_lines(), *without.collections] if "trained alone" in a.get_label() or "width" in a.get_label()]
+    assert len(without.get_lines()) == len(with_them.get_lines()) - 1

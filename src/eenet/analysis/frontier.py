@@ -1,47 +1,108 @@
 """The plain-network frontier: what a user could run instead of early exit, compared at equal *measured* latency.
 
-The frontier of a benchmark is the multi-exit network cut after each exit with only that exit's head (same weights,
-no other head, no decision: :func:`eenet.measure.costs.run_cut`), exit ``K-1`` being the plain network; each point is
-timed in the same interleaved run as the exits (cost.csv's ``cut_ms``; for a cost.csv without it, the plain network
-alone) and has exit ``k``'s test accuracy. A policy is placed at its measured latency at batch 1 on the whole test set
-(runtime.csv: the timed sample's ``measured_ms / simulated_ms`` times ``test_simulated_ms``, the cost model's
-prediction for every test sample); its competitor is the most accurate frontier point at no more than that latency,
-and the advantage over it gets the paired bootstrap interval of every other comparison (:func:`frontier_columns`).
+The frontier of a benchmark always holds the multi-exit network cut after each exit with only that exit's head (same
+weights, no other head, no decision: :func:`eenet.measure.costs.run_cut`), ``cut<k>``, the last cut being the plain
+network; each has exit ``k``'s test accuracy. With ``frontier.trained`` it also holds plain networks trained alone with
+the benchmark's recipe (:func:`eenet.pipeline.planning.frontier_networks`): ``depth<k>``, the first ``k`` stages with
+one head (the architecture of ``cut<k-1>``), and ``width<m>``, the whole network at ``m`` times the width, each with
+its own test accuracy. Cuts alone are timed in the same interleaved run as the exits (cost.csv's ``cut_ms``; for a
+cost.csv without it, the plain network alone: :func:`frontier_points`); with networks trained alone, every network,
+cuts included, is timed in one interleaved run of its own (frontier.csv: :func:`network_points`).
+
+A policy is placed at its measured latency at batch 1 on the whole test set (runtime.csv: the timed sample's
+``measured_ms / simulated_ms`` times ``test_simulated_ms``, the cost model's prediction for every test sample); its
+competitor is the most accurate frontier point, cut or trained, at no more than that latency, and the advantage over it
+gets the paired bootstrap interval of every other comparison (:func:`frontier_columns`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from eenet.analysis.bootstrap import bootstrap_comparisons
 
-__all__ = ["FRONTIER_FIELDS", "frontier_points", "measured_latency", "frontier_columns"]
+__all__ = [
+    "FRONTIER_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
+]  # fmt: skip
 
 FRONTIER_FIELDS = [
-    "measured_ms", "frontier_exit", "frontier_ms", "frontier_accuracy", "vs_frontier", "vs_frontier_ci_low", "vs_frontier_ci_high",
+    "measured_ms", "frontier_network", "frontier_ms", "frontier_accuracy", "vs_frontier", "vs_frontier_ci_low",
+    "vs_frontier_ci_high",
 ]  # fmt: skip
 """Columns of stats.csv from the frontier: the policy's ``measured_ms`` (batch 1, whole test set, see the module);
-the competitor's exit (``K-1``: the plain network), its measured ms and test accuracy; ``vs_frontier``: the
-policy's test accuracy minus the competitor's, with its 95 % paired bootstrap interval. Empty where the policy was
-not run (the oracle, an infeasible fit) or where no frontier point is as fast as it."""
+the competitor, ``frontier_network`` (``cut<k>``: the multi-exit network cut after exit ``k``, ``cut<K-1>`` the plain
+network; ``depth<k>``, ``width<m>``: a network trained alone, see the module), its measured ms and test accuracy;
+``vs_frontier``: the policy's test accuracy minus the competitor's, with its 95 % paired bootstrap interval. Empty
+where the policy was not run (the oracle, an infeasible fit) or where no frontier point is as fast as it. (stats.csv
+files written before the networks trained alone have ``frontier_exit``, the cut's exit, instead.)"""
 
 
 def frontier_points(cost_rows: Sequence[Mapping[str, str]], probs: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
-    """One point per exit: ``exit``, ``ms`` (cost.csv's ``cut_ms``; the last exit's is the plain network's
-    ``plain_ms``) and ``correct`` (``bool [N]``: exit ``k``'s argmax on the test set is right), ``accuracy``.
-    ``probs [K, N, C]``, ``labels [N]``. Exits without a timing (a cost.csv written before ``cut_ms``) are left out."""
+    """The cuts of cost.csv, one point per exit: ``network`` (``cut<k>``), ``kind`` (``cut``), ``exit``, ``ms``
+    (cost.csv's ``cut_ms``; the last exit's is the plain network's ``plain_ms``) and ``correct`` (``bool [N]``: exit
+    ``k``'s argmax on the test set is right), ``accuracy``. ``probs [K, N, C]``, ``labels [N]``. Exits without a
+    timing (a cost.csv written before ``cut_ms``) are left out."""
     rows = sorted(cost_rows, key=lambda r: int(r["exit"]))
     points = []
     for k, r in enumerate(rows):
         ms = r.get("plain_ms") if k == len(rows) - 1 else r.get("cut_ms")
         if ms in (None, ""):
             continue
-        correct = probs[k].argmax(dim=1) == labels
-        points.append({"exit": k, "ms": float(ms), "correct": correct, "accuracy": float(correct.double().mean())})
+        points.append(_point(f"cut{k}", "cut", float(ms), probs[k], labels, exit=k))
     return points
+
+
+def _point(network: str, kind: str, ms: float, probs: torch.Tensor, labels: torch.Tensor, **extra: Any) -> dict[str, Any]:
+    correct = probs.argmax(dim=1) == labels
+    return {"network": network, "kind": kind, **extra, "ms": ms, "correct": correct, "accuracy": float(correct.double().mean())}
+
+
+def network_points(
+    frontier_rows: Sequence[Mapping[str, str]], probs: torch.Tensor, labels: torch.Tensor, trained: Mapping[str, torch.Tensor]
+) -> list[dict[str, Any]]:
+    """Every network of frontier.csv (:func:`eenet.measure.costs.measure_frontier`: cuts and networks trained alone,
+    timed in one run), as :func:`frontier_points` makes them: a cut ``cut<k>`` has exit ``k``'s accuracy (``probs
+    [K, N, C]``), a network trained alone its own (``trained[name]``: its test softmax ``[1, N, C]`` or ``[N, C]``).
+    ``labels [N]``. Points in the file's order; ``KeyError`` for a trained network without its outputs."""
+    points = []
+    for r in frontier_rows:
+        name, kind = r["network"], r["kind"]
+        if kind == "cut":
+            points.append(_point(name, kind, float(r["ms"]), probs[int(r["exit"])], labels, exit=int(r["exit"])))
+            continue
+        if name not in trained:
+            raise KeyError(f"frontier.csv times {name}, whose test outputs are not given (have: {', '.join(trained) or 'none'})")
+        out = trained[name]
+        points.append(_point(name, kind, float(r["ms"]), out[-1] if out.dim() == 3 else out, labels))
+    return points
+
+
+def read_frontier(
+    cost_rows: Sequence[Mapping[str, str]], files: Sequence[str | os.PathLike[str]], probs: torch.Tensor, labels: torch.Tensor
+) -> list[dict[str, Any]]:
+    """A run's frontier points from its files: with networks trained alone, ``files`` is frontier.csv then each
+    network's test cache (``.../frontier/<name>/logits/test.safetensors``, :func:`eenet.pipeline.planning.frontier_files`)
+    -> :func:`network_points`; without (``files`` empty), cost.csv's cuts (``cost_rows``) -> :func:`frontier_points`.
+    ``probs [K, N, C]``, ``labels [N]``: the multi-exit network's test cache. ``ValueError`` when a network's test
+    labels are not these (another test set)."""
+    from eenet.io import read_csv
+    from eenet.records import read_logits_cache
+
+    if not files:
+        return frontier_points(cost_rows, probs, labels)
+    table, *caches = files
+    trained = {}
+    for f in caches:
+        tensors, _ = read_logits_cache(f, split="test")
+        if not torch.equal(tensors["labels"], labels):
+            raise ValueError(f"{f}: its test labels are not the multi-exit network's (another test set or split)")
+        trained[Path(f).parents[1].name] = tensors["probs"]
+    return network_points(read_csv(table), probs, labels, trained)
 
 
 def measured_latency(runtime_rows: Sequence[Mapping[str, str]], method: str, budget_value: Any) -> float | None:
@@ -64,7 +125,8 @@ def frontier_columns(
 ) -> None:
     """Fill :data:`FRONTIER_FIELDS` in the per-budget ``rows`` of stats.csv (in place), one paired bootstrap for all
     (the same draws): ``correct[(method, budget_value)]`` ``bool [N]`` per policy, ``runtime_rows`` runtime.csv,
-    ``points`` :func:`frontier_points`."""
+    ``points`` :func:`frontier_points` or :func:`network_points` (cuts and networks trained alone: the competitor is
+    the most accurate of all at no more than the policy's latency, the faster one on a tie)."""
     todo = []
     for row in rows:
         key = (row["method"], row["budget_value"])
@@ -78,7 +140,7 @@ def frontier_columns(
         if not fast:
             continue
         best = max(fast, key=lambda p: (p["accuracy"], -p["ms"]))
-        row.update({"frontier_exit": best["exit"], "frontier_ms": best["ms"], "frontier_accuracy": best["accuracy"]})
+        row.update({"frontier_network": best["network"], "frontier_ms": best["ms"], "frontier_accuracy": best["accuracy"]})
         todo.append((row, correct[key].reshape(-1), best["correct"]))
     if not todo:
         return

@@ -200,12 +200,15 @@ def plot_curve(
     auc: dict[str, float] | None = None,
     plain_ms: float | None = None,
     cuts: list[tuple[float, float]] | None = None,
+    trained: list[tuple[str, float, float]] | None = None,
 ) -> None:
     """Accuracy (%) against realised cost (ms/sample): one line per method, static exits as points.
 
     ``cuts``: the plain-network frontier (:func:`eenet.analysis.frontier.frontier_points`), ``(measured ms, test
     accuracy)`` of the network cut after each exit with that exit's head only, the last the plain network: drawn as
-    a grey line, what a user could run instead of early exit.
+    a grey line, what a user could run instead of early exit. ``trained``: the frontier's plain networks trained alone
+    (:func:`eenet.analysis.frontier.network_points`), ``(name, measured ms, test accuracy)``: the ``depth<k>`` networks
+    (the first k stages, one head) as a brown line, each ``width<m>`` network as a diamond.
 
     ``plain_ms``: the plain network's cost (stages + last head, no early exit; on the same axis as ``x_axis``),
     drawn as a vertical reference line: a policy left of it is faster than running the network without early exit.
@@ -247,6 +250,16 @@ def plot_curve(
     if cuts:
         ax.plot([c for c, _ in cuts], [100 * a for _, a in cuts], color="gray", linestyle="-", marker="x", linewidth=1.2,
                 label="plain networks: cut after each exit, its head only (measured)")  # fmt: skip
+    depths = sorted((ms, acc) for name, ms, acc in trained or [] if name.startswith("depth"))
+    if depths:
+        ax.plot([c for c, _ in depths], [100 * a for _, a in depths], color="tab:brown", linestyle="-", marker="+", linewidth=1.2,
+                label="plain networks trained alone: first k stages, one head (measured)")  # fmt: skip
+    widths = [(name, ms, acc) for name, ms, acc in trained or [] if name.startswith("width")]
+    if widths:
+        ax.scatter([ms for _, ms, _ in widths], [100 * acc for _, _, acc in widths], color="tab:brown", marker="D", zorder=3,
+                   label="the plain network trained alone at another width (measured)")  # fmt: skip
+        for name, ms, acc in widths:
+            ax.annotate(f"x{float(name[5:]):g}", (ms, 100 * acc), textcoords="offset points", xytext=(4, 4), fontsize=8, color="tab:brown")
     if plain_ms is not None:
         ax.axvline(plain_ms, color="dimgray", linestyle=":", linewidth=1.2, label=f"plain network, no early exit ({plain_ms:.3g} ms)")
     statics = [r for r in rows if str(r["method"]).startswith("static")]

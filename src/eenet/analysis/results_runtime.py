@@ -38,7 +38,9 @@ def frontier_section(run: Run) -> list[str]:
     def cell(r: dict[str, str] | None) -> str:
         if r is None:
             return ""
-        who = "plain" if k_last is not None and int(r["frontier_exit"]) == k_last else f"exit {r['frontier_exit']}"
+        # frontier_network (cut<k>, or a network trained alone: depth<k>, width<m>); frontier_exit in files written before it
+        name = r.get("frontier_network") or f"cut{r['frontier_exit']}"
+        who = ("plain" if k_last is not None and int(name[3:]) == k_last else f"exit {name[3:]}") if name.startswith("cut") else name
         return f"{interval(r, 'vs_frontier')} vs {who}"
 
     above = [r for r in rows if float(r["vs_frontier_ci_low"]) > 0]

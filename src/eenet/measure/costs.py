@@ -49,6 +49,8 @@ __all__ = [
     "PLAIN_FIELDS",
     "CUT_FIELDS",
     "run_cut",
+    "profile_batches",
+    "profile_info",
 ]
 
 PLAIN_FIELDS = ["plain_ms", "plain_q1", "plain_q3", "plain_flops"]
@@ -198,14 +200,16 @@ def profile_costs(
     return rows, timing.get("plain")
 
 
-def check_spread(latency: list[dict[str, float]], limit: float) -> list[float]:
-    """Relative spread ``(q3 - q1) / median`` of every exit's latency (rows of :func:`measure_latency`).
+def check_spread(latency: list[dict[str, float]], limit: float, names: Sequence[str] | None = None) -> list[float]:
+    """Relative spread ``(q3 - q1) / median`` of every exit's latency (rows of :func:`measure_latency`; ``names``: what
+    each row times, ``exit <k>`` by default).
 
     Raises:
         NoisyMeasurementError: an exit's spread is above ``limit``; the message names the exits.
     """
     spreads = [(lat["ms_q3"] - lat["ms_q1"]) / lat["ms"] if lat["ms"] > 0 else float("inf") for lat in latency]
-    noisy = [f"exit {k}: {s:.2f}" for k, s in enumerate(spreads) if s > limit]
+    names = list(names) if names is not None else [f"exit {k}" for k in range(len(latency))]
+    noisy = [f"{names[k]}: {s:.2f}" for k, s in enumerate(spreads) if s > limit]
     if noisy:
         raise NoisyMeasurementError(
             f"latency too noisy to trust: interquartile range / median is {', '.join(noisy)}, above profile.max_spread = {limit}"
@@ -277,14 +281,26 @@ def measure_costs(
     Raises:
         NoisyMeasurementError: a timing spreads more than ``prof["max_spread"]``.
     """
-    n = min(prof["batch_size"], len(test))
-    starts = range(0, min(len(test) - n + 1, prof["samples"]), n)
-    batches = [test.inputs(torch.arange(i, i + n), device) for i in starts]  # new inputs, as inference sees them
+    batches = profile_batches(test, prof, device)
     latency, plain = profile_costs(model, batches, prof["warmup"], prof["repeats"])
     spreads = check_spread([*latency, plain], prof["max_spread"])
     one = test.inputs(torch.arange(1), device)
-    info = {"batch_size": n, "samples": len(batches) * n, "repeats": prof["repeats"], "threads": prof["threads"], **meta}
-    return cost_table(latency, count_flops(model, one), info, plain, count_plain_flops(model, one)), spreads
+    return cost_table(latency, count_flops(model, one), profile_info(batches, prof, meta), plain, count_plain_flops(model, one)), spreads
+
+
+def profile_batches(test: Split, prof: Mapping[str, Any], device: torch.device) -> list[Inputs]:
+    """The batches every cost measurement times: ``prof["samples"]`` distinct ``test`` samples at most (new inputs, as
+    inference sees them), ``prof["batch_size"]`` at a time, on ``device``."""
+    n = min(prof["batch_size"], len(test))
+    starts = range(0, min(len(test) - n + 1, prof["samples"]), n)
+    return [test.inputs(torch.arange(i, i + n), device) for i in starts]
+
+
+def profile_info(batches: Sequence[Inputs], prof: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What a cost measurement on ``batches`` (:func:`profile_batches`) writes beside each time: batch size, samples,
+    repeats, threads, then ``meta``."""
+    n = first_tensor(batches[0]).shape[0]
+    return {"batch_size": n, "samples": len(batches) * n, "repeats": prof["repeats"], "threads": prof["threads"], **meta}
 
 
 def log_costs(log: logging.Logger, rows: list[dict[str, Any]], spreads: list[float]) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "HEADS",
     "exit_head",
     "MultiExitNetwork",
+    "single_exit",
     "State",
     "select_samples",
     "ModelEntry",
@@ -190,6 +191,18 @@ class MultiExitNetwork(nn.Module):
         for k in range(self.num_exits - 1):
             state = self.advance(k, state)
         return self.head(self.num_exits - 1, self.advance(self.num_exits - 1, state))
+
+
+def single_exit(stages: list[nn.Module], heads: list[nn.Module], num_classes: int, depth: int | None) -> MultiExitNetwork:
+    """The multi-exit network of ``stages`` and ``heads`` (``depth`` ``None``), or the plain network of its first ``depth``
+    stages with exit ``depth - 1``'s head only: one stage (those stages in order), one exit -- the architecture of the
+    multi-exit network cut after that exit (:func:`eenet.measure.costs.run_cut`), a network of its own to train alone
+    (the plain-network frontier, :mod:`eenet.analysis.frontier`). An architecture's ``depth`` keyword builds it."""
+    if depth is None:
+        return MultiExitNetwork(stages, heads, num_classes)
+    if not 1 <= depth <= len(stages):
+        raise ValueError(f"arch_kwargs.depth must be between 1 and {len(stages)} (the exits), got {depth}")
+    return MultiExitNetwork([nn.Sequential(*stages[:depth])], [heads[depth - 1]], num_classes)
 
 
 @dataclass(frozen=True)

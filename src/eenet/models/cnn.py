@@ -9,18 +9,21 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, exit_head, register_model
+from eenet.models.base import ExitHead, MultiExitNetwork, PoolLinearHead, _conv_bn_relu, exit_head, register_model, single_exit
 
 __all__ = ["small_cnn_3", "resnet_6", "resnet56_3", "densenet121_4"]
 
 
 @register_model()
-def small_cnn_3(*, num_classes: int = 10, in_channels: int = 1, width: int = 32, head: str = "paper") -> MultiExitNetwork:
+def small_cnn_3(
+    *, num_classes: int = 10, in_channels: int = 1, width: int = 32, head: str = "paper", depth: int | None = None
+) -> MultiExitNetwork:
     """A small 3-exit CNN for 28x28 images (Fashion-MNIST).
 
     Stages: [2 conv @28x28, pool] -> [2 conv @14x14, pool] -> [2 conv @7x7]; widths w, 2w, 4w.
     Exits 0 and 1 use the ``head`` of :data:`~eenet.models.base.HEADS` (the paper's :class:`ExitHead` by default);
-    the last exit is pool + linear.
+    the last exit is pool + linear. ``depth``: the plain network of the first ``depth`` stages with that exit's head
+    only (:func:`~eenet.models.base.single_exit`).
     """
     w = width
     stages = [
@@ -29,7 +32,7 @@ def small_cnn_3(*, num_classes: int = 10, in_channels: int = 1, width: int = 32,
         nn.Sequential(_conv_bn_relu(2 * w, 4 * w), _conv_bn_relu(4 * w, 4 * w)),
     ]
     heads = [exit_head(head, c, num_classes, arch="small_cnn_3") for c in (w, 2 * w)] + [PoolLinearHead(4 * w, num_classes)]
-    return MultiExitNetwork(stages, heads, num_classes)
+    return single_exit(stages, heads, num_classes, depth)
 
 
 # --- ResNet (CIFAR, bottleneck) -------------------------------------------------------------------
@@ -110,7 +113,13 @@ class BasicBlock(nn.Module):
 
 @register_model()
 def resnet_6(
-    *, num_classes: int = 10, in_channels: int = 1, blocks: Sequence[int] = (2, 2, 2), width: int = 16, head: str = "paper"
+    *,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    blocks: Sequence[int] = (2, 2, 2),
+    width: int = 16,
+    head: str = "paper",
+    depth: int | None = None,
 ) -> MultiExitNetwork:
     """A small residual network with an exit after every residual block: ``sum(blocks)`` exits (6 by default).
 
@@ -118,6 +127,8 @@ def resnet_6(
     of scales 1, 2 halves the resolution: 28 -> 14 -> 7 for Fashion-MNIST). Every stage is one block (the stem goes
     with the first); the exits are ``head`` (:data:`~eenet.models.base.HEADS`: the paper's three-conv
     :class:`ExitHead` by default, one conv, or pool + linear), the last pool + linear. Input ``[B, in_channels, H, W]``.
+    ``depth``: the plain network of the first ``depth`` blocks with that exit's head only
+    (:func:`~eenet.models.base.single_exit`).
     """
     stages: list[nn.Module] = []
     chans: list[int] = []
@@ -129,7 +140,7 @@ def resnet_6(
             cin = width * 2**s
             chans.append(cin)
     heads = [exit_head(head, c, num_classes, arch="resnet_6") for c in chans[:-1]] + [PoolLinearHead(chans[-1], num_classes)]
-    return MultiExitNetwork(stages, heads, num_classes)
+    return single_exit(stages, heads, num_classes, depth)
 
 
 # --- DenseNet-BC (CIFAR) --------------------------------------------------------------------------

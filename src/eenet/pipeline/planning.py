@@ -1,6 +1,6 @@
 """What the workflow plans from a config, as plain functions of the benchmark blocks (``rules/common.smk`` wraps
 them for Snakemake's wildcards): the policies of a benchmark, their hyper-parameters, the reliability study's
-policies, the examples' policy and budget, the default targets.
+policies, the examples' policy and budget, the default targets, the plain networks trained alone for the frontier.
 
 A benchmark block ``b`` is the config's ``benchmarks.<name>`` with the schema's defaults filled in (one run of it:
 see :func:`eenet.pipeline.runs.expand_seed_runs`). Standard library only (the Snakefile imports this module).
@@ -8,6 +8,7 @@ see :func:`eenet.pipeline.runs.expand_seed_runs`). Standard library only (the Sn
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from eenet.catalog import METHOD_PATTERN, METHODS, compose_method, split_method
 
 __all__ = [
     "METHOD_PATTERN", "GUARDED", "policy_methods", "combined_methods", "hyper_params", "study_methods", "example_policy", "all_targets",
+    "FRONTIER_ARCHS", "FRONTIER_PATTERN", "frontier_arch", "frontier_networks", "frontier_kwargs", "frontier_models", "frontier_files",
 ]  # fmt: skip
 
 GUARDED = [m for m in METHODS if f"{m}_guard" in METHODS]
@@ -78,3 +80,86 @@ def all_targets(runs: Sequence[str], seeded: Mapping[str, Sequence[str]]) -> lis
         + [f"results/{b}/examples.pdf" for b in runs]
         + [f"results/{b}/reliability.pdf" for b in single]
     )
+
+
+FRONTIER_ARCHS: dict[str, dict[str, Any]] = {
+    "small_cnn_3": {"exits": 3, "width": 32},
+    "resnet_6": {"exits": "blocks", "blocks": [2, 2, 2], "width": 16},
+}
+"""The built-in architectures whose builder takes ``depth`` (the plain network of the first ``depth`` stages with that
+exit's head only, :func:`eenet.models.base.single_exit`) and ``width``, so that the frontier can train their plain
+networks alone (``frontier.trained``): their number of exits (``"blocks"``: the sum of ``arch_kwargs.blocks``, default
+``blocks``) and their default width, as the builders have them (tests/test_frontier.py holds this to them)."""
+
+
+def frontier_arch(arch: str, arch_kwargs: Mapping[str, Any]) -> tuple[int, int]:
+    """``(exits, width)`` of ``arch`` built with ``arch_kwargs`` (:data:`FRONTIER_ARCHS`); ``ValueError`` for an
+    architecture that cannot build its plain networks alone."""
+    if arch not in FRONTIER_ARCHS:
+        raise ValueError(
+            f"frontier.trained: {arch} cannot build its plain networks alone (no depth and width keywords); use one of "
+            f"{', '.join(FRONTIER_ARCHS)}, or frontier.trained: false (the frontier is then the network cut after each exit)"
+        )
+    entry = FRONTIER_ARCHS[arch]
+    exits = sum(arch_kwargs.get("blocks", entry["blocks"])) if entry["exits"] == "blocks" else entry["exits"]
+    return int(exits), int(arch_kwargs.get("width", entry["width"]))
+
+
+FRONTIER_PATTERN = r"depth[0-9]+|width[0-9]+(\.[0-9]+)?"
+"""The names of the frontier's networks trained alone (:func:`frontier_networks`)."""
+
+
+def frontier_networks(b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The plain networks a run trains alone for its frontier (config ``frontier``), each name -> its ``arch_kwargs``
+    (the benchmark's own, overridden), in the order the frontier lists them; ``{}`` when ``frontier.trained`` is off.
+
+    ``depth<k>``, for each ``k`` of ``frontier.depths`` (default: every exit, ``1..K``): the first ``k`` stages with
+    exit ``k - 1``'s head only, the architecture of the multi-exit network cut after exit ``k - 1``
+    (``arch_kwargs.depth``); ``width<m>``, for each ``m`` of ``frontier.widths``: the whole plain network (``depth = K``)
+    at ``m`` times the benchmark's width, rounded (``depth<K>`` is ``m = 1``). Each is trained with the benchmark's
+    recipe (split, ``train`` block, seed). ``ValueError`` for an architecture without ``depth`` and ``width``
+    (:data:`FRONTIER_ARCHS`), a depth outside ``1..K`` or a width that rounds to 0."""
+    f = b.get("frontier") or {}
+    if not f.get("trained"):
+        return {}
+    kwargs = dict(b.get("arch_kwargs") or {})
+    exits, width = frontier_arch(b["arch"], kwargs)
+    depths = f.get("depths") or list(range(1, exits + 1))
+    bad = [d for d in depths if not 1 <= d <= exits]
+    if bad:
+        raise ValueError(f"frontier.depths {bad}: {b['arch']} has {exits} exits (depths 1..{exits})")
+    nets = {f"depth{d}": {**kwargs, "depth": d} for d in depths}
+    for m in f.get("widths", []):
+        w = round(width * m)
+        if w < 1:
+            raise ValueError(f"frontier.widths {m}: {m} x width {width} rounds to {w} channels")
+        nets[f"width{float(m)}"] = {**kwargs, "width": w, "depth": exits}
+    odd = [n for n in nets if not re.fullmatch(FRONTIER_PATTERN, n)]
+    if odd:
+        raise ValueError(f"frontier.widths: write each as a decimal number (got the names {odd})")
+    return nets
+
+
+def frontier_kwargs(run: str, b: Mapping[str, Any], net: str) -> dict[str, Any]:
+    """The ``arch_kwargs`` of the frontier network ``net`` of ``run`` (:func:`frontier_networks`); ``ValueError``
+    naming the networks the run has for another name."""
+    nets = frontier_networks(b)
+    if net not in nets:
+        raise ValueError(f"results/{run}/frontier/{net}: not a frontier network of this run (frontier.trained, depths and widths "
+                         f"give: {', '.join(nets) or 'none'})")  # fmt: skip
+    return nets[net]
+
+
+def frontier_models(run: str, b: Mapping[str, Any]) -> list[str]:
+    """The model of every network ``run`` trains alone for its frontier (:func:`frontier_networks`)."""
+    return [f"results/{run}/frontier/{n}/model.pt" for n in frontier_networks(b)]
+
+
+def frontier_files(run: str, b: Mapping[str, Any]) -> list[str]:
+    """What the frontier of a run with networks trained alone adds to its statistics and figure: frontier.csv (every
+    network timed in one run beside the multi-exit network's cuts), then each network's cached test outputs, in the
+    order of :func:`frontier_networks`; ``[]`` when ``frontier.trained`` is off (the frontier is then cost.csv's cuts)."""
+    nets = frontier_networks(b)
+    if not nets:
+        return []
+    return [f"results/{run}/frontier.csv"] + [f"results/{run}/frontier/{n}/logits/test.safetensors" for n in nets]

@@ -13,6 +13,7 @@ from typing import Any
 
 from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, renamed_method, resolve_datasets
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
+from eenet.pipeline.planning import frontier_networks
 
 __all__ = ["METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "rename_former_combiners", "resolve_datasets"]
 
@@ -33,7 +34,8 @@ def rename_former_combiners(config: dict[str, Any]) -> str | None:
 
 
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:
-    """A benchmark names a known dataset and an architecture that reads what the dataset holds."""
+    """A benchmark names a known dataset and an architecture that reads what the dataset holds; with
+    ``frontier.trained``, an architecture that builds its plain networks alone, and depths it has."""
     if b["dataset"] not in datasets:
         raise ValueError(
             f"benchmarks.{name}.dataset: unknown dataset {b['dataset']!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}; "
@@ -42,6 +44,10 @@ def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, 
     data_kind, arch_kind = dataset_modality(datasets[b["dataset"]]), arch_modality(b["arch"])
     if data_kind != arch_kind:
         raise ValueError(f"benchmarks.{name}: {b['arch']} reads {arch_kind}s but dataset {b['dataset']} holds {data_kind}s")
+    try:
+        frontier_networks(b)  # the plain networks it trains alone, if any: an architecture that builds them, depths that exist
+    except ValueError as exc:
+        raise ValueError(f"benchmarks.{name}.{exc}") from None
 
 
 def _check_table(name: str, d: dict[str, Any]) -> None:
