@@ -5,9 +5,11 @@
 
 For every policy: the per-exit cost of the network as cost.csv measures it (eenet.measure.costs.run_to_exit: a softmax
 and a max at every exit, batch 1, a stream of distinct samples), the policy's own decision overhead per exit
-(eenet.measure.overhead.decision_overhead on single validation samples), and two fits at the same budget: *before*
+(eenet.measure.overhead.decision_overhead on single validation samples), and fits at the same budget: *before*
 against cost.csv's costs alone, *after* against the effective costs (cost.csv + the decisions at exits 0..k, what
-fit_scheduler does with profile.decision_costs). Both run through the adaptive runtime at batch 1 on the same test
+fit_scheduler does with profile.decision_costs), with the decisions timed after the network's own stage k
+(``stage``: eenet.measure.overhead.network_stages, what fit_scheduler does) and, for comparison, after the touch of
+an 8 MiB buffer (``evict``, the probe before it). Both run through the adaptive runtime at batch 1 on the same test
 samples, interleaved with every exit timed as cost.csv times it (so that the drift of a shared machine between two
 jobs is left out), and each is compared with its own simulated cost (its exit histogram x those exit costs, plus
 its decisions after): measured / simulated, which should be within 10 % after. Prints one line per policy and a Markdown table (``--csv``:
@@ -32,16 +34,19 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 
 from eenet.measure.costs import measure_latency, run_to_exit, time_per_sample  # noqa: E402
-from eenet.measure.overhead import decision_overhead, effective_costs  # noqa: E402
+from eenet.measure.overhead import decision_overhead, effective_costs, network_stages  # noqa: E402
 from eenet.measure.runtime import adaptive_forward  # noqa: E402
 from eenet.models import build_model, load_model  # noqa: E402
 from eenet.pipeline.logs import device_name  # noqa: E402
 from eenet.schedulers import fit_budgets, realised_cost  # noqa: E402
 
-METHODS = ["maxpred", "entropy", "maxpred_ts", "patience", "eenet", "ztw_ens+maxpred", "mie+maxpred"]
+METHODS = ["maxpred", "entropy", "maxpred_ts", "patience", "eenet", "ztw_ens+maxpred", "ztw_ens+patience", "mie+maxpred"]
+PROBES = ("stage", "evict")
 FAST_EENET = {"lr": 0.01, "epochs": 30, "patience": 10, "restarts": 2}
-FIELDS = ["method", "budget_ms", "decision_ms", "before_ms_vs_sim", "after_ms_vs_sim", "before_measured_ms", "before_simulated_ms",
-          "after_measured_ms", "after_simulated_ms", "mean_exit_before", "mean_exit_after"]  # fmt: skip
+WHEN = ("before", *(f"after_{p}" for p in PROBES))
+FIELDS = ["method", "budget_ms", "decision_ms", "decision_ms_evict"] + [
+    f"{what}_{when}" for when in WHEN for what in ("ms_vs_sim", "measured_ms", "simulated_ms", "mean_exit")
+]
 
 
 def softmax_cache(model, x: torch.Tensor, size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,21 +102,22 @@ def main() -> None:
     budget = args.budget * costs[-1]
     print(f"{name}, {device_name(torch.device('cpu'))}, {args.threads} thread(s): per-exit ms {[round(c, 4) for c in costs]}, "
           f"budget {budget:.4f} ms")  # fmt: skip
-    overhead = {}
+    stage = network_stages(model, batches[0])  # what fit_scheduler runs before each timed decision
 
-    def measured(probe):  # as fit_scheduler measures it, at decision_overhead's defaults
+    def measured(policy, probe):  # as fit_scheduler measures it, at decision_overhead's defaults
         t0 = time.perf_counter()
-        overhead[probe.method] = decision_overhead(probe, logits, probs)
-        print(f"{probe.method}: decision overhead measured in {time.perf_counter() - t0:.2f} s", flush=True)
-        return overhead[probe.method]
+        got = decision_overhead(policy, logits, probs, stage=stage if probe == "stage" else None)
+        print(f"{policy.method}: decision overhead ({probe}) measured in {time.perf_counter() - t0:.2f} s", flush=True)
+        return got
 
     scheds = {}
     for method in args.methods:
         params = FAST_EENET if method.startswith("eenet") else {}
-        (before,) = fit_budgets(method, params, probs, logits, labels, costs, [budget])
-        (after,) = fit_budgets(method, params, probs, logits, labels, costs, [budget], overhead=measured)
-        assert after.costs_ == effective_costs(costs, after.decision_ms_)
-        scheds[f"{method}/before"], scheds[f"{method}/after"] = before, after
+        (scheds[f"{method}/before"],) = fit_budgets(method, params, probs, logits, labels, costs, [budget])
+        for probe in PROBES:
+            (after,) = fit_budgets(method, params, probs, logits, labels, costs, [budget], overhead=partial(measured, probe=probe))
+            assert after.costs_ == effective_costs(costs, after.decision_ms_)
+            scheds[f"{method}/after_{probe}"] = after
     # the exits (as cost.csv times them) and the policies (through the runtime) timed in one interleaved run, so that
     # the drift of a shared machine between two jobs is left out of the comparison
     exits = {name: torch.cat([adaptive_forward(model, s, b)[1] for b in batches]) for name, s in scheds.items()}
@@ -123,23 +129,26 @@ def main() -> None:
     print(f"per-exit ms in the same run as the policies {[round(c, 4) for c in now]}")
     rows = []
     for method in args.methods:
-        dec = scheds[f"{method}/after"].decision_ms_
-        r = {"method": method, "budget_ms": round(budget, 4), "decision_ms": [round(d, 4) for d in dec]}
-        for when, per_exit in (("before", now), ("after", effective_costs(now, dec))):
+        dec = {p: scheds[f"{method}/after_{p}"].decision_ms_ for p in PROBES}
+        r = {"method": method, "budget_ms": round(budget, 4), "decision_ms": [round(d, 4) for d in dec["stage"]],
+             "decision_ms_evict": [round(d, 4) for d in dec["evict"]]}  # fmt: skip
+        for when, per_exit in (("before", now), *((f"after_{p}", effective_costs(now, dec[p])) for p in PROBES)):
             ex = exits[f"{method}/{when}"]
             sim = realised_cost(ex, torch.tensor(per_exit, dtype=torch.float64))
             ms = timing[f"{method}/{when}"]["ms"]
-            r.update({f"{when}_ms_vs_sim": round(ms / sim, 3), f"{when}_measured_ms": round(ms, 4), f"{when}_simulated_ms": round(sim, 4),
+            r.update({f"ms_vs_sim_{when}": round(ms / sim, 3), f"measured_ms_{when}": round(ms, 4), f"simulated_ms_{when}": round(sim, 4),
                       f"mean_exit_{when}": round(float(ex.double().mean()), 3)})  # fmt: skip
         rows.append(r)
-        print(f"{method:12s} overhead/exit {[round(1000 * d, 1) for d in dec]} us; measured/simulated "
-              f"before x{r['before_ms_vs_sim']:.3f} ({r['before_measured_ms']:.4f}/{r['before_simulated_ms']:.4f} ms), "
-              f"after x{r['after_ms_vs_sim']:.3f} ({r['after_measured_ms']:.4f}/{r['after_simulated_ms']:.4f} ms); "
-              f"mean exit {r['mean_exit_before']} -> {r['mean_exit_after']}", flush=True)  # fmt: skip
-    print("\n| policy | overhead per exit (µs) | measured/simulated before | after |\n|---|---|---|---|")
+        print(f"{method:12s} overhead/exit {[round(1000 * d, 1) for d in dec['stage']]} us; measured/simulated "
+              f"before x{r['ms_vs_sim_before']:.3f} ({r['measured_ms_before']:.4f}/{r['simulated_ms_before']:.4f} ms), "
+              f"after (stage) x{r['ms_vs_sim_after_stage']:.3f}, after (evict) x{r['ms_vs_sim_after_evict']:.3f}; "
+              f"mean exit {r['mean_exit_before']} -> {r['mean_exit_after_stage']}", flush=True)  # fmt: skip
+    print("\n| policy | overhead per exit after the stage (µs) | measured/simulated before | after (stage) | after (8 MiB buffer) |")
+    print("|---|---|---|---|---|")
     for r in rows:
         per_exit = " ".join(f"{1000 * d:.1f}" for d in r["decision_ms"])
-        print(f"| {r['method']} | {per_exit} | {r['before_ms_vs_sim']:.3f} | {r['after_ms_vs_sim']:.3f} |")
+        ratios = " | ".join(f"{r[f'ms_vs_sim_{when}']:.3f}" for when in WHEN)
+        print(f"| {r['method']} | {per_exit} | {ratios} |")
     if not args.csv:
         return
     with open(args.csv, "w", newline="") as fh:

@@ -22,6 +22,9 @@ for _i, (_budgets, _runs) in enumerate(BUDGET_SETS.items()):
         input:
             val="results/{bench}/logits/val.safetensors",
             cost="results/{bench}/cost.csv",
+            # the decision overhead is timed after the network's own stages (eenet.measure.overhead.network_stages)
+            model="results/{bench}/model.pt",
+            data=dataset_manifest,
             code=code("fit_scheduler.py"),
         output:
             expand(
@@ -45,6 +48,8 @@ for _i, (_budgets, _runs) in enumerate(BUDGET_SETS.items()):
             hyper=method_params,
             # time each policy's own decision work per exit and fit against cost.csv plus it (eenet.measure.overhead)
             decision_costs=lambda w: bench(w)["profile"]["decision_costs"],
+            split=lambda w: bench(w)["split"],
+            max_length=lambda w: bench(w)["max_length"],
         script:
             "../workflow/scripts/fit_scheduler.py"
 

@@ -82,6 +82,39 @@ def test_a_slow_decision_is_counted_at_every_exit_but_the_last(val, clock):
     assert decision_overhead(sched, logits, probs, repeats=3, samples=20, evict_bytes=0, clock=clock) == [0.0] * K
 
 
+def test_the_networks_stage_runs_untimed_before_every_timed_decision_at_its_exit(val, clock):
+    """Given the network's stages, the decision at exit k is timed right after stage k has run (in place of the
+    buffer), for the policy's call and the baseline's alike; the stage's time is never counted."""
+    probs, logits, labels = val
+    sched = make_scheduler("maxpred").fit(probs, labels, COSTS, 7.0)
+    ran = []
+
+    def stage(k):
+        ran.append((k, clock.reads))
+        clock.advance(0.005)  # 5 ms of network: not the decision's
+
+    got = decision_overhead(
+        Slowed(sched, 2.0, clock), logits, probs, repeats=3, samples=4, warmup=1, evict_bytes=0, clock=clock, stage=stage
+    )
+    assert got == pytest.approx([2.0] * (K - 1) + [0.0])
+    assert [k for k, _ in ran] == [k for _ in range(4 * 4) for k in range(K) for _ in range(2)]  # before each of the pair
+    assert all(b - a == 2 for (_, a), (_, b) in zip(ran, ran[1:], strict=False))  # one timed call (two reads) between
+
+
+def test_network_stages_run_the_models_stage_and_head_at_each_exit():
+    from eenet.measure.overhead import network_stages
+    from eenet.models import build_model
+
+    model = build_model("small_cnn_3", num_classes=10, in_channels=1).eval()
+    x = torch.randn(2, 1, 28, 28)
+    stage = network_stages(model, x)
+    with torch.inference_mode():
+        want = model(x)  # [K, B, C]: every exit's logits
+    for k in range(model.num_exits):
+        _, logits = stage(k)
+        assert torch.allclose(logits, want[k], atol=1e-6)
+
+
 def test_a_slow_combiner_step_is_counted_at_every_exit_the_last_included(val, clock):
     probs, logits, labels = val
     (sched,) = fit_budgets("ztw_ens+maxpred", {}, probs, logits, labels, COSTS, [7.0])

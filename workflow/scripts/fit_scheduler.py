@@ -1,7 +1,8 @@
 """Rule fit_scheduler: fit one exit policy at each of the benchmark's budgets, on validation only -> one JSON a budget.
 
-With profile.decision_costs (the default), the policy's own decision work per exit is timed here, at batch 1 on
-single validation samples with the job's threads (eenet.measure.overhead), and every budget is fitted against
+With profile.decision_costs (the default), the policy's own decision work per exit is timed here, at cost.csv's batch
+size on validation samples with the job's threads, each decision right after the network's own stage has run
+(eenet.measure.overhead.network_stages), and every budget is fitted against
 cost.csv's costs plus it: the JSON's ``costs`` are those effective costs, ``exit_ms`` cost.csv's, ``decision_ms`` the
 overhead per exit."""
 
@@ -9,9 +10,11 @@ from functools import partial
 
 import torch
 
+from eenet.data.prepare import open_fetched
 from eenet.io import read_csv
 from eenet.measure.costs import read_costs, resolve_budget
-from eenet.measure.overhead import decision_overhead, effective_costs
+from eenet.measure.overhead import decision_overhead, effective_costs, network_stages
+from eenet.models import load_model
 from eenet.pipeline.logs import setup_logging
 from eenet.records import read_logits_cache, write_fitted_policy
 from eenet.schedulers import fit_budgets
@@ -28,9 +31,15 @@ log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.meth
 # "<combiner>+<policy>": the combiner is fitted once and each budget's policy on its probabilities (eenet.schedulers.compose)
 # profile.decision_costs: the policy's decision work per exit, timed on a preliminary fit, joins the costs fitted against
 batch = int(cost_meta.get("batch_size") or 1)  # cost.csv's costs are per sample at this batch size: so is the overhead
-overhead = partial(decision_overhead, logits=tensors.get("logits"), probs=tensors["probs"], batch_size=batch) if p.decision_costs else None
-if overhead is not None and not str(cost_meta.get("device") or "cpu").startswith("cpu"):
-    log.warning("cost.csv was measured on %s; the decision overhead is timed on this job's CPU", cost_meta.get("device"))
+overhead = None
+if p.decision_costs:  # timed after the network's own stage k on `batch` validation inputs, as the runtime decides
+    model, model_meta = load_model(snakemake.input.model, "cpu")
+    val = open_fetched(snakemake.input.data, model_meta, p.split, ("val",), max_length=p.max_length)["val"]
+    x, _ = next(iter(val.batches(batch, torch.device("cpu"))))
+    overhead = partial(decision_overhead, logits=tensors.get("logits"), probs=tensors["probs"], batch_size=batch,
+                       stage=network_stages(model, x))  # fmt: skip
+    if not str(cost_meta.get("device") or "cpu").startswith("cpu"):
+        log.warning("cost.csv was measured on %s; the decision overhead is timed on this job's CPU", cost_meta.get("device"))
 fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms, overhead)
 decision_ms = next((s.decision_ms_ for s in fitted if hasattr(s, "decision_ms_")), None)
 if decision_ms is not None:
