@@ -13,6 +13,7 @@ from eenet.training.loop import TrainConfig, exit_weights, multiexit_loss, train
 def test_exit_weights_follow_the_paper():
     assert exit_weights(3) == pytest.approx([1 / 12, 2 / 12, 3 / 12])
     assert sum(exit_weights(4)) == pytest.approx(0.5)
+    assert exit_weights(1) == [1.0]  # a plain network: plain cross-entropy, not half of it
 
 
 def test_distillation_adds_a_term_only_when_asked():

@@ -62,8 +62,12 @@ class TrainConfig:
 
 
 def exit_weights(num_exits: int) -> list[float]:
-    """The paper's exit weights ``j / (K (K + 1))`` for ``j = 1..K``."""
+    """The paper's exit weights ``j / (K (K + 1))`` for ``j = 1..K`` (they sum to 1/2); ``[1.0]`` for one exit: a plain
+    network (the frontier's networks trained alone) is trained on plain cross-entropy, as a user trains one, not on
+    half of it (half the loss is half the learning rate against the same weight decay)."""
     k = num_exits
+    if k == 1:
+        return [1.0]
     return [j / (k * (k + 1)) for j in range(1, k + 1)]
 
 
