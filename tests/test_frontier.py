@@ -321,3 +321,33 @@ def test_curve_pdf_draws_the_networks_trained_alone_and_nothing_more_without_the
     assert [t.get_text() for t in with_them.texts if t.get_text().startswith("x")] == ["x0.5", "x2"]
     assert not [a for a in [*without.get_lines(), *without.collections] if "trained alone" in a.get_label() or "width" in a.get_label()]
     assert len(without.get_lines()) == len(with_them.get_lines()) - 1
+
+
+def test_clock_columns_compare_with_maxpred_interpolated_at_the_policys_measured_latency():
+    from eenet.analysis.frontier import clock_columns
+
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    c1, c2 = torch.rand(n, generator=g) < 0.6, torch.rand(n, generator=g) < 0.8  # MaxPred at budgets 0.4 and 0.6
+    cx, cy = torch.rand(n, generator=g) < 0.75, torch.rand(n, generator=g) < 0.9
+    correct = {("maxpred", "0.4"): c1, ("maxpred", "0.6"): c2, ("x", "0.5"): cx, ("y", "0.5"): cy}
+
+    def run(method, value, b, ms):
+        return {"method": method, "budget_value": value, "batch_size": str(b), "measured_ms": str(ms), "simulated_ms": "1",
+                "test_simulated_ms": ""}  # fmt: skip
+
+    runtime = [run("maxpred", "0.4", 1, 1.0), run("maxpred", "0.6", 1, 2.0), run("x", "0.5", 1, 1.5), run("y", "0.5", 1, 2.5),
+               run("maxpred", "0.4", 8, 0.5), run("maxpred", "0.6", 8, 1.0), run("x", "0.5", 8, 0.6), run("y", "0.5", 8, 0.9)]  # fmt: skip
+    rows = [{"method": m, "budget_value": v} for m, v in correct] + [{"method": "x", "budget_value": "all"}]
+    clock_columns(rows, correct, runtime, reps=500)
+    by = {(r["method"], r["budget_value"]): r for r in rows}
+    mean = lambda c: c.double().mean().item()  # noqa: E731
+    x, y = by[("x", "0.5")], by[("y", "0.5")]
+    assert x["vs_maxpred_measured"] == pytest.approx(mean(cx) - (0.5 * mean(c1) + 0.5 * mean(c2)))  # halfway at batch 1
+    assert x["vs_maxpred_measured_batched"] == pytest.approx(mean(cx) - (0.8 * mean(c1) + 0.2 * mean(c2)))  # a fifth at 8
+    assert x["vs_maxpred_measured_ci_low"] < x["vs_maxpred_measured"] < x["vs_maxpred_measured_ci_high"]
+    assert x["batch_size_batched"] == 8 and x["measured_ms_batched"] == 0.6
+    assert "vs_maxpred_measured" not in y  # slower than MaxPred's slowest: no extrapolation
+    assert y["vs_maxpred_measured_batched"] == pytest.approx(mean(cy) - (0.2 * mean(c1) + 0.8 * mean(c2)))
+    assert by[("maxpred", "0.4")]["vs_maxpred_measured"] == 0.0  # MaxPred against itself
+    assert "vs_maxpred_measured" not in by[("x", "all")]

@@ -27,7 +27,8 @@ import torch
 from eenet.analysis.bootstrap import bootstrap_comparisons
 
 __all__ = [
-    "FRONTIER_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
+    "FRONTIER_FIELDS", "CLOCK_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
+    "batched_size", "clock_columns",
 ]  # fmt: skip
 
 FRONTIER_FIELDS = [
@@ -40,6 +41,19 @@ network; ``depth<k>``, ``width<m>``: a network trained alone, see the module), i
 ``vs_frontier``: the policy's test accuracy minus the competitor's, with its 95 % paired bootstrap interval. Empty
 where the policy was not run (the oracle, an infeasible fit) or where no frontier point is as fast as it. (stats.csv
 files written before the networks trained alone have ``frontier_exit``, the cut's exit, instead.)"""
+
+
+CLOCK_FIELDS = [
+    "vs_maxpred_measured", "vs_maxpred_measured_ci_low", "vs_maxpred_measured_ci_high", "batch_size_batched",
+    "measured_ms_batched", "vs_maxpred_measured_batched", "vs_maxpred_measured_batched_ci_low",
+    "vs_maxpred_measured_batched_ci_high",
+]  # fmt: skip
+"""Columns of stats.csv from the comparison with MaxPred on the measured clock (:func:`clock_columns`): the policy's test
+accuracy minus MaxPred's at the policy's measured latency (MaxPred's accuracy interpolated between its two budgets whose
+measured latencies bracket it), with its 95 % paired bootstrap interval, at batch 1 and at runtime.csv's larger batch
+size (``batch_size_batched``; ``measured_ms_batched``: the policy's ms per sample there, whole test set). Beside
+``vs_maxpred``, the comparison at the same budget (equal *simulated* cost). Empty where the policy's latency is outside
+MaxPred's measured range (no extrapolation) or it was not run."""
 
 
 def frontier_points(cost_rows: Sequence[Mapping[str, str]], probs: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
@@ -105,10 +119,10 @@ def read_frontier(
     return network_points(read_csv(table), probs, labels, trained)
 
 
-def measured_latency(runtime_rows: Sequence[Mapping[str, str]], method: str, budget_value: Any) -> float | None:
-    """A policy's measured ms per sample at batch 1, scaled to the whole test set (``None``: not in runtime.csv)."""
+def measured_latency(runtime_rows: Sequence[Mapping[str, str]], method: str, budget_value: Any, batch_size: int = 1) -> float | None:
+    """A policy's measured ms per sample at ``batch_size``, scaled to the whole test set (``None``: not in runtime.csv)."""
     for r in runtime_rows:
-        if r["method"] == method and str(r["budget_value"]) == str(budget_value) and int(r["batch_size"]) == 1:
+        if r["method"] == method and str(r["budget_value"]) == str(budget_value) and int(r["batch_size"]) == batch_size:
             if r.get("test_simulated_ms") in (None, ""):
                 return float(r["measured_ms"])  # a runtime.csv of an older run: the timed sample's own latency
             return float(r["measured_ms"]) / float(r["simulated_ms"]) * float(r["test_simulated_ms"])
@@ -149,3 +163,66 @@ def frontier_columns(
     for i, (row, _, _) in enumerate(todo):
         row.update({"vs_frontier": float(r["diff"][i]), "vs_frontier_ci_low": float(r["ci_low"][i]),
                     "vs_frontier_ci_high": float(r["ci_high"][i])})  # fmt: skip
+
+
+def batched_size(runtime_rows: Sequence[Mapping[str, str]]) -> int | None:
+    """The larger batch size runtime.csv times the policies at (``None``: batch 1 only)."""
+    sizes = {int(r["batch_size"]) for r in runtime_rows if r.get("batch_size") not in (None, "")} - {1}
+    return max(sizes) if sizes else None
+
+
+def _interpolated(ms: float, ref: Sequence[tuple[float, torch.Tensor]]) -> torch.Tensor | None:
+    """The reference's outcomes ``float64 [N]`` at latency ``ms``, linear between its two points (``(ms, correct [N])``,
+    sorted by ms) that bracket it; ``None`` outside their range."""
+    if not ref or ms < ref[0][0] or ms > ref[-1][0]:
+        return None
+    for (lo, c_lo), (hi, c_hi) in zip(ref, ref[1:], strict=False):
+        if lo <= ms <= hi:
+            w = 0.0 if hi == lo else (ms - lo) / (hi - lo)
+            return (1 - w) * c_lo.double() + w * c_hi.double()
+    return ref[0][1].double()  # a single point, at exactly its latency
+
+
+def clock_columns(
+    rows: Sequence[dict[str, Any]],
+    correct: Mapping[tuple[str, Any], torch.Tensor],
+    runtime_rows: Sequence[Mapping[str, str]],
+    reference: str = "maxpred",
+    reps: int = 2000,
+    seed: int = 0,
+) -> None:
+    """Fill :data:`CLOCK_FIELDS` in the per-budget ``rows`` of stats.csv (in place): each policy against ``reference``
+    on the measured clock, at batch 1 and at runtime.csv's larger batch size. ``correct[(method, budget_value)]``
+    ``bool [N]`` per policy (the reference's budgets among them), ``runtime_rows`` runtime.csv. The reference's
+    accuracy at the policy's latency is interpolated between its budgets (each placed at its own measured latency);
+    the difference per test sample (policy's outcome minus the interpolated one, ``[N]``) gets one paired bootstrap
+    per batch size for all policies (the same draws)."""
+    batched = batched_size(runtime_rows)
+    for suffix, b in (("", 1), ("_batched", batched)):
+        if b is None:
+            continue
+        ref = []
+        for (method, value), c in correct.items():
+            ms = measured_latency(runtime_rows, method, value, b) if method == reference else None
+            if ms is not None:
+                ref.append((ms, c.reshape(-1)))
+        ref.sort(key=lambda t: t[0])
+        todo = []
+        for row in rows:
+            key = (row["method"], row["budget_value"])
+            if row["budget_value"] == "all" or key not in correct:
+                continue
+            ms = measured_latency(runtime_rows, *key, b)
+            if ms is None:
+                continue
+            if b > 1:
+                row.update({"batch_size_batched": b, "measured_ms_batched": ms})
+            at = _interpolated(ms, ref)
+            if at is not None:
+                todo.append((row, correct[key].reshape(-1).double() - at))
+        if not todo:
+            continue
+        r = bootstrap_comparisons(torch.stack([d for _, d in todo]), reps, seed=seed)
+        for i, (row, _) in enumerate(todo):
+            row.update({f"vs_maxpred_measured{suffix}": float(r["diff"][i]), f"vs_maxpred_measured{suffix}_ci_low": float(r["ci_low"][i]),
+                        f"vs_maxpred_measured{suffix}_ci_high": float(r["ci_high"][i])})  # fmt: skip
