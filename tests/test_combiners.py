@@ -11,7 +11,7 @@ from helpers import exits_from_logits_step_by_step
 from eenet.analysis.tables import bench_tables_html, combiner_loss_rows
 from eenet.catalog import split_method
 from eenet.combiners import COMBINERS, combiner_from_json, make_combiner
-from eenet.schedulers import METHODS, fit_budgets, scheduler_from_json
+from eenet.schedulers import METHODS, fit_budgets, make_scheduler, scheduler_from_json
 from eenet.schedulers import fit_policy as fit_combined
 from eenet.schedulers.compose import combiner_losses
 
@@ -243,10 +243,149 @@ def test_the_report_lists_a_combiner_that_lowers_an_exits_accuracy_and_not_one_t
 
 
 def test_a_combined_policy_gives_its_parameters_as_every_policy_does():
-    """get_params names the constructor's arguments (scikit-learn's convention): the combiner, the policy and the
-    combiner's validation losses, read back as given."""
+    """get_params names the constructor's arguments (scikit-learn's convention): the combiner, the policy, the
+    combiner's validation losses and how the two were fitted (combiner_fit), read back as given."""
     logits, labels = vetoed()
     (sched,) = fit_budgets("pa+maxpred", {}, torch.softmax(logits, 2), logits, labels, [1.0, 2.0], [1.5])
     params = sched.get_params()
-    assert list(params) == ["combiner", "policy", "combiner_losses"]
+    assert list(params) == ["combiner", "policy", "combiner_losses", "combiner_fit"]
     assert params["policy"] is sched.policy and params["combiner_losses"] == sched.to_json()["combiner_losses"]
+    assert params["combiner_fit"] == sched.to_json()["combiner_fit"] == {"mode": "crossfit", "folds": 2, "seed": 0}  # the default
+
+
+# -- combiner_fit: which parts of validation the combiner and the thresholds are fitted on (issue 31) ---------------------
+
+
+def weak_first_exit(n: int, seed: int, c: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two exits over ``c`` classes: the first a weak view of the label (strength 0.5), the second a strong one (3): a
+    ``ztw_ens`` combiner has ``c`` biases an exit to fit, which 400 samples of 20 classes let it overfit."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, c, (n,), generator=g)
+    onehot = torch.nn.functional.one_hot(labels, c).float()
+    return torch.stack([s * onehot + torch.randn(n, c, generator=g) for s in (0.5, 3.0)]), labels
+
+
+def fit_mode(method: str, logits: torch.Tensor, labels: torch.Tensor, budget: float, **fit):
+    (sched,) = fit_budgets(
+        method, {"combiner_fit": fit}, torch.softmax(logits, 2), logits, labels, [1.0, 2.0, 3.0][: logits.shape[0]], [budget]
+    )
+    return sched
+
+
+def test_crossfit_runs_the_all_validation_combiner_with_thresholds_fitted_on_out_of_fold_outputs():
+    """The combiner in the file is the one fitted on all of validation (as ``same`` gives); the thresholds differ, fitted
+    on each sample's output by the combiner of the other fold; planted: a combiner that overfits 400 samples of 20
+    classes, where the same-data fit's validation accuracy overstates its test accuracy and the cross-fitted one's much
+    less (means of 3 draws)."""
+    from eenet.schedulers import accuracy
+    from eenet.schedulers.compose import fit_combiner, validation_parts
+
+    same_gap, cross_gap = [], []
+    for seed in range(3):
+        val, yv = weak_first_exit(400, seed)
+        test, yt = weak_first_exit(20000, 100 + seed)
+        same, cross = (fit_mode("ztw_ens+maxpred", val, yv, 1.5, mode=m, seed=seed) for m in ("same", "crossfit"))
+        assert cross.to_json()["combiner"] == same.to_json()["combiner"] == make_combiner("ztw_ens").fit(val, yv, [1.0, 2.0]).to_json()
+        assert cross.policy.thresholds_ != same.policy.thresholds_
+        assert "combiner_fit" not in same.to_json() and cross.to_json()["combiner_fit"] == {"mode": "crossfit", "folds": 2, "seed": seed}
+        # the outputs the thresholds saw: fold by fold, the combiner fitted on the other fold
+        _, outputs, rows = fit_combiner("ztw_ens", val, yv, [1.0, 2.0], {"mode": "crossfit", "seed": seed})
+        parts = validation_parts(yv, {"mode": "crossfit", "folds": 2, "seed": seed})
+        other = make_combiner("ztw_ens").fit(val[:, parts == 1], yv[parts == 1], [1.0, 2.0])
+        assert rows is None and torch.equal(outputs[:, parts == 0], other.transform(val[:, parts == 0]))
+        assert cross.val_accuracy_ == accuracy(outputs, yv, cross.policy.assign(outputs))
+        for sched, gaps in ((same, same_gap), (cross, cross_gap)):
+            out = sched.outputs({"probs": torch.softmax(test, 2), "logits": test})
+            gaps.append(sched.val_accuracy_ - accuracy(out, yt, sched.assign(out)))
+    assert sum(same_gap) / 3 > 0.03 and sum(cross_gap) / 3 < sum(same_gap) / 3 - 0.015, (same_gap, cross_gap)
+
+
+def test_validation_folds_are_disjoint_stratified_and_seeded():
+    from eenet.schedulers.compose import combiner_fit_options, validation_parts
+
+    _, labels = views(503, [1.0], 0)
+    crossfit = combiner_fit_options({"mode": "crossfit", "folds": 3, "seed": 4})
+    parts = validation_parts(labels, crossfit)
+    assert sorted(parts.unique().tolist()) == [0, 1, 2]  # one fold a sample: the folds are disjoint and cover validation
+    for c in range(C):  # each class dealt out over the folds in turn
+        counts = torch.bincount(parts[labels == c], minlength=3)
+        assert counts.max() - counts.min() <= 1
+    assert torch.equal(parts, validation_parts(labels, crossfit))
+    assert not torch.equal(parts, validation_parts(labels, {**crossfit, "seed": 5}))
+    split = validation_parts(labels, combiner_fit_options({"mode": "split", "share": 0.3, "seed": 4}))
+    for c in range(C):
+        n = int((labels == c).sum())
+        assert int((split[labels == c] == 0).sum()) == round(0.3 * n)
+    assert validation_parts(labels, combiner_fit_options({"mode": "same"})).eq(0).all()
+    # the same seed, the same fit; another seed, other folds and other thresholds
+    val, yv = views(600, [1.0, 1.5, 2.0], 0)
+    once, again, other = (fit_mode("ztw_ens+maxpred", val, yv, 2.0, mode="crossfit", seed=s) for s in (1, 1, 2))
+    assert json.dumps(once.to_json()) == json.dumps(again.to_json())
+    assert once.policy.thresholds_ != other.policy.thresholds_ and once.to_json()["combiner"] == other.to_json()["combiner"]
+    for bad, match in (
+        ({"mode": "nope"}, "mode 'nope'"),
+        ({"folds": 1}, "folds >= 2"),
+        ({"share": 1.0}, "share < 1"),
+        ({"fold": 2}, "unknown"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            combiner_fit_options(bad)
+
+
+@pytest.mark.parametrize("method", ["ztw_ens+maxpred", "mie+entropy", "ztw_ens+patience", "pa+maxpred_shared"])
+def test_a_cross_fitted_policy_round_trips_through_json_and_decides_exit_by_exit_as_it_assigns(method):
+    """Its file gives the policy back (combiner, thresholds, combiner_fit); the runtime's steps (the combiner's step on
+    the logits so far, then leaves; leaves_one at batch 1) give the exits assign gives."""
+    from helpers import exits_step_by_step
+
+    val, yv = views(600, [1.0, 1.5, 2.0], 0)
+    test, yt = views(300, [1.0, 1.5, 2.0], 1)
+    sched = fit_mode(method, val, yv, 2.0, mode="crossfit", folds=3, seed=7)
+    d = json.loads(json.dumps(sched.to_json()))
+    assert d["combiner_fit"] == {"mode": "crossfit", "folds": 3, "seed": 7}
+    again = scheduler_from_json(d)
+    assert again.combiner_fit == sched.combiner_fit and json.dumps(again.to_json()) == json.dumps(sched.to_json())
+    outs = again.outputs({"probs": torch.softmax(test, 2), "logits": test})
+    exits = sched.assign(outs, yt)
+    assert torch.equal(again.assign(outs, yt), exits)
+    assert torch.equal(exits_from_logits_step_by_step(again, test), exits)  # as the runtime runs it
+    batched, one = exits_step_by_step(again, outs)
+    assert torch.equal(batched, exits) and one == exits.tolist()
+
+
+def test_split_fits_the_combiner_on_its_share_and_the_thresholds_on_the_rest():
+    from eenet.schedulers.compose import validation_parts
+
+    val, yv = views(600, [1.0, 1.5, 2.0], 0)
+    sched = fit_mode("mie+maxpred", val, yv, 2.0, mode="split", share=0.4, seed=3)
+    parts = validation_parts(yv, {"mode": "split", "share": 0.4, "seed": 3})
+    fitted_on = make_combiner("mie").fit(val[:, parts == 0], yv[parts == 0], [1.0, 2.0, 3.0])
+    assert sched.to_json()["combiner"] == fitted_on.to_json()
+    assert sched.to_json()["combiner_fit"] == {"mode": "split", "share": 0.4, "seed": 3}
+    rest = parts == 1
+    plain = make_scheduler("maxpred").fit(fitted_on.transform(val[:, rest]), yv[rest], [1.0, 2.0, 3.0], 2.0)
+    assert sched.policy.thresholds_ == plain.thresholds_ and sched.val_accuracy_ == plain.val_accuracy_
+
+
+def test_same_is_the_fit_before_the_option_and_every_benchmark_gets_the_schema_default():
+    """``same``: the combiner and the thresholds on all of validation, the file as before (no combiner_fit); the
+    schema's default block is :data:`COMBINER_FIT_DEFAULTS` (its seed: the run's scheduler seed, hyper_params), and only
+    a combined policy's hyper-parameters carry it."""
+    import yaml
+    from helpers import REPO
+
+    from eenet.pipeline.planning import hyper_params
+    from eenet.schedulers.compose import COMBINER_FIT_DEFAULTS
+
+    val, yv = views(400, [1.0, 1.5, 2.0], 0)
+    sched = fit_mode("ztw_ens+maxpred", val, yv, 2.0, mode="same")
+    comb = make_combiner("ztw_ens").fit(val, yv, [1.0, 2.0, 3.0])
+    plain = make_scheduler("maxpred").fit(comb.transform(val), yv, [1.0, 2.0, 3.0], 2.0)
+    assert sched.policy.thresholds_ == plain.thresholds_ and "combiner_fit" not in sched.to_json()
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    block = schema["properties"]["benchmarks"]["additionalProperties"]["properties"]["combiner_fit"]["properties"]
+    assert {k: v["default"] for k, v in block.items()} == {**COMBINER_FIT_DEFAULTS, "seed": None}
+    b = {"methods": ["maxpred"], "scheduler_seed": 4, "combiner_fit": {k: v["default"] for k, v in block.items()}}
+    assert hyper_params(b, "ztw_ens+maxpred") == {"seed": 4, "combiner_fit": {**COMBINER_FIT_DEFAULTS, "seed": 4}}
+    assert hyper_params({**b, "combiner_fit": {"mode": "same", "seed": 9}}, "mie+maxpred")["combiner_fit"] == {"mode": "same", "seed": 9}
+    assert hyper_params(b, "maxpred") == {"seed": 4}  # a policy alone: as before (the demo's files do not change)

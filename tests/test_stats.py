@@ -258,3 +258,47 @@ def test_policy_decisions_are_the_exits_and_classes_the_correctness_is_read_from
     assert torch.equal(dec[("maxpred", 0.5)], policy_decisions(probs, labels, [fitted])[("maxpred", 0.5)])
     exits, preds = dec[("maxpred", 0.5)]
     assert torch.equal(exits, sched.assign(probs)) and torch.equal(correct[("maxpred", 0.5)], preds == labels)
+
+
+def test_the_validation_minus_test_gap_is_reported_per_policy_and_budget(tmp_path):
+    """stats.csv's ``val_accuracy`` and ``val_minus_test`` (what a fit graded itself at, minus what test gave), per
+    policy and budget, their mean over the budgets on the ``all`` row and over the seeds on the mean rows; in
+    tables.html; from a fit and its evaluation as fit_scheduler and evaluate_test make them."""
+    from eenet.analysis.tables import bench_tables_html
+
+    def approx(x):
+        return pytest.approx(x, abs=1e-6)  # test accuracies are float32 means
+
+    u = (torch.arange(1000) + 0.5) / 1000
+    seeds = []
+    for s, (val5, val8) in enumerate(((0.80, 0.90), (0.82, 0.92))):
+        correct = {("maxpred", 0.5): u < 0.75, ("maxpred", 0.8): u < 0.91}
+        evals = _evals(correct)
+        evals[0]["val_accuracy"], evals[1]["val_accuracy"] = val5, val8  # gaps: +0.05 and -0.01, then +0.07 and +0.01
+        seeds.append((s, correct, evals))
+    rows = seed_stats("b", seeds, tolerance=0.05, reps=100)
+    got = {(r["seed"], r["budget_value"]): r for r in rows}
+    assert got[(0, 0.5)]["val_minus_test"] == approx(0.05) and got[(0, 0.8)]["val_minus_test"] == approx(-0.01)
+    assert got[(1, 0.5)]["val_accuracy"] == approx(0.82) and got[(1, 0.5)]["val_minus_test"] == approx(0.07)
+    assert got[(0, "all")]["mean_val_minus_test"] == approx(0.02) and got[(1, "all")]["mean_val_minus_test"] == approx(0.04)
+    assert got[("mean", 0.5)]["val_accuracy"] == approx(0.81) and got[("mean", 0.5)]["val_minus_test"] == approx(0.06)
+    assert got[("mean", "all")]["mean_val_minus_test"] == approx(0.03)
+    as_read = _as_read(rows, tmp_path)
+    assert float(as_read[0]["val_minus_test"]) == approx(0.05)
+    assert "<th>val_minus_test</th>" in bench_tables_html("b", as_read, [], {})
+    # an evaluation written without val_accuracy: no gap, no error
+    (old,) = [
+        r
+        for r in benchmark_stats("b", {}, [{k: v for k, v in seeds[0][2][0].items() if k != "val_accuracy"}], 0.05)
+        if r["budget_value"] == 0.5
+    ]
+    assert "val_minus_test" not in old
+    # a fit on validation and its test evaluation: the gap is the fitted file's val_accuracy minus the test accuracy
+    probs, labels = make_probs(2000, k=3, seed=5)
+    val, test = slice(0, 800), slice(800, 2000)
+    (sched,) = fit_budgets("maxpred", {}, probs[:, val], None, labels[val], [1.0, 2.0, 3.0], [2.0])
+    fitted = {"budget_value": 0.5, "budget_unit": "fraction", "budget_ms": 2.0, "logits_model_sha256": "m", **sched.to_json()}
+    ev = evaluate_policy(fitted, {"probs": probs[:, test], "labels": labels[test]}, {"model_sha256": "m"}, [1.0, 2.0, 3.0], [1, 2, 3],
+                         bench="b", method="maxpred", device="cpu", tolerance=0.05)  # fmt: skip
+    (row,) = [r for r in benchmark_stats("b", {}, [ev], 0.05) if r["budget_value"] == 0.5]
+    assert row["val_accuracy"] == sched.val_accuracy_ and row["val_minus_test"] == approx(sched.val_accuracy_ - ev["test_accuracy"])

@@ -29,7 +29,7 @@ STATS_FIELDS = [
     "bench", "seed", "method", "aliases", "budget_value", "budget_ms", "test_accuracy", "vs_maxpred", "vs_maxpred_ci_low",
     "vs_maxpred_ci_high", "seed_ci_low", "seed_ci_high", "p_value", "p_holm", "ahead", "gap_to_oracle", "cost_ratio",
     "over_budget", "auc", "mean_gap_to_oracle", "share_over_budget", "vs_maxpred_seed_min", "vs_maxpred_seed_max",
-    "auc_seed_min", "auc_seed_max", *FRONTIER_FIELDS,
+    "auc_seed_min", "auc_seed_max", *FRONTIER_FIELDS, "val_accuracy", "val_minus_test", "mean_val_minus_test",
 ]  # fmt: skip
 """Columns of stats.csv: one row per policy and budget, and one per policy with ``budget_value = all``; ``seed`` is
 the run's training seed, or ``mean`` for the rows over seeds (then ``*_seed_min/max`` give the spread of the seeds).
@@ -39,7 +39,10 @@ percentile interval with the test samples resampled; ``seed_ci_low/high`` (rows 
 seeds and the test samples resampled (two-level bootstrap); ``p_value``: the two-sided bootstrap p-value of
 ``vs_maxpred`` (from the two-level bootstrap on the rows over seeds), ``p_holm`` it Holm-adjusted over the rows of its
 family, ``ahead``: ``p_holm < 0.05`` and ``vs_maxpred > 0`` (see :func:`benchmark_stats`); then the plain-network
-frontier's columns (:data:`eenet.analysis.frontier.FRONTIER_FIELDS`)."""
+frontier's columns (:data:`eenet.analysis.frontier.FRONTIER_FIELDS`); ``val_accuracy``: the fitted policy's accuracy on
+the validation outputs its fit graded itself on (the evaluation's ``val_accuracy``; the mean over seeds on the mean
+rows), ``val_minus_test``: it minus ``test_accuracy`` (positive: the fit promised more than test gave), and on a
+policy's ``all`` row ``mean_val_minus_test``, its mean over the feasible budgets."""
 
 AHEAD_LEVEL = 0.05
 """Family-wise error rate of the ``ahead`` column."""
@@ -126,6 +129,9 @@ def benchmark_stats(
             continue
         ratio = float(ev["cost_ratio"])
         row.update({"test_accuracy": ev["test_accuracy"], "cost_ratio": ratio, "over_budget": ratio > 1 + tolerance})
+        if ev.get("val_accuracy") not in (None, ""):  # what the fit graded itself at, against what test gave
+            val = float(ev["val_accuracy"])
+            row.update({"val_accuracy": val, "val_minus_test": val - float(ev["test_accuracy"])})
         if m != "maxpred" and (("maxpred", b) in correct) and (m, b) in correct:
             compare.append((row, correct[(m, b)], correct[("maxpred", b)]))
         oracle = next((e for e in evals if e["method"] == "oracle" and e["budget_value"] == b and not e.get("infeasible")), None)
@@ -137,11 +143,13 @@ def benchmark_stats(
     for m, rs in by_method.items():
         feasible = [r for r in rs if "test_accuracy" in r]
         gaps = [r["gap_to_oracle"] for r in feasible if "gap_to_oracle" in r]
+        val_gaps = [r["val_minus_test"] for r in feasible if "val_minus_test" in r]
         rows.append({
             "bench": bench, "method": m, "aliases": rs[0]["aliases"], "budget_value": "all",
             "auc": area_under_curve([float(r["budget_ms"]) for r in rs], [r.get("test_accuracy") for r in rs]),
             "mean_gap_to_oracle": sum(gaps) / len(gaps) if gaps else "",
             "share_over_budget": sum(bool(r["over_budget"]) for r in feasible) / len(feasible) if feasible else "",
+            "mean_val_minus_test": sum(val_gaps) / len(val_gaps) if val_gaps else "",
         })  # fmt: skip
     return rows
 
@@ -225,10 +233,9 @@ def seed_stats(
         if any(e is None or e.get("infeasible") for e in evs) or not all(key in c for _, c, _ in seeds):
             mean_evals.append({"method": key[0], "budget_value": key[1], "budget_ms": evs[0]["budget_ms"], "infeasible": True})
             continue
-        mean_evals.append({
-            "method": key[0], "budget_value": key[1],
-            **{k: sum(float(e[k]) for e in evs) / len(evs) for k in ("budget_ms", "test_accuracy", "cost_ratio")},
-        })  # fmt: skip
+        has_val = all(e.get("val_accuracy") not in (None, "") for e in evs)
+        averaged = ["budget_ms", "test_accuracy", "cost_ratio"] + ["val_accuracy"] * has_val
+        mean_evals.append({"method": key[0], "budget_value": key[1], **{k: sum(float(e[k]) for e in evs) / len(evs) for k in averaged}})
         stacked[key] = torch.stack([c[key] for _, c, _ in seeds])
     mean_rows = benchmark_stats(bench, stacked, mean_evals, tolerance, reps, seed, groups=groups)
     for r in mean_rows:

@@ -100,8 +100,9 @@ def bench_tables_html(
         [
             ("Combiners that lower an exit's accuracy", loss_note, losses),
             ("stats.csv", "Per policy and budget: accuracy, advantage over MaxPred with its paired bootstrap 95 % interval, gap to "
-             "the oracle, cost / budget; per policy (budget_value = all): mean accuracy over the budget range (auc), mean gap "
-             "to the oracle, share of budgets exceeded.", stats),
+             "the oracle, cost / budget, validation accuracy and val_minus_test (validation minus test accuracy: what the fit "
+             "promised beyond what test gave); per policy (budget_value = all): mean accuracy over the budget range (auc), "
+             "mean gap to the oracle, share of budgets exceeded, mean val_minus_test.", stats),
             ("summary.csv", "Every policy at every budget and every single exit: test accuracy and realised cost (simulated and "
              "measured), validation accuracy and cost, exit histogram.", summary),
         ],

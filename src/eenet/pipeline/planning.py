@@ -36,13 +36,19 @@ def combined_methods(b: Mapping[str, Any]) -> list[str]:
 def hyper_params(b: Mapping[str, Any], method: str) -> dict[str, Any]:
     """A policy's hyper-parameters: the ``eenet`` block for EENet and its ablations, the ``guarantee`` block for the
     guaranteed policies (:data:`eenet.catalog.METHODS`' ``config``), and the scheduler seed; a combined policy
-    (``<combiner>+<method>``) takes its method's. The fit keeps what the method's constructor accepts."""
-    policy = split_method(method)[1]
+    (``<combiner>+<method>``) takes its method's, and the benchmark's ``combiner_fit`` block (where it has one: the
+    schema fills it in) under ``combiner_fit``, its ``seed`` the scheduler seed unless it names one
+    (:func:`eenet.schedulers.compose.fit_combiner`). The fit keeps what the method's constructor accepts."""
+    comb, policy = split_method(method)
     if policy not in METHODS:
         raise ValueError(f"unknown method {policy!r}; known: {sorted(METHODS)}")
     config_block = METHODS[policy]["config"]
     block = b.get(config_block, {}) if config_block else {}
-    return {**block, "seed": b["scheduler_seed"]}
+    out = {**block, "seed": b["scheduler_seed"]}
+    if comb is not None and "combiner_fit" in b:
+        fit = dict(b["combiner_fit"])
+        out["combiner_fit"] = {**fit, "seed": b["scheduler_seed"] if fit.get("seed") is None else fit["seed"]}
+    return out
 
 
 def study_methods(b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

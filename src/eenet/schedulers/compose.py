@@ -10,6 +10,11 @@ has (:class:`~eenet.schedulers.ExitScheduler`): :meth:`~CombinedPolicy.outputs` 
     sched = make_scheduler("ztw_ens+maxpred")                    # unfitted
     (sched,) = fit_budgets("ztw_ens+maxpred", {}, val_probs, val_logits, val_labels, costs, [budget])
     exits = sched.assign(sched.outputs({"probs": test_probs, "logits": test_logits}))
+
+The combiner and the method's thresholds are fitted on validation; on which parts of it is ``params["combiner_fit"]``
+(:func:`combiner_fit_options`, the benchmark's ``combiner_fit`` block): ``crossfit`` (the default: the thresholds on
+out-of-fold combined outputs, the combiner that runs on all of it), ``same`` (both on all of it, as before the option)
+or ``split`` (the combiner on one part, the thresholds on the rest): :func:`fit_combiner`, docs/combiners.md.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from eenet.schedulers.base import _FITTED, FORMAT_VERSION, METHODS, ExitSchedule
 
 __all__ = [
     "CombinedPolicy", "make_scheduler", "accepted_params", "scheduler_from_json", "fit_budgets", "fit_policy", "combiner_losses",
-    "effective_costs",
+    "effective_costs", "COMBINER_FIT_MODES", "COMBINER_FIT_DEFAULTS", "combiner_fit_options", "validation_parts", "fit_combiner",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -52,23 +57,107 @@ def combiner_losses(combined: torch.Tensor, probs: torch.Tensor, labels: torch.T
     return (own - comb).tolist()
 
 
+COMBINER_FIT_MODES = ("same", "crossfit", "split")
+"""How a combined policy shares validation between its combiner and its method (:func:`fit_combiner`)."""
+
+COMBINER_FIT_DEFAULTS: dict[str, Any] = {"mode": "crossfit", "folds": 2, "share": 0.5, "seed": 0}
+"""The defaults of the ``combiner_fit`` options (the config schema's ``combiner_fit`` block gives the same, but for
+``seed``: the run's ``scheduler_seed`` there). ``crossfit``: on the cached outputs of fashion_mnist_6exit_light it
+loses no test accuracy against ``same`` (benchmarks/crossfit.py, docs/combiners.md)."""
+
+
+def combiner_fit_options(options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``options`` (the benchmark's ``combiner_fit`` block, or part of it) with :data:`COMBINER_FIT_DEFAULTS` filled in
+    and checked: ``mode`` one of :data:`COMBINER_FIT_MODES`, ``folds >= 2`` (``crossfit``), ``0 < share < 1``
+    (``split``: the part of validation the combiner is fitted on), ``seed`` an integer (``None``: 0)."""
+    out = {**COMBINER_FIT_DEFAULTS, **{k: v for k, v in (options or {}).items() if v is not None}}
+    unknown = set(out) - set(COMBINER_FIT_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown combiner_fit option(s) {sorted(unknown)}; known: {sorted(COMBINER_FIT_DEFAULTS)}")
+    if out["mode"] not in COMBINER_FIT_MODES:
+        raise ValueError(f"combiner_fit mode {out['mode']!r}; known: {', '.join(COMBINER_FIT_MODES)}")
+    out["folds"], out["seed"], out["share"] = int(out["folds"]), int(out["seed"]), float(out["share"])
+    if out["folds"] < 2 or not 0 < out["share"] < 1:
+        raise ValueError(f"combiner_fit wants folds >= 2 and 0 < share < 1; got {out['folds']} and {out['share']}")
+    return out
+
+
+def validation_parts(labels: torch.Tensor, options: Mapping[str, Any]) -> torch.Tensor:
+    """``int64 [N]``: the part of validation each sample (``labels [N]``) falls in under the :func:`combiner_fit_options`
+    ``options``, stratified by class and seeded: ``crossfit``, its fold ``0 .. folds-1`` (each class dealt out in turn
+    over the folds, in an order drawn with ``seed``); ``split``, 0 for the combiner's part (``share`` of each class,
+    rounded) and 1 for the thresholds'; ``same``, 0 for every sample."""
+    n = labels.shape[0]
+    parts = torch.zeros(n, dtype=torch.long)
+    if options["mode"] == "same":
+        return parts
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(options["seed"])))
+    for c in labels.unique().tolist():
+        members = perm[labels[perm] == c]  # this class's samples, in the drawn order
+        if options["mode"] == "crossfit":
+            parts[members] = torch.arange(members.numel()) % int(options["folds"])
+        else:
+            parts[members[int(round(options["share"] * members.numel())) :]] = 1
+    return parts
+
+
+def fit_combiner(name: str, logits: torch.Tensor, labels: torch.Tensor, costs: Sequence[float], options: Mapping[str, Any] | None = None
+                 ) -> tuple[ExitCombiner, torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    """The combiner ``name`` a combined policy runs, and the validation outputs its method's thresholds are fitted on:
+    ``(combiner, outputs [K, M, C], rows)``, ``rows`` the validation samples of ``outputs`` (``int64 [M]``; ``None``:
+    all of them, in order). ``logits [K, N, C]``, ``labels [N]``, ``costs [K]``; ``options``: :func:`combiner_fit_options`.
+
+    - ``same``: the combiner fitted on all of validation and its outputs there (the thresholds then fit outputs the
+      combiner was fitted to: their validation accuracy is optimistic).
+    - ``crossfit``: the combiner fitted on all of validation (the runtime's), and as outputs each sample's combined
+      output by a combiner fitted on the other folds (:func:`validation_parts`): out-of-fold outputs, as a test
+      sample's are to the combiner that runs.
+    - ``split``: the combiner fitted on part 0 of validation (``share`` of it) and its outputs on part 1 (``rows``)."""
+    opts = combiner_fit_options(options)
+    if opts["mode"] == "same":
+        combiner = make_combiner(name).fit(logits, labels, costs)
+        return combiner, combiner.transform(logits), None
+    parts = validation_parts(labels, opts)
+    if opts["mode"] == "split":
+        fit_rows, rows = (parts == 0).nonzero().view(-1), (parts == 1).nonzero().view(-1)
+        combiner = make_combiner(name).fit(logits[:, fit_rows], labels[fit_rows], costs)
+        return combiner, combiner.transform(logits[:, rows]), rows
+    outputs = torch.empty(logits.shape, dtype=torch.float32)
+    for fold in range(opts["folds"]):
+        held = parts == fold
+        outputs[:, held] = make_combiner(name).fit(logits[:, ~held], labels[~held], costs).transform(logits[:, held])
+    return make_combiner(name).fit(logits, labels, costs), outputs, None
+
+
+def _recorded(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The :func:`combiner_fit_options` a fitted file records: the mode, and what it reads (``folds`` or ``share``) with
+    the seed."""
+    opts = combiner_fit_options(options)
+    read = "folds" if opts["mode"] == "crossfit" else "share"
+    return {"mode": opts["mode"], read: opts[read], "seed": opts["seed"]}
+
+
 class CombinedPolicy(ExitScheduler):
     """An exit combiner followed by a policy: ``"<combiner>+<method>"``.
 
     ``combiner``: an :class:`~eenet.combiners.ExitCombiner` (fitted before the policy: :func:`fit_budgets` fits it
     once for every budget); ``policy``: the method's scheduler, fitted by :meth:`fit` on the combined probabilities
-    ``[K, N, C]`` (what :meth:`outputs` returns); ``combiner_losses``: :func:`combiner_losses` of the combiner on the
-    validation outputs it was fitted on (``[K]``, set by :func:`fit_budgets`; ``None``: not computed). Its JSON is the
-    method's, under the combined name, with the combiner's state under ``"combiner"`` and the losses under
-    ``"combiner_losses"`` (what the report's table of combiner losses reads).
+    ``[K, N, C]`` (what :meth:`outputs` returns); ``combiner_losses``: :func:`combiner_losses` of the combined
+    validation outputs the method was fitted on (``[K]``, set by :func:`fit_budgets`; ``None``: not computed);
+    ``combiner_fit``: the :func:`combiner_fit_options` it was fitted with (``None``: ``same``, as every file written
+    before the option). Its JSON is the method's, under the combined name, with the combiner's state under
+    ``"combiner"``, the losses under ``"combiner_losses"`` (what the report's table of combiner losses reads) and, but
+    for ``same``, the options under ``"combiner_fit"``.
     """
 
     needs_logits = True
 
-    def __init__(self, combiner: ExitCombiner, policy: ExitScheduler, combiner_losses: Sequence[float] | None = None) -> None:
+    def __init__(self, combiner: ExitCombiner, policy: ExitScheduler, combiner_losses: Sequence[float] | None = None,
+                 combiner_fit: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         self.combiner = combiner
         self.policy = policy
         self.combiner_losses = None if combiner_losses is None else [float(d) for d in combiner_losses]
+        self.combiner_fit = None if combiner_fit is None or combiner_fit.get("mode") == "same" else _recorded(combiner_fit)
 
     @property
     def method(self) -> str:  # type: ignore[override]  (a class constant elsewhere: here it names both steps)
@@ -116,14 +205,15 @@ class CombinedPolicy(ExitScheduler):
 
     def to_json(self) -> dict[str, Any]:
         out = {**self.policy.to_json(), "method": self.method, "combiner": self.combiner.to_json()}
-        return out if self.combiner_losses is None else {**out, "combiner_losses": self.combiner_losses}
+        out = out if self.combiner_losses is None else {**out, "combiner_losses": self.combiner_losses}
+        return out if self.combiner_fit is None else {**out, "combiner_fit": dict(self.combiner_fit)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CombinedPolicy:
         comb, method = split_method(str(d["method"]))
         if comb is None or not isinstance(d.get("combiner"), dict) or d["combiner"].get("name") != comb:
             raise ValueError(f"scheduler file of method {d['method']!r} holds no {comb} combiner")
-        obj = cls(combiner_from_json(d["combiner"]), METHODS[method].from_json(d), d.get("combiner_losses"))
+        obj = cls(combiner_from_json(d["combiner"]), METHODS[method].from_json(d), d.get("combiner_losses"), d.get("combiner_fit"))
         for key in _FITTED:
             setattr(obj, f"{key}_", d[key])
         return obj
@@ -197,15 +287,19 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
     as another kind of policy than the preliminary one (its ``family``: EENet fallen back to MaxPred) has its own
     overhead measured and is fitted again against it, once.
 
-    A combined policy's :func:`combiner_losses` are computed once, here, logged as a warning where positive and kept in
-    every budget's policy (its JSON's ``combiner_losses``)."""
+    A combined policy's combiner is fitted by :func:`fit_combiner` with ``params["combiner_fit"]`` (the benchmark's
+    ``combiner_fit`` block; absent: :data:`COMBINER_FIT_DEFAULTS`), and every budget's method on the validation
+    outputs it gives. Its :func:`combiner_losses` on those outputs are computed once, here, logged as a warning where
+    positive and kept in every budget's policy (its JSON's ``combiner_losses``)."""
     comb, base = split_method(method)
-    combiner, losses = None, None
+    combiner, losses, fit_options = None, None, None
     if comb is not None:
         if logits is None:
             raise ValueError(f"{method} needs the raw logits of every exit; this cache has none: re-run snakemake --forcerun cache_logits")
-        combiner = make_combiner(comb).fit(logits, labels, costs)
-        combined = combiner.transform(logits)
+        fit_options = combiner_fit_options(params.get("combiner_fit"))
+        combiner, combined, rows = fit_combiner(comb, logits, labels, costs, fit_options)
+        if rows is not None:  # split: the method sees the part of validation the combiner was not fitted on
+            probs, labels = probs[:, rows], labels[rows]
         losses = combiner_losses(combined, probs, labels)
         worse = [(k, d) for k, d in enumerate(losses) if d > 0]
         if worse:  # e.g. product anytime on a network whose late exits are already good
@@ -215,7 +309,7 @@ def fit_budgets(method: str, params: dict[str, Any], probs: torch.Tensor, logits
 
     def new_policy() -> ExitScheduler:
         policy = make_scheduler(base, **accepted_params(base, params))
-        return policy if combiner is None else CombinedPolicy(combiner, policy, losses)
+        return policy if combiner is None else CombinedPolicy(combiner, policy, losses, fit_options)
 
     decision: list[float] | None = None
     raw_costs = [float(c) for c in costs]
