@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from eenet.analysis.bootstrap import alias_groups, bootstrap_comparisons, holm, paired_bootstrap
-from eenet.analysis.frontier import FRONTIER_FIELDS
+from eenet.analysis.frontier import CLOCK_FIELDS, FRONTIER_FIELDS
 
 __all__ = [
     "paired_bootstrap", "bootstrap_comparisons", "holm", "alias_groups", "area_under_curve", "STATS_FIELDS", "AHEAD_LEVEL",
@@ -29,7 +29,7 @@ STATS_FIELDS = [
     "bench", "seed", "method", "aliases", "budget_value", "budget_ms", "test_accuracy", "vs_maxpred", "vs_maxpred_ci_low",
     "vs_maxpred_ci_high", "seed_ci_low", "seed_ci_high", "p_value", "p_holm", "ahead", "gap_to_oracle", "cost_ratio",
     "over_budget", "auc", "mean_gap_to_oracle", "share_over_budget", "vs_maxpred_seed_min", "vs_maxpred_seed_max",
-    "auc_seed_min", "auc_seed_max", *FRONTIER_FIELDS, "val_accuracy", "val_minus_test", "mean_val_minus_test",
+    "auc_seed_min", "auc_seed_max", *FRONTIER_FIELDS, *CLOCK_FIELDS, "val_accuracy", "val_minus_test", "mean_val_minus_test",
 ]  # fmt: skip
 """Columns of stats.csv: one row per policy and budget, and one per policy with ``budget_value = all``; ``seed`` is
 the run's training seed, or ``mean`` for the rows over seeds (then ``*_seed_min/max`` give the spread of the seeds).
@@ -39,7 +39,8 @@ percentile interval with the test samples resampled; ``seed_ci_low/high`` (rows 
 seeds and the test samples resampled (two-level bootstrap); ``p_value``: the two-sided bootstrap p-value of
 ``vs_maxpred`` (from the two-level bootstrap on the rows over seeds), ``p_holm`` it Holm-adjusted over the rows of its
 family, ``ahead``: ``p_holm < 0.05`` and ``vs_maxpred > 0`` (see :func:`benchmark_stats`); then the plain-network
-frontier's columns (:data:`eenet.analysis.frontier.FRONTIER_FIELDS`); ``val_accuracy``: the fitted policy's accuracy on
+frontier's columns (:data:`eenet.analysis.frontier.FRONTIER_FIELDS`) and MaxPred's on the measured clock
+(:data:`eenet.analysis.frontier.CLOCK_FIELDS`); ``val_accuracy``: the fitted policy's accuracy on
 the validation outputs its fit graded itself on (the evaluation's ``val_accuracy``; the mean over seeds on the mean
 rows), ``val_minus_test``: it minus ``test_accuracy`` (positive: the fit promised more than test gave), and on a
 policy's ``all`` row ``mean_val_minus_test``, its mean over the feasible budgets."""
