@@ -351,3 +351,35 @@ def test_clock_columns_compare_with_maxpred_interpolated_at_the_policys_measured
     assert y["vs_maxpred_measured_batched"] == pytest.approx(mean(cy) - (0.2 * mean(c1) + 0.8 * mean(c2)))
     assert by[("maxpred", "0.4")]["vs_maxpred_measured"] == 0.0  # MaxPred against itself
     assert "vs_maxpred_measured" not in by[("x", "all")]
+
+
+def test_a_policy_and_the_frontier_are_compared_on_cost_csvs_clock(tmp_path):
+    """The runtime ran when the machine was twice as fast as when cost.csv was timed: the policy's latency is its
+    same-run ratio times its cost-model prediction (cost.csv's clock), not the raw measured ms; frontier.csv, timed
+    at yet another speed, is scaled onto cost.csv's clock through the cuts both time."""
+    from eenet.analysis.frontier import clock_ratio, measured_latency
+
+    row = {"method": "m", "budget_value": "0.5", "batch_size": "1", "measured_ms": "0.25", "simulated_ms": "0.5",
+           "test_simulated_ms": "0.6", "measured_vs_same_run": "1.05"}  # fmt: skip
+    assert measured_latency([row], "m", "0.5") == pytest.approx(1.05 * 0.6)  # not 0.25 / 0.5 * 0.6 = 0.3
+    assert measured_latency([{**row, "measured_vs_same_run": ""}], "m", "0.5") == pytest.approx(0.3)  # no check: as before
+    cost = [{"exit": "0", "cut_ms": "0.2", "plain_ms": ""}, {"exit": "1", "cut_ms": "0.5", "plain_ms": "0.4"}]
+    frontier = [{"network": "cut0", "kind": "cut", "ms": "0.1"}, {"network": "cut1", "kind": "cut", "ms": "0.2"},
+                {"network": "depth1", "kind": "trained", "ms": "0.05"}]  # fmt: skip
+    assert clock_ratio(cost, frontier) == pytest.approx(2.0)  # cut0 0.2/0.1, cut1 (the plain network) 0.4/0.2
+    assert clock_ratio(cost, frontier[2:]) == 1.0  # no shared cut: left as is
+    # read_frontier puts every network of frontier.csv, trained ones included, on cost.csv's clock
+    from eenet.analysis.frontier import read_frontier
+    from eenet.io import write_csv
+    from eenet.records import write_logits_cache
+
+    probs = torch.softmax(torch.randn(2, 30, 3, generator=torch.Generator().manual_seed(0)), dim=2)
+    labels = torch.randint(0, 3, (30,), generator=torch.Generator().manual_seed(1))
+    table = tmp_path / "frontier.csv"
+    write_csv(table, [{**r, "exit": r["network"][-1] if r["kind"] == "cut" else ""} for r in frontier], ["network", "kind", "exit", "ms"])
+    cache = tmp_path / "frontier" / "depth1" / "logits" / "test.safetensors"
+    cache.parent.mkdir(parents=True)
+    header = {"bench": "b", "split": "test", "dataset": "d", "model_sha256": "0", "num_exits": 1, "num_classes": 3, "device": "cpu"}
+    write_logits_cache(cache, {"probs": probs[1:], "logits": probs[1:].log(), "labels": labels}, header)
+    points = {pt["network"]: pt["ms"] for pt in read_frontier(cost, [table, cache], probs, labels)}
+    assert points == pytest.approx({"cut0": 0.2, "cut1": 0.4, "depth1": 0.1})

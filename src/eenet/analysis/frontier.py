@@ -9,8 +9,10 @@ its own test accuracy. Cuts alone are timed in the same interleaved run as the e
 cost.csv without it, the plain network alone: :func:`frontier_points`); with networks trained alone, every network,
 cuts included, is timed in one interleaved run of its own (frontier.csv: :func:`network_points`).
 
-A policy is placed at its measured latency at batch 1 on the whole test set (runtime.csv: the timed sample's
-``measured_ms / simulated_ms`` times ``test_simulated_ms``, the cost model's prediction for every test sample); its
+A policy is placed at its measured latency at batch 1 on the whole test set, on cost.csv's clock (runtime.csv: the
+timed sample's ``measured_vs_same_run``, its measured time over the cost model's prediction from single exits timed in
+the same run, times ``test_simulated_ms``, the cost model's prediction for every test sample: :func:`measured_latency`),
+and frontier.csv's times are put on the same clock through the cuts both jobs time (:func:`clock_ratio`); its
 competitor is the most accurate frontier point, cut or trained, at no more than that latency, and the advantage over it
 gets the paired bootstrap interval of every other comparison (:func:`frontier_columns`).
 """
@@ -28,7 +30,7 @@ from eenet.analysis.bootstrap import bootstrap_comparisons
 
 __all__ = [
     "FRONTIER_FIELDS", "CLOCK_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
-    "batched_size", "clock_columns",
+    "batched_size", "clock_columns", "clock_ratio",
 ]  # fmt: skip
 
 FRONTIER_FIELDS = [
@@ -110,21 +112,49 @@ def read_frontier(
     if not files:
         return frontier_points(cost_rows, probs, labels)
     table, *caches = files
+    rows = read_csv(table)
+    drift = clock_ratio(cost_rows, rows)
     trained = {}
     for f in caches:
         tensors, _ = read_logits_cache(f, split="test")
         if not torch.equal(tensors["labels"], labels):
             raise ValueError(f"{f}: its test labels are not the multi-exit network's (another test set or split)")
         trained[Path(f).parents[1].name] = tensors["probs"]
-    return network_points(read_csv(table), probs, labels, trained)
+    return [{**pt, "ms": pt["ms"] * drift} for pt in network_points(rows, probs, labels, trained)]
+
+
+def clock_ratio(cost_rows: Sequence[Mapping[str, str]], frontier_rows: Sequence[Mapping[str, str]]) -> float:
+    """The factor that puts frontier.csv's times on cost.csv's clock: the median over the exits of cost.csv's ``cut_ms``
+    (the plain network's ``plain_ms`` at the last exit) over frontier.csv's time of the same cut (both jobs time the
+    cuts; 1.0 where they share none). The two jobs run at other times on a machine whose speed drifts."""
+    cost = {f"cut{int(r['exit'])}": r.get("cut_ms") for r in cost_rows}
+    last = max((int(r["exit"]) for r in cost_rows), default=-1)
+    if last >= 0:
+        cost[f"cut{last}"] = next((r.get("plain_ms") or r.get("cut_ms") for r in cost_rows if int(r["exit"]) == last), None)
+    ratios = sorted(float(cost[r["network"]]) / float(r["ms"]) for r in frontier_rows
+                    if r.get("kind") == "cut" and cost.get(r["network"]) not in (None, "") and float(r["ms"]) > 0)  # fmt: skip
+    if not ratios:
+        return 1.0
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else 0.5 * (ratios[mid - 1] + ratios[mid])
 
 
 def measured_latency(runtime_rows: Sequence[Mapping[str, str]], method: str, budget_value: Any, batch_size: int = 1) -> float | None:
-    """A policy's measured ms per sample at ``batch_size``, scaled to the whole test set (``None``: not in runtime.csv)."""
+    """A policy's measured ms per sample at ``batch_size``, scaled to the whole test set (``None``: not in runtime.csv).
+
+    At batch 1, on **cost.csv's clock**: ``measured_vs_same_run x test_simulated_ms``, the policy's measured time over
+    what the cost model predicts from the single exits timed in the same run (the runtime's same-run check), times the
+    cost model's prediction for the whole test set on cost.csv's costs. The runtime job and cost.csv's run at other
+    times, and a shared machine can be twice as slow in one of them (measured: every single exit 2.1-2.2x faster in the
+    runtime than in cost.csv's job an hour before, on a loaded 2-core machine): the raw measured ms against cost.csv's
+    cuts compared a policy with networks timed on another clock. Without the check (older files, batched rows):
+    ``measured_ms / simulated_ms x test_simulated_ms``; without ``test_simulated_ms``, the timed sample's ms."""
     for r in runtime_rows:
         if r["method"] == method and str(r["budget_value"]) == str(budget_value) and int(r["batch_size"]) == batch_size:
             if r.get("test_simulated_ms") in (None, ""):
                 return float(r["measured_ms"])  # a runtime.csv of an older run: the timed sample's own latency
+            if r.get("measured_vs_same_run") not in (None, ""):
+                return float(r["measured_vs_same_run"]) * float(r["test_simulated_ms"])
             return float(r["measured_ms"]) / float(r["simulated_ms"]) * float(r["test_simulated_ms"])
     return None
 
