@@ -34,6 +34,7 @@ rule compute_stats:
 rule aggregate_seeds:
     input:
         summaries=seed_runs("results/{run}/summary.csv"),
+        seed_stats=seed_runs("results/{run}/stats.csv"),
         tests=seed_runs("results/{run}/logits/test.safetensors"),
         evals=seed_policies("results/{run}/eval/{method}/{budget}.json"),
         schedulers=seed_policies("results/{run}/schedulers/{method}/{budget}.json"),

@@ -383,3 +383,30 @@ def test_a_policy_and_the_frontier_are_compared_on_cost_csvs_clock(tmp_path):
     write_logits_cache(cache, {"probs": probs[1:], "logits": probs[1:].log(), "labels": labels}, header)
     points = {pt["network"]: pt["ms"] for pt in read_frontier(cost, [table, cache], probs, labels)}
     assert points == pytest.approx({"cut0": 0.2, "cut1": 0.4, "depth1": 0.1})
+
+
+def test_the_results_documents_clock_section_reads_each_seeds_comparisons():
+    from eenet.analysis.results_runtime import clock_section
+    from eenet.analysis.results_sections import Run
+
+    def st(seed, method, budget, acc, vf, lo, hi):
+        return {"seed": seed, "method": method, "budget_value": budget, "test_accuracy": acc, "vs_frontier": vf,
+                "vs_frontier_ci_low": lo, "vs_frontier_ci_high": hi}  # fmt: skip
+
+    stats = [st(s, "a", b, "0.89", "0.02", "0.01", "0.03") for s in ("0", "1") for b in ("0.5", "0.6")]
+    stats += [st("0", "b", "0.5", "0.70", "-0.02", "-0.03", "-0.01"), st("1", "b", "0.5", "0.70", "0.01", "-0.01", "0.02")]
+    stats += [{**r, "seed": "mean"} for r in stats[:2]]
+    summary = [{"seed": s, "method": f"static_exit{k}", "test_accuracy": "0.892"} for s in ("0", "1") for k in (0, 1)]
+
+    def rt(seed, method, budget, ratio, speed):
+        return {"bench": f"x/seed{seed}", "method": method, "budget_value": budget, "batch_size": "1",
+                "measured_vs_same_run": ratio, "speedup_vs_plain_test": speed}  # fmt: skip
+
+    runtime = [rt("0", "a", "0.5", "0.95", "1.6"), rt("0", "a", "0.6", "1.12", "1.3"), rt("1", "a", "0.5", "1.0", "1.4"),
+               rt("1", "b", "0.5", "1.0", "2.0")]  # fmt: skip
+    text = "\n".join(clock_section(Run("x", stats=stats, summary=summary, runtime=runtime)))
+    assert "0.95–1.12 over 4 policy-budget runs of 2 seeds, 1 outside ±10 %" in text
+    assert "| `a` | +2.00* / +2.00* | +2.00* / +2.00* |" in text and "| `b` | -2.00- / +1.00 | · / · |" in text
+    assert "Above the frontier at 2 or more budgets in every seed: `a`." in text
+    # within 0.5 points of the plain network (89.2 %): `a` only (b is 19 points below); seed 0's fastest is at 0.5
+    assert "seed 0: `a` at 0.5, -0.20 points, ×1.60; seed 1: `a` at 0.5, -0.20 points, ×1.40" in text

@@ -302,3 +302,16 @@ def test_the_validation_minus_test_gap_is_reported_per_policy_and_budget(tmp_pat
                          bench="b", method="maxpred", device="cpu", tolerance=0.05)  # fmt: skip
     (row,) = [r for r in benchmark_stats("b", {}, [ev], 0.05) if r["budget_value"] == 0.5]
     assert row["val_accuracy"] == sched.val_accuracy_ and row["val_minus_test"] == approx(sched.val_accuracy_ - ev["test_accuracy"])
+
+
+def test_the_aggregate_over_seeds_keeps_each_seeds_own_measured_clock_columns():
+    from eenet.analysis.stats import carry_seed_columns
+
+    rows = [{"seed": "0", "method": "m", "budget_value": "0.5", "vs_frontier": ""}, {"seed": "1", "method": "m", "budget_value": "0.5"},
+            {"seed": "mean", "method": "m", "budget_value": "0.5"}]  # fmt: skip
+    own = [{"seed": "0", "method": "m", "budget_value": "0.5", "vs_frontier": "0.02", "frontier_network": "cut1", "p_value": "0.9"},
+           {"seed": "1", "method": "m", "budget_value": "0.5", "vs_frontier": "", "frontier_network": "cut2"}]  # fmt: skip
+    carry_seed_columns(rows, own, ["vs_frontier", "frontier_network"])
+    assert rows[0] == {"seed": "0", "method": "m", "budget_value": "0.5", "vs_frontier": "0.02", "frontier_network": "cut1"}
+    assert rows[1] == {"seed": "1", "method": "m", "budget_value": "0.5", "frontier_network": "cut2"}  # empty cells not copied
+    assert rows[2] == {"seed": "mean", "method": "m", "budget_value": "0.5"}  # the mean row has no seed of its own

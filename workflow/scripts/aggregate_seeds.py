@@ -5,10 +5,11 @@ seeds)."""
 
 import torch
 
+from eenet.analysis.frontier import CLOCK_FIELDS, FRONTIER_FIELDS
 from eenet.analysis.plotting import SUMMARY_FIELDS, aggregate_seed_rows, plot_curve
-from eenet.analysis.stats import STATS_FIELDS, log_stats, policy_decisions, seed_stats
+from eenet.analysis.stats import STATS_FIELDS, carry_seed_columns, log_stats, policy_decisions, seed_stats
 from eenet.analysis.summary import auc_by_method, read_seed_runs, seeds_caption
-from eenet.io import write_csv
+from eenet.io import read_csv, write_csv
 from eenet.pipeline.logs import setup_logging
 from eenet.records import read_fitted_policy, read_logits_cache
 
@@ -25,6 +26,8 @@ for run, test in zip(p.runs, inp.tests, strict=True):
     fitted = [read_fitted_policy(f) for f in inp.schedulers if f.startswith(f"results/{run}/")]
     decisions.append(policy_decisions(tensors["probs"], tensors["labels"], fitted, tensors.get("logits")))
 stats = seed_stats(bench, seeds, p.tolerance, p.stats["bootstrap"], p.stats["seed"], decisions)
+# each seed's own measured-clock comparisons (frontier, MaxPred at the measured latency), from its stats.csv
+carry_seed_columns(stats, [r for f in inp.seed_stats for r in read_csv(f)], FRONTIER_FIELDS + CLOCK_FIELDS)
 write_csv(snakemake.output.stats, stats, STATS_FIELDS)
 log_stats(log, [r for r in stats if r["seed"] == "mean"])
 caption = seeds_caption(bench, seeds, mean[0].get("device"), n_test)

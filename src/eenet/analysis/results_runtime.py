@@ -5,9 +5,9 @@ chain (user_chain*.csv) and the many-exit runs' timings (many_exit_run.csv). Tem
 
 from __future__ import annotations
 
-from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, span, times
+from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, pts, span, times
 
-__all__ = ["frontier_section", "runtime_section", "earlier_runtime", "user_chain", "many_exit_table"]
+__all__ = ["frontier_section", "runtime_section", "clock_section", "earlier_runtime", "user_chain", "many_exit_table"]
 
 
 def _ratio(x: str | float) -> str:
@@ -50,7 +50,9 @@ def frontier_section(run: Run) -> list[str]:
         "",
         "What a user could run instead of early exit: the network cut after one exit, with that exit's head only (the last cut is "
         f"the plain network), timed in the same run as the exits (cost.csv): {'; '.join(points)}. Each policy is placed at its "
-        "measured latency at batch 1 on the whole test set and compared with the most accurate cut no slower than it (test accuracy, "
+        "measured latency at batch 1 on the whole test set, on cost.csv's clock (its measured time over the cost model's prediction "
+        "from the single exits timed in the same job, times the prediction for every test sample), and compared with the most "
+        "accurate cut no slower than it (test accuracy, "
         "points, paired bootstrap 95 % interval; stats.csv's `vs_frontier` columns, no multiple-comparison correction):",
         "",
         "| budget | " + " | ".join(f"`{m}`" for m in methods) + " |",
@@ -60,6 +62,97 @@ def frontier_section(run: Run) -> list[str]:
         f"Above the frontier (interval above 0): {len(above)} of {len(rows)} policy-budget pairs; below it: {len(below)}.",
     ]
     return lines + [""]
+
+
+def _seed_of(row: dict[str, str]) -> str:
+    """A row's training seed: stats.csv's ``seed``, else the ``seed<s>`` of runtime.csv's ``bench`` (``""``: none)."""
+    if has(row.get("seed")):
+        return row["seed"]
+    bench = row.get("bench", "")
+    return bench.rsplit("seed", 1)[1] if "/seed" in bench else ""
+
+
+def _per_seed_table(rows: Rows, key: str, seeds: list[str]) -> list[str]:
+    """Policies x budgets, each cell the seeds' values of ``key`` (points; ``*``: its interval above 0, ``-``: below)."""
+    at = {(r["method"], r["budget_value"], _seed_of(r)): r for r in rows if has(r.get(key))}
+    methods = sorted({m for m, _, _ in at})
+    budgets = sorted({b for _, b, _ in at}, key=float)
+
+    def one(r: dict[str, str] | None) -> str:
+        if r is None:
+            return "·"
+        mark = "*" if float(r[f"{key}_ci_low"]) > 0 else "-" if float(r[f"{key}_ci_high"]) < 0 else ""
+        return f"{pts(r[key])}{mark}"
+
+    lines = ["| policy | " + " | ".join(budgets) + " |", "|---" * (len(budgets) + 1) + "|"]
+    for m in methods:
+        lines.append(f"| `{m}` | " + " | ".join(" / ".join(one(at.get((m, b, s))) for s in seeds) for b in budgets) + " |")
+    return lines
+
+
+def clock_section(run: Run) -> list[str]:
+    """A many-exit run on the measured clock, seed by seed: the runtime's same-run check (runtime.csv's
+    ``measured_vs_same_run``), each policy against the plain-network frontier and against MaxPred at its measured
+    latency (stats.csv's ``vs_frontier`` and ``vs_maxpred_measured``), and the fastest policy within 0.5 points of the
+    plain network's accuracy (runtime.csv's ``speedup_vs_plain_test``)."""
+    seeds = run.seeds
+    stats = [r for r in run.per_seed(run.stats) if r["budget_value"] != "all" and not is_bound(r["method"])]
+    if not stats or not any(has(r.get("vs_frontier")) for r in stats):
+        return []
+    rt = [r for r in run.runtime if r["batch_size"] == "1" and has(r.get("budget_value")) and not is_bound(r["method"])]
+    lines = ["#### On the measured clock", ""]
+    checked = [float(r["measured_vs_same_run"]) for r in rt if has(r.get("measured_vs_same_run"))]
+    if checked:
+        outside = sum(abs(x - 1) > 0.1 for x in checked)
+        lines += [
+            "The runtime's own check (runtime.csv's `measured_vs_same_run`, batch 1: each policy's measured time over the cost "
+            "model's prediction from the single exits timed in the same job, so that the machine's drift between jobs is left "
+            f"out): {span(checked, _ratio)} over {len(checked)} policy-budget runs of {plural(len(seeds), 'seed')}, "
+            f"{outside} outside ±10 %.",
+            "",
+        ]
+    lines += [
+        f"Against the plain-network frontier at the policy's measured latency (stats.csv's `vs_frontier`; seeds "
+        f"{' / '.join(seeds)}; *: interval above 0, -: below 0, ·: no frontier point as fast):",
+        "",
+        *_per_seed_table(stats, "vs_frontier", seeds),
+        "",
+    ]
+    wins = {}
+    for r in stats:
+        if has(r.get("vs_frontier_ci_low")) and float(r["vs_frontier_ci_low"]) > 0:
+            wins.setdefault((r["method"], r["seed"]), set()).add(r["budget_value"])
+    every = sorted({m for m, _ in wins if all(len(wins.get((m, s), ())) >= 2 for s in seeds)})
+    lines += [f"Above the frontier at 2 or more budgets in every seed: {', '.join(f'`{m}`' for m in every) or 'none'}.", ""]
+    if any(has(r.get("vs_maxpred_measured")) for r in stats):
+        lines += [
+            "Against MaxPred at the policy's measured latency (stats.csv's `vs_maxpred_measured`: MaxPred's accuracy "
+            "interpolated between its budgets at their measured latencies; batch 1):",
+            "",
+            *_per_seed_table(stats, "vs_maxpred_measured", seeds),
+            "",
+        ]
+    plain = {r["seed"]: float(r["test_accuracy"]) for r in run.per_seed(run.summary)
+             if r["method"].startswith("static_exit") and r["method"] == max((x["method"] for x in run.per_seed(run.summary)
+             if x["method"].startswith("static_exit")), key=lambda n: int(n.removeprefix("static_exit")))}  # fmt: skip
+    speed = {(r["method"], r["budget_value"], _seed_of(r)): r.get("speedup_vs_plain_test") for r in rt}
+    best = []
+    for s in seeds:
+        near = [r for r in stats if r["seed"] == s and s in plain and float(r["test_accuracy"]) >= plain[s] - 0.005
+                and has(speed.get((r["method"], r["budget_value"], s)))]  # fmt: skip
+        if near:
+            r = max(near, key=lambda r: float(speed[(r["method"], r["budget_value"], s)]))
+            gap = pts(float(r["test_accuracy"]) - plain[s])
+            best.append(f"seed {s}: `{r['method']}` at {r['budget_value']}, {gap} points, "
+                        f"{times(speed[(r['method'], r['budget_value'], s)])}")  # fmt: skip
+        else:
+            best.append(f"seed {s}: no policy within 0.5 points")
+    lines += [
+        "The fastest policy at no more than 0.5 points below the plain network's accuracy (the last exit's), its speed-up over "
+        f"the plain network on the whole test set (runtime.csv's `speedup_vs_plain_test`): {'; '.join(best)}.",
+        "",
+    ]
+    return lines
 
 
 def _runtime_table(rows: Rows, batch: str) -> list[str]:

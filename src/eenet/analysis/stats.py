@@ -193,6 +193,18 @@ def correct_by_policy(
     return {k: v[1] == labels for k, v in dec.items()}
 
 
+def carry_seed_columns(rows: list[dict[str, Any]], seed_rows: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> None:
+    """Copy ``fields`` from each seed's own stats.csv (``seed_rows``: all seeds' rows, as read) into the rows of the same
+    seed, policy and budget in ``rows`` (:func:`seed_stats`' per-seed rows, in place): the columns a run's stats.csv
+    computes from its own measurements (the frontier and MaxPred at the measured latency, :mod:`eenet.analysis.frontier`),
+    which the aggregate over seeds does not recompute. Empty cells are not copied."""
+    own = {(str(r["seed"]), r["method"], str(r["budget_value"])): r for r in seed_rows}
+    for row in rows:
+        src = own.get((str(row.get("seed")), row["method"], str(row["budget_value"])))
+        if src is not None:
+            row.update({k: src[k] for k in fields if src.get(k) not in (None, "")})
+
+
 def seed_stats(
     bench: str,
     seeds: list[tuple[Any, dict[tuple[str, float], torch.Tensor], list[dict[str, Any]]]],
