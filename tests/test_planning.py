@@ -48,6 +48,20 @@ def test_the_reliability_study_adds_each_guaranteed_variant_once_and_leaves_out_
     assert list(study_methods(block(reliability={"methods": ["maxpred"]}))) == ["maxpred"]
 
 
+def test_the_reliability_study_composes_every_combiner_with_every_studied_policy_guaranteed_ones_included():
+    b = block(combiners=["ztw_ens", "pa"])
+    got = study_methods(b)
+    assert list(got) == [
+        "eenet", "maxpred", "maxpred_guard", "ztw_ens+eenet", "ztw_ens+maxpred", "ztw_ens+maxpred_guard", "pa+eenet", "pa+maxpred",
+        "pa+maxpred_guard",
+    ]  # fmt: skip
+    # every policy the benchmark fits is studied but the oracle's (alone or combined)
+    assert {m for m in policy_methods(b) if split_method(m)[1] != "oracle"} <= set(got)
+    assert got["ztw_ens+maxpred_guard"] == hyper_params(b, "maxpred_guard") == {"delta": 0.1, "seed": 3}
+    assert got["pa+eenet"] == hyper_params(b, "eenet")
+    assert all(re.fullmatch(METHOD_PATTERN, m) for m in got)
+
+
 def test_examples_default_to_eenet_at_the_middle_budget_and_refuse_what_is_not_fitted():
     assert example_policy(block()) == ("eenet", "0.7")
     assert example_policy(block(methods=["oracle", "entropy"])) == ("entropy", "0.7")

@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import COSTS, clone_run, make_probs, snakemake
+from helpers import COSTS, clone_run, edit_config, make_probs, snakemake
 
-from eenet.analysis.reliability import RELIABILITY_FIELDS, markdown_table, reliability_rows, reliability_study, split_indices
+from eenet.analysis.reliability import (
+    RELIABILITY_FIELDS,
+    accuracy_loss,
+    markdown_table,
+    reliability_rows,
+    reliability_study,
+    split_indices,
+)
+from eenet.schedulers import accuracy, fit_budgets, realised_cost
 
 
 def test_resplits_are_seeded_partitions():
@@ -51,6 +59,58 @@ def test_study_is_reproducible_and_the_same_with_workers():
     assert all(g["cost_ratio_mean"] < p["cost_ratio_mean"] for g, p in zip(guard, plain, strict=True))
 
 
+def test_combined_policies_and_guaranteed_compositions_are_studied_as_fitted_alone():
+    """``ztw_ens+maxpred`` and ``ztw_ens+maxpred_guard``: the combiner fitted on each re-split's fit part, the policy on its
+    probabilities; re-split 0 gives what fit_budgets gives on the same part, evaluated on the combined rest."""
+    val, test = make_probs(600, seed=1), make_probs(900, seed=2)
+    logits = (val[0].log(), test[0].log())  # softmax(log p) = p: raw logits of these outputs
+    budgets = {0.6: 0.6, 0.8: 0.8}
+    methods = {"maxpred": {}, "ztw_ens+maxpred": {}, "ztw_ens+maxpred_guard": {"cost": {"delta": 0.1}, "seed": 0}}
+    with pytest.raises(ValueError, match="ztw_ens\\+maxpred, ztw_ens\\+maxpred_guard need the raw logits"):
+        reliability_study(val, test, COSTS, budgets, methods, resplits=2)
+    res = reliability_study(val, test, COSTS, budgets, methods, resplits=3, seed=1, logits=logits)
+    assert sorted(res) == sorted(reliability_study(val, test, COSTS, budgets, methods, resplits=3, seed=1, workers=2, logits=logits))
+    assert len([r for r in res if r[0] == "ztw_ens+maxpred_guard"]) == 6
+    fit, ev = split_indices(1500, 600, seed=1, r=0)
+    probs, labels, raw = torch.cat([val[0], test[0]], 1), torch.cat([val[1], test[1]]), torch.cat(logits, 1)
+    for method, params in methods.items():
+        for sched, value in zip(fit_budgets(method, params, probs[:, fit], raw[:, fit], labels[fit], COSTS, list(budgets.values())),
+                                budgets, strict=True):  # fmt: skip
+            p = sched.outputs({"probs": probs[:, ev], "logits": raw[:, ev]})
+            exits = sched.assign(p)
+            want = (realised_cost(exits, torch.tensor(COSTS, dtype=torch.float64)), accuracy(p, labels[ev], exits),
+                    accuracy_loss(p, labels[ev], exits))  # fmt: skip
+            (got,) = [r[3:] for r in res if r[:3] == (method, value, 0)]
+            assert got == pytest.approx(want, abs=1e-6), method
+    rows = {(r["method"], r["budget_value"]): r for r in reliability_rows("b", res, budgets, 0.05)}
+    for v in budgets:
+        guard, plain = rows[("ztw_ens+maxpred_guard", v)], rows[("ztw_ens+maxpred", v)]
+        assert guard["base_method"] == "ztw_ens+maxpred" and "accuracy_price" in guard and guard["guarantee"] == "cost, δ 0.05"
+        assert guard["cost_ratio_mean"] < plain["cost_ratio_mean"] and "guarantee" not in plain
+        assert 0 <= plain["loss_mean"] <= 1 and "loss_violation_rate" not in plain  # the guarantee is on cost
+
+
+def test_the_accuracy_loss_guarantee_is_counted_against_its_epsilon():
+    probs = torch.tensor([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]], [[0.1, 0.9], [0.3, 0.7], [0.7, 0.3]]])  # [K=2, N=3, C=2]
+    labels, exits = torch.tensor([1, 1, 1]), torch.tensor([0, 0, 1])
+    assert accuracy_loss(probs, labels, exits) == pytest.approx(1 / 3)  # sample 0 disagrees with the last exit
+    assert accuracy_loss(probs, labels, exits, "worse") == pytest.approx(1 / 3)  # ... which was right
+    assert accuracy_loss(probs, torch.tensor([0, 1, 0]), exits, "worse") == 0.0
+    results = [
+        ("maxpred_guard", 0.5, r, c, 0.8, d) for r, (c, d) in enumerate([(1.0, 0.01), (1.0, 0.03), (1.0, 0.06), (math.nan, math.nan)])
+    ]
+    results += [("maxpred", 0.5, r, 1.0, 0.8, d) for r, d in enumerate([0.06, 0.07, 0.02, 0.08])]
+    guarantee = {"accuracy_loss": {"epsilon": 0.05, "delta": 0.1}}
+    rows = {r["method"]: r for r in reliability_rows("b", results, {0.5: 2.0}, 0.05, guarantee)}
+    guard, plain = rows["maxpred_guard"], rows["maxpred"]
+    assert guard["loss_violation_rate"] == pytest.approx(1 / 3) and plain["loss_violation_rate"] == pytest.approx(3 / 4)
+    assert guard["loss_violation_ci_low"] < 1 / 3 < guard["loss_violation_ci_high"]
+    assert guard["guarantee"] == "accuracy_loss (disagree), ε 0.05, δ 0.1"
+    assert guard["loss_mean"] == pytest.approx(0.1 / 3)
+    assert "| maxpred_guard | 0.5 | 3/4 | 0.0 |" in markdown_table(list(rows.values()))
+    assert markdown_table(list(rows.values())).splitlines()[0].endswith("| mean accuracy loss (%) | loss over ε (%) |")
+
+
 # ---------------------------------------------------------------------------------------------------
 # in the workflow
 
@@ -81,19 +141,23 @@ def test_a_guaranteed_policy_is_fitted_from_the_config_and_run_by_the_runtime(gu
 
 
 def test_reliability_rule_runs_alone_and_writes_every_policy(guarded_run):
+    edit_config(guarded_run, lambda b: b.update(combiners=["ztw_ens"]))  # the study composes it with every studied policy
     dry = snakemake(guarded_run, "-n", "results/tiny/reliability.pdf")
     assert "reliability        1" in dry.stdout.replace("\t", " ") or "reliability 1" in " ".join(dry.stdout.split())
     assert "train_multiexit" not in dry.stdout and "fit_scheduler" not in dry.stdout
     snakemake(guarded_run, "results/tiny/reliability.pdf")
     rows = list(csv.DictReader(open(guarded_run / "results/tiny/reliability.csv")))
     assert list(rows[0]) == RELIABILITY_FIELDS
-    # the methods less the oracle, maxpred_guard from the config, and entropy's guaranteed variant added
-    assert {r["method"] for r in rows} == {"eenet", "maxpred", "entropy", "maxpred_guard", "entropy_guard"}
-    assert len(rows) == 5 * 2
+    # the methods less the oracle, maxpred_guard from the config, and entropy's guaranteed variant added, each alone
+    # and after the combiner (from the cache's raw logits)
+    alone = {"eenet", "maxpred", "entropy", "maxpred_guard", "entropy_guard"}
+    assert {r["method"] for r in rows} == alone | {f"ztw_ens+{m}" for m in alone}
+    assert len(rows) == 10 * 2
     for r in rows:
-        assert int(r["resplits"]) == (1 if r["method"] == "eenet" else 4)
+        assert int(r["resplits"]) == (1 if r["method"] in ("eenet", "ztw_ens+eenet") else 4)
         if int(r["fitted"]):
             assert 0 <= float(r["violation_rate"]) <= 1 and 0 <= float(r["accuracy_mean"]) <= 1
     assert any(r["accuracy_price"] != "" for r in rows if r["method"] == "entropy_guard")
+    assert all(r["base_method"] == "ztw_ens+maxpred" for r in rows if r["method"] == "ztw_ens+maxpred_guard")
     assert (guarded_run / "results/tiny/reliability.pdf").read_bytes()[:4] == b"%PDF"
     assert "re-splits" in (guarded_run / "logs/tiny/reliability.log").read_text()

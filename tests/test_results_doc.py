@@ -119,3 +119,36 @@ def test_check_fails_on_a_stale_document_and_names_the_write_command(out, tmp_pa
     assert main(["write", "--out", str(out), "--doc", str(doc)]) == 0
     assert main(["check", "--out", str(out), "--doc", str(doc)]) == 0
     assert doc.read_text() == render(out)
+
+
+def reliability_row(text: str, method: str, budget: str) -> str:
+    """The row of the re-split study's cost table for ``method`` (plain, its guaranteed variant beside) at ``budget``."""
+    section = text.split("## How often a budget breaks on unseen data")[1]
+    return next(line for line in section.splitlines() if line.startswith(f"| `{method}` | {budget} |"))
+
+
+def test_the_reliability_study_sets_guaranteed_beside_plain_the_ztw_compositions_included(out):
+    text = render(out)
+    study = text.split("## How often a budget breaks on unseen data")[1]
+    assert "python benchmarks/reliability_study.py --run fashion_mnist_6exit_light/seed0" in study
+    assert "`fashion_mnist_6exit`: no kept study (its cached outputs, of the paper's exit heads" in study
+    for m in ("maxpred", "entropy", "ztw_ens+maxpred", "ztw_ens+entropy"):  # each with its guaranteed variant
+        assert "no variant" not in reliability_row(text, m, "0.5")
+    assert "no variant" in reliability_row(text, "ztw_ens+patience", "0.5")
+    before = reliability_row(text, "ztw_ens+maxpred", "0.5")
+
+    def guard_broken(row: dict[str, str]) -> None:
+        if row["method"] == "ztw_ens+maxpred_guard" and row["budget_value"] == "0.5":
+            row.update({"violation_rate": "0.4321", "violation_ci_low": "0.3", "violation_ci_high": "0.5"})
+
+    edit_csv(out / "fashion_mnist_6exit_light_reliability.csv", guard_broken)
+    after = reliability_row(render(out), "ztw_ens+maxpred", "0.5")
+    assert after != before and "| 43.2 (30.0–50.0) |" in after
+
+
+def test_a_reliability_study_not_kept_is_said_to_be_missing(out):
+    for name in ("fashion_mnist_6exit_light_reliability.csv", "fashion_mnist_6exit_light_reliability_accuracy_loss.csv"):
+        (out / name).unlink()
+    text = render(out)
+    assert "`fashion_mnist_6exit_light`: no kept study (no benchmarks/out/fashion_mnist_6exit_light_reliability.csv)." in text
+    assert "reliability_study.py" not in text

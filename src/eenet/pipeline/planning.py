@@ -53,10 +53,13 @@ def hyper_params(b: Mapping[str, Any], method: str) -> dict[str, Any]:
 
 def study_methods(b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The policies of the reliability study and their hyper-parameters: ``reliability.methods``, or the benchmark's
-    methods less the oracle plus the guaranteed variant of each threshold policy among them."""
-    names = b["reliability"]["methods"] or [m for m in b["methods"] if m != "oracle"] + [
-        f"{m}_guard" for m in b["methods"] if m in GUARDED and f"{m}_guard" not in b["methods"]
-    ]
+    methods less the oracle plus the guaranteed variant of each threshold policy among them, then each of the
+    benchmark's combiners composed with each of those (``ztw_ens+maxpred``, ``ztw_ens+maxpred_guard``)."""
+    names = b["reliability"]["methods"]
+    if not names:
+        alone = [m for m in b["methods"] if m != "oracle"]
+        alone += [f"{m}_guard" for m in b["methods"] if m in GUARDED and f"{m}_guard" not in b["methods"]]
+        names = alone + [compose_method(c, m) for c in b.get("combiners", []) for m in alone]
     return {m: hyper_params(b, m) for m in names}
 
 
