@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eenet.analysis.results_reliability import reliability_section
-from eenet.analysis.results_runtime import earlier_runtime, frontier_section, many_exit_table, runtime_section, user_chain
+from eenet.analysis.results_runtime import (
+    clock_section,
+    earlier_runtime,
+    frontier_section,
+    many_exit_table,
+    runtime_section,
+    user_chain,
+)
 from eenet.analysis.results_sections import (
     Run,
     bench_section,
@@ -185,7 +192,7 @@ def render(out_dir: Path) -> str:
                   "[combiners.md](combiners.md)).", ""]  # fmt: skip
     lines += many_exit_table(_read(out_dir, "many_exit_run.csv"))
     for spec in MANY_EXIT:
-        lines += bench_section(runs[spec.prefix], spec.heading, spec.commands)
+        lines += bench_section(runs[spec.prefix], spec.heading, spec.commands) + clock_section(runs[spec.prefix])
     kept = {p: (_read(out_dir, f"{p}_reliability.csv"), _read(out_dir, f"{p}_reliability_accuracy_loss.csv")) for p in RELIABILITY}
     lines += reliability_section(kept, {p: why for p, why in RELIABILITY.items() if why})
     while lines and lines[-1] == "":
