@@ -378,10 +378,15 @@ def tiny_test_images(tiny_run: Path, n: int, name: str) -> dict:
     spec = DatasetSpec.from_manifest(tiny_run / "data" / "fashion_mnist" / "manifest.json")
     test = open_benchmark(spec, tiny_run / "data" / "fashion_mnist", "small_cnn_3", {"width": 4}, None, ("test",))["test"]
     folder = tiny_run.parent / f"{tiny_run.name}-{name}"
-    if not folder.is_dir():
-        folder.mkdir()
+    if not folder.is_dir():  # written aside, then renamed: a test on another worker never sees half of it
+        part = tiny_run.parent / f"{folder.name}.{os.getpid()}"
+        part.mkdir()
         for i in range(n):
-            Image.fromarray(test.images[i, 0].numpy(), mode="L").save(folder / f"sample{i:03d}.png")
+            Image.fromarray(test.images[i, 0].numpy(), mode="L").save(part / f"sample{i:03d}.png")
+        try:
+            part.rename(folder)
+        except OSError:  # another worker's, the same images, came first
+            shutil.rmtree(part)
     tensors, _ = load_tensors(res / "logits" / "test.safetensors")
     return {"res": res, "images": folder, "test": test, "probs": tensors["probs"][:, :n], "logits": tensors["logits"][:, :n], "spec": spec}
 
