@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import SNAKEMAKE, copy_workflow, make_texts, make_tiny_bert, needs_fmnist, snakemake, tiny_config
+from helpers import SNAKEMAKE, copy_workflow, make_texts, make_tiny_bert, needs_fmnist, snakemake, tiny_config, workflow_env
 
 from eenet.training.distributed import Ranks, failed_rank, rank_batches
 
@@ -58,6 +58,7 @@ def two_ranks(cfg: dict, bench: str, **train) -> None:
 
 
 @needs_fmnist
+@pytest.mark.workflow
 def test_two_ranks_train_through_the_workflow(tmp_path):
     cfg = yaml.safe_load(tiny_config())
     two_ranks(cfg, "tiny", epochs=2, processes=2)
@@ -73,6 +74,7 @@ def test_two_ranks_train_through_the_workflow(tmp_path):
     assert [r["epoch"] for r in rows] == ["1", "2"]
 
 
+@pytest.mark.workflow
 def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
     """A network without BatchNorm or dropout (a tiny BERT, LayerNorm only), no augmentation: the only difference between
     the runs is where the gradient of each global batch is summed (two parts added by gloo's all-reduce, or one batch),
@@ -121,14 +123,15 @@ def rank_pid(rank: int) -> int | None:
 
 
 @needs_fmnist
+@pytest.mark.workflow
 def test_a_killed_rank_stops_the_run_and_the_next_run_resumes(tmp_path):
     cfg = yaml.safe_load(tiny_config())
-    cfg["benchmarks"]["tiny"]["split"].update(max_train=20000)
+    cfg["benchmarks"]["tiny"]["split"].update(max_train=5000)  # epochs of a few seconds: the kill comes in epoch 2 or 3
     two_ranks(cfg, "tiny", epochs=3, processes=2)
     wd = copy_workflow(tmp_path / "wf", yaml.safe_dump(cfg))
     ckpt = wd / "results/tiny/checkpoint/last.pt"
     run = subprocess.Popen([*SNAKEMAKE, "--cores", "2", "results/tiny/model.pt"], cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+                           text=True, env=workflow_env(wd))  # fmt: skip
     deadline = time.time() + 300
     while not ckpt.exists() and time.time() < deadline and run.poll() is None:
         time.sleep(0.05)
