@@ -140,6 +140,43 @@ def cached_probs(model, x) -> torch.Tensor:
         return torch.stack([F.softmax(z.float(), dim=1) for z in model(x)])
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread for the module that imports this fixture (autouse there), as under `make test`'s workers
+    (conftest.py): a learned rule's fit is hundreds of tiny steps, which OpenMP threads on a loaded 2-core machine slow
+    fifty-fold (74 s against 1.5 s, measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def accuracy_of(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor) -> float:
+    """Accuracy of the exits ``int64 [N]`` a policy assigns, on ``probs [K, N, C]`` and ``labels [N]``."""
+    from eenet.schedulers import exit_predictions
+
+    return float((exit_predictions(probs, exits) == labels).double().mean())
+
+
+def runs_as_it_assigns(method: str, fit_kwargs: dict, fit) -> None:
+    """Fit ``method`` (``make_scheduler(method, **fit_kwargs)``, then ``fit(sched, val_probs)``) on a small random CNN's
+    outputs and check that the adaptive runtime leaves every one of 40 inputs where :meth:`assign` sends them, batched
+    and, for every 7th, at batch 1 (:meth:`leaves_one`)."""
+    from eenet.measure.runtime import adaptive_forward
+    from eenet.models import build_model
+    from eenet.schedulers import make_scheduler
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn_3", 10, 1, width=4).double().eval()
+    val = cached_probs(model, make_inputs(("image", 1, 28), 300, 1))
+    fitted = fit(make_scheduler(method, **fit_kwargs), val)
+    x = make_inputs(("image", 1, 28), 40, 3)
+    want = fitted.assign(cached_probs(model, x))
+    assert torch.equal(adaptive_forward(model, fitted, x)[1], want)
+    for i in range(0, 40, 7):  # batch 1: leaves_one
+        assert int(adaptive_forward(model, fitted, x[i : i + 1])[1]) == int(want[i])
+
+
 MEAN, STD = (0.5,), (0.25,)
 
 

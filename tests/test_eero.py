@@ -15,29 +15,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from helpers import COSTS, cached_probs, exits_from_logits_step_by_step, exits_step_by_step, make_inputs, make_probs
+from helpers import COSTS, accuracy_of, exits_from_logits_step_by_step, exits_step_by_step, make_probs, one_thread, runs_as_it_assigns  # noqa: F401  (one_thread: autouse)
 
-from eenet.measure.runtime import adaptive_forward
 from eenet.models import build_model
 from eenet.pipeline.planning import hyper_params
 from eenet.schedulers import EEROScheduler, InfeasibleBudgetError, accepted_params, fit_policy, make_scheduler, scheduler_from_json
-from eenet.schedulers.base import assign_by_thresholds, exit_predictions, realised_cost, thresholds_for_distribution
+from eenet.schedulers.base import assign_by_thresholds, realised_cost, thresholds_for_distribution
 from eenet.schedulers.eero import TEMPERATURES, exit_risks, exponential_weights
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 PLANTED_COSTS = [0.25, 0.5, 0.75, 1.0]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def accuracy_of(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor) -> float:
-    return float((exit_predictions(probs, exits) == labels).double().mean())
 
 
 def calibrated(n: int, accuracies: tuple[float, ...], seed: int, c: int = 10, width: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,16 +168,8 @@ def test_round_trips_and_decides_exit_by_exit_as_it_assigns(val_data, test_data,
 
 
 def test_runs_in_the_runtime_as_it_assigns():
-    torch.manual_seed(0)
-    model = build_model("small_cnn_3", 10, 1, width=4).double().eval()
-    val = cached_probs(model, make_inputs(("image", 1, 28), 300, 1))
-    labels = val[-1].argmax(dim=1)  # the last exit's answers: exits that agree with it are "right"
-    fitted = make_scheduler("eero").fit(val, labels, COSTS, 0.6)
-    x = make_inputs(("image", 1, 28), 40, 3)
-    want = fitted.assign(cached_probs(model, x))
-    assert torch.equal(adaptive_forward(model, fitted, x)[1], want)
-    for i in range(0, 40, 7):  # batch 1: leaves_one
-        assert int(adaptive_forward(model, fitted, x[i : i + 1])[1]) == int(want[i])
+    # labelled by the last exit's answers: exits that agree with it are "right"
+    runs_as_it_assigns("eero", {}, lambda sched, val: sched.fit(val, val[-1].argmax(dim=1), COSTS, 0.6))
 
 
 def test_composes_with_a_combiner(val_data, test_data):

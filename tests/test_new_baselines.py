@@ -13,33 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import COSTS, cached_probs, exits_from_logits_step_by_step, exits_step_by_step, make_inputs, make_probs
+from helpers import COSTS, accuracy_of, exits_from_logits_step_by_step, exits_step_by_step, make_probs, one_thread, runs_as_it_assigns  # noqa: F401  (one_thread: autouse)
 
-from eenet.measure.runtime import adaptive_forward
-from eenet.models import build_model
 from eenet.pipeline.planning import hyper_params
 from eenet.schedulers import DeferralScheduler, InfeasibleBudgetError, fit_policy, make_scheduler, scheduler_from_json
-from eenet.schedulers.base import exit_predictions, realised_cost
+from eenet.schedulers.base import realised_cost
 from eenet.schedulers.deferral import deferral_targets, exit_features
 from eenet.schedulers.guarantee import GuaranteeMixin, family_exits, threshold_family
 from eenet.schedulers.riskcontrol import certify, monotonised
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 FAST = {"epochs": 60}  # where the test is about plumbing, not the quality of the fit
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread, as under `make test`'s workers (conftest.py): the deferral rule's fit is hundreds of tiny
-    steps, which OpenMP threads on a loaded 2-core machine slow fifty-fold (74 s against 1.5 s, measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def accuracy_of(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor) -> float:
-    return float((exit_predictions(probs, exits) == labels).double().mean())
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -141,15 +125,7 @@ def test_deferral_meets_every_budget_and_refuses_what_it_cannot(val_data):
 
 
 def test_deferral_runs_in_the_runtime_as_it_assigns():
-    torch.manual_seed(0)
-    model = build_model("small_cnn_3", 10, 1, width=4).double().eval()
-    val = cached_probs(model, make_inputs(("image", 1, 28), 200, 1))
-    fitted = make_scheduler("deferral", seed=3, **FAST).fit(val, torch.randint(0, 10, (200,)), COSTS, 0.7)
-    x = make_inputs(("image", 1, 28), 40, 3)
-    want = fitted.assign(cached_probs(model, x))
-    assert torch.equal(adaptive_forward(model, fitted, x)[1], want)
-    for i in range(0, 40, 7):  # batch 1: leaves_one
-        assert int(adaptive_forward(model, fitted, x[i : i + 1])[1]) == int(want[i])
+    runs_as_it_assigns("deferral", {"seed": 3, **FAST}, lambda sched, val: sched.fit(val, torch.randint(0, 10, (300,)), COSTS, 0.7))
 
 
 def test_deferral_composes_with_a_combiner(val_data, test_data):
