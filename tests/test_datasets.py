@@ -186,8 +186,15 @@ def test_ag_news_from_a_csv_mirror_and_bad_labels(tmp_path):
 
 
 def test_hub_unreachable_says_how_to_work_offline(tmp_path, monkeypatch):
+    import datasets.config
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # the libraries read the variables once, when first imported (here by an earlier test, perhaps online): without
+    # these the load went to the network (23 s of timeouts without internet, `pytest` run outside make)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     with pytest.raises(DownloadError, match="could not load fancyzhx/ag_news from the hub .*set datasets.ag_news.mirror"):
         fetch_dataset("ag_news", tmp_path / "data", None)
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
