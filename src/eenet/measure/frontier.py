@@ -64,7 +64,11 @@ def _networks(model: MultiExitNetwork, networks: Mapping[str, MultiExitNetwork])
 
 
 def time_networks(
-    model: MultiExitNetwork, networks: Mapping[str, MultiExitNetwork], batches: list[Inputs], device: torch.device, warmup: int = 1,
+    model: MultiExitNetwork,
+    networks: Mapping[str, MultiExitNetwork],
+    batches: list[Inputs],
+    device: torch.device,
+    warmup: int = 1,
     repeats: int = 5,
 ) -> dict[str, dict[str, float]]:
     """Name -> ``ms``, ``ms_q1``, ``ms_q3`` per sample of ``model`` cut after each exit (``cut<k>``) and of each of
