@@ -49,7 +49,13 @@ RUN_ELSEWHERE: dict[str, str] = {
 """Command -> the test or benchmark that runs it as written, taking it with ``helpers.documented("<command>")``."""
 
 _TRAINS = "trains {what}: {time} (planned here as written, with -n)"
+_STUDY = (
+    "the re-split study on a run's cached files (17 min for 100 re-splits on 2 cores; the files of a 6-exit run that "
+    "trains for hours); tests/test_reliability.py runs the study's library calls and its rule on the tiny benchmark"
+)
 NOT_RUN: dict[str, str] = {
+    "python benchmarks/reliability_study.py --run fashion_mnist_6exit_light/seed0": _STUDY,
+    "python benchmarks/reliability_study.py --run fashion_mnist_6exit_light/seed0 --accuracy-loss 0.03": _STUDY,
     "make demo": "installs the environment and trains the default benchmark: 6-10 min on 2 cores (planned here with make -n; "
     "`make bench`, benchmarks/time_pipeline.py, times its Snakemake target)",
     "make test": "the test suite itself: a test that ran it would run itself (CI's .ci/run runs it; planned here with make -n)",

@@ -226,7 +226,8 @@ TRAINING_ONLY = {
     "src/eenet/training/job.py", "src/eenet/pipeline/trainjob.py", "src/eenet/pipeline/codeinputs.py",  # the job, its code digest
 }  # fmt: skip
 NEVER = {"src/eenet/pipeline/preflight.py", "src/eenet/pipeline/dvc.py", "src/eenet/pipeline/lineage.py"}
-NO_DATA = {"fit_scheduler", "evaluate_test", "compute_stats", "plot_curve", "aggregate_seeds", "reliability", "report_tables"}
+# fit_scheduler reads a batch of validation inputs: it times each decision right after the network's own stage
+NO_DATA = {"evaluate_test", "compute_stats", "plot_curve", "aggregate_seeds", "reliability", "report_tables"}
 FETCHING = {"src/eenet/data/download.py", "src/eenet/data/fetch.py", "src/eenet/data/fetch_folders.py", "src/eenet/data/fetch_text.py"}
 
 
