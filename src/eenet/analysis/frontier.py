@@ -20,6 +20,7 @@ gets the paired bootstrap interval of every other comparison (:func:`frontier_co
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from eenet.analysis.bootstrap import bootstrap_comparisons
 
 __all__ = [
     "FRONTIER_FIELDS", "CLOCK_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
-    "batched_size", "clock_columns", "clock_ratio",
+    "batched_size", "clock_columns", "clock_ratio", "cut_times",
 ]  # fmt: skip
 
 FRONTIER_FIELDS = [
@@ -63,14 +64,19 @@ def frontier_points(cost_rows: Sequence[Mapping[str, str]], probs: torch.Tensor,
     (cost.csv's ``cut_ms``; the last exit's is the plain network's ``plain_ms``) and ``correct`` (``bool [N]``: exit
     ``k``'s argmax on the test set is right), ``accuracy``. ``probs [K, N, C]``, ``labels [N]``. Exits without a
     timing (a cost.csv written before ``cut_ms``) are left out."""
+    return [_point(f"cut{k}", "cut", ms, probs[k], labels, exit=k) for k, ms in cut_times(cost_rows).items()]
+
+
+def cut_times(cost_rows: Sequence[Mapping[str, str]]) -> dict[int, float]:
+    """Exit ``k`` -> cost.csv's ms of the network cut after it (``cut_ms``; the last exit's: the plain network's
+    ``plain_ms``), in exit order; exits without a timing (a cost.csv written before ``cut_ms``) left out."""
     rows = sorted(cost_rows, key=lambda r: int(r["exit"]))
-    points = []
+    times = {}
     for k, r in enumerate(rows):
         ms = r.get("plain_ms") if k == len(rows) - 1 else r.get("cut_ms")
-        if ms in (None, ""):
-            continue
-        points.append(_point(f"cut{k}", "cut", float(ms), probs[k], labels, exit=k))
-    return points
+        if ms not in (None, ""):
+            times[k] = float(ms)
+    return times
 
 
 def _point(network: str, kind: str, ms: float, probs: torch.Tensor, labels: torch.Tensor, **extra: Any) -> dict[str, Any]:
@@ -127,16 +133,10 @@ def clock_ratio(cost_rows: Sequence[Mapping[str, str]], frontier_rows: Sequence[
     """The factor that puts frontier.csv's times on cost.csv's clock: the median over the exits of cost.csv's ``cut_ms``
     (the plain network's ``plain_ms`` at the last exit) over frontier.csv's time of the same cut (both jobs time the
     cuts; 1.0 where they share none). The two jobs run at other times on a machine whose speed drifts."""
-    cost = {f"cut{int(r['exit'])}": r.get("cut_ms") for r in cost_rows}
-    last = max((int(r["exit"]) for r in cost_rows), default=-1)
-    if last >= 0:
-        cost[f"cut{last}"] = next((r.get("plain_ms") or r.get("cut_ms") for r in cost_rows if int(r["exit"]) == last), None)
-    ratios = sorted(float(cost[r["network"]]) / float(r["ms"]) for r in frontier_rows
-                    if r.get("kind") == "cut" and cost.get(r["network"]) not in (None, "") and float(r["ms"]) > 0)  # fmt: skip
-    if not ratios:
-        return 1.0
-    mid = len(ratios) // 2
-    return ratios[mid] if len(ratios) % 2 else 0.5 * (ratios[mid - 1] + ratios[mid])
+    cost = {f"cut{k}": ms for k, ms in cut_times(cost_rows).items()}
+    shared = [r for r in frontier_rows if r.get("kind") == "cut" and r["network"] in cost and float(r["ms"]) > 0]
+    ratios = [cost[r["network"]] / float(r["ms"]) for r in shared]
+    return statistics.median(ratios) if ratios else 1.0
 
 
 def measured_latency(runtime_rows: Sequence[Mapping[str, str]], method: str, budget_value: Any, batch_size: int = 1) -> float | None:
