@@ -5,7 +5,7 @@ chain (user_chain*.csv) and the many-exit runs' timings (many_exit_run.csv). Tem
 
 from __future__ import annotations
 
-from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, pts, span, times
+from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, pts, span, statics, times
 
 __all__ = ["frontier_section", "runtime_section", "clock_section", "earlier_runtime", "user_chain", "many_exit_table"]
 
@@ -132,9 +132,8 @@ def clock_section(run: Run) -> list[str]:
             *_per_seed_table(stats, "vs_maxpred_measured", seeds),
             "",
         ]
-    plain = {r["seed"]: float(r["test_accuracy"]) for r in run.per_seed(run.summary)
-             if r["method"].startswith("static_exit") and r["method"] == max((x["method"] for x in run.per_seed(run.summary)
-             if x["method"].startswith("static_exit")), key=lambda n: int(n.removeprefix("static_exit")))}  # fmt: skip
+    singles = statics(run.per_seed(run.summary))
+    plain = {r["seed"]: float(r["test_accuracy"]) for r in singles if r["method"] == singles[-1]["method"]} if singles else {}
     speed = {(r["method"], r["budget_value"], _seed_of(r)): r.get("speedup_vs_plain_test") for r in rt}
     best = []
     for s in seeds:

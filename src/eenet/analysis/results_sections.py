@@ -138,7 +138,7 @@ def by_budget(rows: Rows) -> str:
     )
 
 
-def _statics(rows: Rows) -> Rows:
+def statics(rows: Rows) -> Rows:
     """The single-exit rows (``static_exit<k>``) in exit order."""
     return sorted((r for r in rows if r["method"].startswith("static_exit")), key=lambda r: int(r["method"].removeprefix("static_exit")))
 
@@ -158,7 +158,7 @@ def _machine(run: Run) -> str:
 
 def _exits(run: Run) -> list[str]:
     """Bullets: accuracy and cost per exit, the plain network, budget compliance."""
-    mean, seeds = _statics(run.use(run.summary)), _statics(run.per_seed(run.summary))
+    mean, seeds = statics(run.use(run.summary)), statics(run.per_seed(run.summary))
     if not mean:
         return []
     n_test = next(sum(json.loads(r["exit_histogram"])) for r in mean + seeds if has(r.get("exit_histogram")))
