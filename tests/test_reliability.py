@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,28 @@ def test_study_is_reproducible_and_the_same_with_workers():
     guard = [r for r in rows if r["method"] == "maxpred_guard"]
     plain = [r for r in rows if r["method"] == "maxpred"]
     assert all(g["cost_ratio_mean"] < p["cost_ratio_mean"] for g, p in zip(guard, plain, strict=True))
+
+
+def test_workers_fit_with_autograd_after_the_caller_has_exported_a_program():
+    """A process that exported a program before its first backward pass (as a test worker or ``eenet export`` may) cannot
+    run autograd in a forked child ("Autograd-and-Fork"): the study's workers, which fit the combiner and EENet with
+    autograd, must not be forked from the caller. In a fresh interpreter, so that the order is the one that breaks."""
+    code = """
+import torch
+from helpers import COSTS, make_probs
+from eenet.analysis.reliability import reliability_study
+torch.export.export(torch.nn.Linear(2, 2), (torch.ones(1, 2),))
+w = torch.ones(2, requires_grad=True)
+(w * 2).sum().backward()
+val, test = make_probs(300, seed=1), make_probs(300, seed=2)
+logits = (val[0].log(), test[0].log())
+res = reliability_study(val, test, COSTS, {0.8: 0.8}, {"ztw_ens+maxpred": {}}, resplits=2, workers=2, logits=logits)
+print(len(res))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "2"
 
 
 def test_combined_policies_and_guaranteed_compositions_are_studied_as_fitted_alone():

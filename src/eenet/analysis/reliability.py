@@ -175,8 +175,12 @@ def reliability_study(
             if log is not None and (i + 1) % 50 == 0:
                 log.info("%d of %d fits done", (i + 1) * len(budgets), len(tasks) * len(budgets))
         return results
-    # fork, as DataLoader workers do (one torch thread each); spawn would re-run a Snakemake script's main module
-    ctx = multiprocessing.get_context("fork")
+    # not fork: a process that has run torch.export (or started autograd's device threads) cannot run autograd in a
+    # forked child (RuntimeError "Autograd-and-Fork"; the combiner and EENet fits need it). A fork server started
+    # fresh, with this module imported once, forks clean workers. Each worker re-runs the caller's main module under
+    # the name __mp_main__, as spawn does: a script calling this keeps its work under `if __name__ == "__main__"`.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=args) as pool:
         for i, res in enumerate(pool.map(_task, *zip(*tasks, strict=True), chunksize=1)):
             results += res
