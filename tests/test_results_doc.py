@@ -103,6 +103,25 @@ def test_a_stats_csv_without_the_correction_is_said_to_predate_it(out):
     assert "What survives on `fashion_mnist`," in after
 
 
+def test_a_one_seed_stats_csv_without_the_correction_and_no_interval_above_0_has_no_survivor(out):
+    """No interval above 0 on its own: no p-value below 0.05, so nothing after Holm either (one seed: the intervals are
+    those the p-values come from); one interval above 0 and it is not known again."""
+
+    def reach_0(row: dict[str, str]) -> None:
+        if float(row.get("vs_maxpred_ci_low") or "nan") > 0:
+            row["vs_maxpred_ci_low"] = "-0.0001"
+
+    edit_csv(out / "demo_stats.csv", reach_0, drop=("p_value", "p_holm", "ahead"))
+    after = render(out)
+    assert "| **none** (the kept stats.csv predates the correction, but no interval lies above 0 even before it) |" in survives_row(
+        after, "fashion_mnist"
+    )
+    assert "no policy can be ahead of MaxPred after it: none of its 18 intervals lies above 0" in after
+    assert "What survives on `fashion_mnist`," not in after
+    edit_csv(out / "demo_stats.csv", lambda row: row.update(vs_maxpred_ci_low="0.001") if row["method"] == "eenet" else None)
+    assert "not known: the kept stats.csv predates the correction" in survives_row(render(out), "fashion_mnist")
+
+
 def test_a_run_without_kept_csvs_is_said_to_be_missing(out):
     (out / "rotten_tomatoes_stats.csv").unlink()
     (out / "rotten_tomatoes_summary.csv").unlink()

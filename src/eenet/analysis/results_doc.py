@@ -35,6 +35,7 @@ from eenet.analysis.results_sections import (
     holm_known,
     interval,
     is_bound,
+    none_survive,
     pct,
     survivors,
     uncorrected,
@@ -136,6 +137,8 @@ def _survives(runs: list[Run]) -> list[str]:
         if holm_known(run):
             ahead = survivors(run)
             holm = by_budget(ahead) if ahead else "**none**"
+        elif none_survive(run):
+            holm = "**none** (the kept stats.csv predates the correction, but no interval lies above 0 even before it)"
         else:
             holm = "not known: the kept stats.csv predates the correction"
             unknown.append(f"`{run.bench}`")

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from eenet.analysis.stats import AHEAD_LEVEL, markdown_table
 
 __all__ = [
-    "Rows", "Run", "has", "plural", "pct", "pts", "ms", "times", "span", "is_bound", "interval", "comparisons", "holm_known", "survivors",
-    "uncorrected", "by_budget", "bench_section",
+    "Rows", "Run", "has", "plural", "pct", "pts", "ms", "times", "span", "is_bound", "interval", "comparisons", "holm_known",
+    "none_survive", "survivors", "uncorrected", "by_budget", "bench_section",
 ]  # fmt: skip
 
 Rows = list[dict[str, str]]
@@ -110,6 +110,14 @@ def comparisons(run: Run) -> Rows:
 def holm_known(run: Run) -> bool:
     """Whether the kept stats.csv carries the Holm-adjusted p-values (files written before the correction do not)."""
     return any(has(r.get("p_holm")) for r in comparisons(run))
+
+
+def none_survive(run: Run) -> bool:
+    """Whether a kept stats.csv without Holm-adjusted p-values still says that nothing survives the correction: one
+    seed (its intervals are the ones the p-values come from) and no interval above 0. A 95 % percentile interval that
+    reaches 0 leaves at least 2.5 % of the replicates on each side of 0, so the two-sided bootstrap p-value is at least
+    0.05, and Holm's adjustment only raises it."""
+    return not holm_known(run) and len(run.seeds) == 1 and not uncorrected(run)
 
 
 def survivors(run: Run) -> Rows:
@@ -267,6 +275,12 @@ def _statistics(run: Run) -> list[str]:
             if r.get("ahead") != "True"
         ]
         text += f" An interval above 0 on its own, but not after the correction: {'; '.join(gone)}." if gone else ""
+    elif none_survive(run):
+        text = (
+            f"**The kept stats.csv predates the multiple-comparison correction** (no `p_holm` column), but no policy can be ahead "
+            f"of MaxPred after it: none of its {len(comp)} intervals lies above 0 even on its own (an interval reaching 0 means "
+            "a p-value of at least 0.05, and the correction only raises p-values)."
+        )
     else:
         text = (
             f"**The kept stats.csv predates the multiple-comparison correction** (no `p_holm` column): which of its {len(comp)} "
