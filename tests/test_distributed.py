@@ -57,23 +57,6 @@ def two_ranks(cfg: dict, bench: str, **train) -> None:
     cfg["benchmarks"][bench]["train"].update(train)
 
 
-@needs_fmnist
-@pytest.mark.workflow
-def test_two_ranks_train_through_the_workflow(tmp_path):
-    cfg = yaml.safe_load(tiny_config())
-    two_ranks(cfg, "tiny", epochs=2, processes=2)
-    wd = copy_workflow(tmp_path / "wf", yaml.safe_dump(cfg))
-    snakemake(wd, "results/tiny/model.pt")
-    log = (wd / "logs/tiny/train_multiexit.log").read_text()
-    assert "torch.distributed.run --standalone --nproc-per-node=2" in log and "rank 0 of 2 (gloo backend)" in log
-    assert len(re.findall(r"each of the 400 training samples used once across 2 ranks", log)) == 2
-    assert "[rank 1]" not in log  # rank 1 logs warnings only, and not to the rule's log
-    meta = torch.load(wd / "results/tiny/model.pt", weights_only=True)
-    assert meta["ranks"] == 2
-    rows = list(csv.DictReader(open(wd / "results/tiny/train_metrics.csv", newline="")))
-    assert [r["epoch"] for r in rows] == ["1", "2"]
-
-
 @pytest.mark.workflow
 def test_two_ranks_equal_one_rank_with_the_same_global_batch(tmp_path):
     """A network without BatchNorm or dropout (a tiny BERT, LayerNorm only), no augmentation: the only difference between
@@ -151,3 +134,8 @@ def test_a_killed_rank_stops_the_run_and_the_next_run_resumes(tmp_path):
     assert f"resuming from {ckpt.relative_to(wd)} after epoch {kept} of 3" in log
     rows = list(csv.DictReader(open(wd / "results/tiny/train_metrics.csv", newline="")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # two ranks through the workflow: torchrun started by the rule, gloo, each training sample once per epoch
+    assert "torch.distributed.run --standalone --nproc-per-node=2" in log and "rank 0 of 2 (gloo backend)" in log
+    assert len(re.findall(r"each of the 5000 training samples used once across 2 ranks", log)) == 3 - kept
+    assert "[rank 1]" not in log  # rank 1 logs warnings only, and not to the rule's log
+    assert torch.load(wd / "results/tiny/model.pt", weights_only=True)["ranks"] == 2

@@ -89,6 +89,7 @@ def seeded_run(tmp_path_factory):
     b["scheduler_seed"] = [5, 6]
     b["methods"] = ["maxpred", "maxpred_opt", "oracle"]
     b["budgets"]["values"] = [0.75]
+    b["profile"]["decision_costs"] = False  # nothing here reads them (the tiny run times them)
     wd = copy_workflow(tmp_path_factory.mktemp("seeded"), yaml.safe_dump(cfg))
     snakemake(wd, SEEDED)
     return wd

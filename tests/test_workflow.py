@@ -247,6 +247,17 @@ def test_a_second_run_in_the_same_directory_is_refused(workdir):
     assert planned_jobs(workdir) == {}
 
 
+def test_only_a_policy_that_decides_loads_the_network_to_time_its_decisions(tiny_run):
+    """fit_scheduler times a policy's decisions after the network's own stages: it loads model.pt and a batch of
+    validation inputs for that, on the first timed decision; the oracle decides nothing and loads nothing."""
+    loaded = "decisions timed after the stages of results/tiny/model.pt on a batch of 8 validation inputs"
+    for method in ("eenet", "maxpred", "entropy"):
+        log = (tiny_run / "logs" / "tiny" / "fit_scheduler" / f"{method}.log").read_text()
+        assert log.count(loaded) == 1 and f"decision overhead of {method} per exit" in log, log
+    oracle = (tiny_run / "logs" / "tiny" / "fit_scheduler" / "oracle.log").read_text()
+    assert "decision overhead of oracle per exit [0.0, 0.0, 0.0] ms" in oracle and "decisions timed after" not in oracle, oracle
+
+
 def test_noisy_latency_fails_profiling_with_a_way_out(tiny_run, tmp_path):
     """A measurement whose spread is above profile.max_spread stops profile_latency with how to re-run it."""
     wd = clone_run(tiny_run, tmp_path / "noisy")

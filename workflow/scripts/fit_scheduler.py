@@ -6,7 +6,8 @@ size on validation samples with the job's threads, each decision right after the
 cost.csv's costs plus it: the JSON's ``costs`` are those effective costs, ``exit_ms`` cost.csv's, ``decision_ms`` the
 overhead per exit."""
 
-from functools import partial
+from collections.abc import Callable
+from functools import cache, partial
 
 import torch
 
@@ -33,11 +34,17 @@ log.info("fitting %s at budgets %s %s = %s ms/sample (exit costs %s ms)", w.meth
 batch = int(cost_meta.get("batch_size") or 1)  # cost.csv's costs are per sample at this batch size: so is the overhead
 overhead = None
 if p.decision_costs:  # timed after the network's own stage k on `batch` validation inputs, as the runtime decides
-    model, model_meta = load_model(snakemake.input.model, "cpu")
-    val = open_fetched(snakemake.input.data, model_meta, p.split, ("val",), max_length=p.max_length)["val"]
-    x, _ = next(iter(val.batches(batch, torch.device("cpu"))))
+
+    @cache
+    def stages() -> Callable[[int], object]:  # on the first timed decision: a policy that decides nothing loads nothing
+        model, model_meta = load_model(snakemake.input.model, "cpu")
+        val = open_fetched(snakemake.input.data, model_meta, p.split, ("val",), max_length=p.max_length)["val"]
+        x, _ = next(iter(val.batches(batch, torch.device("cpu"))))
+        log.info("decisions timed after the stages of %s on a batch of %d validation inputs", snakemake.input.model, batch)
+        return network_stages(model, x)
+
     overhead = partial(decision_overhead, logits=tensors.get("logits"), probs=tensors["probs"], batch_size=batch,
-                       stage=network_stages(model, x))  # fmt: skip
+                       stage=lambda k: stages()(k))  # fmt: skip
     if not str(cost_meta.get("device") or "cpu").startswith("cpu"):
         log.warning("cost.csv was measured on %s; the decision overhead is timed on this job's CPU", cost_meta.get("device"))
 fitted = fit_budgets(w.method, p.hyper, tensors["probs"], tensors.get("logits"), tensors["labels"], costs_ms, budgets_ms, overhead)
