@@ -23,7 +23,7 @@ SMALL = {
     "profile": {"batch_size": 4, "samples": 24, "warmup": 1, "repeats": 3, "max_spread": 100},
     "runtime": {"samples": 24, "batch_size": 8, "repeats": 3},
     "budgets": {"unit": "fraction", "values": [0.6, 0.9]},
-    "methods": ["eenet", "maxpred", "entropy", "oracle"],
+    "methods": ["eenet", "maxpred", "oracle"],  # a learned policy, a threshold, the bound (the tiny run fits the rest)
     "eenet": {"lr": 0.01, "epochs": 20, "patience": 10, "restarts": 2},
 }
 SMALLER = {
@@ -126,7 +126,7 @@ def test_image_folder_and_torchvision_resnet18_run_to_the_curve(own_run):
     assert manifest["spec"]["classes"] == list(CLASSES) and manifest["spec"]["image_size"] == 16 and len(manifest["spec"]["mean"]) == 3
     assert (wd / "results" / "shapes" / "curve.pdf").stat().st_size > 0
     rows = list(csv.DictReader(open(wd / "results" / "shapes" / "summary.csv", newline="")))
-    assert {r["method"] for r in rows} >= {"eenet", "maxpred", "entropy", "oracle"}
+    assert {r["method"] for r in rows} >= {"eenet", "maxpred", "oracle"}
     costs = list(csv.DictReader(open(wd / "results" / "shapes" / "cost.csv", newline="")))
     assert len(costs) == 4  # an exit after each of layer1..layer4
     assert (wd / "results" / "shapes" / "examples.pdf").stat().st_size > 0
