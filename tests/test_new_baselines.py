@@ -238,3 +238,24 @@ def test_the_guaranteed_policies_take_the_calibration_and_record_it(val_data, te
     # the cost guarantee with crc: the expected cost, scaled to the range of the exit costs, within the budget
     cost = make_scheduler("maxpred_guard", calibration="crc").fit(probs, labels, COSTS, 0.6)
     assert cost.guarantee_["calibration"] == "crc" and cost.guarantee_["upper_bound"] <= cost.guarantee_["target"]
+
+
+@pytest.mark.parametrize("combiner", [None, "ztw_ens", "mie", "pa", "best", "geo"])
+@pytest.mark.parametrize("method", ["maxpred_shared", "deferral", "eero"])
+def test_each_new_baseline_fits_alone_and_after_every_combiner_on_six_exits(method, combiner):
+    """What the many-exit benchmarks plan (config/config.yaml: every policy alone and after each combiner), fitted on six
+    exits at two budgets, saved, loaded and run as the runtime runs it."""
+    p, labels = make_probs(600, k=6, seed=5)
+    logits = p.double().clamp_min(1e-9).log().float()
+    probs = torch.softmax(logits, dim=2)  # what the runtime computes from the logits, to the last bit
+    costs = [0.2, 0.35, 0.5, 0.65, 0.8, 1.0]
+    name = method if combiner is None else f"{combiner}+{method}"
+    params = FAST if method == "deferral" else {}
+    for budget in (0.4, 0.6):
+        sched = fit_policy(name, params, probs, logits, labels, costs, budget)
+        assert sched.method == name and sched.val_cost_ <= budget + 1e-9
+        again = scheduler_from_json(json.loads(json.dumps(sched.to_json())))
+        outs = again.outputs({"probs": probs, "logits": logits})
+        exits = sched.assign(sched.outputs({"probs": probs, "logits": logits}))
+        assert torch.equal(again.assign(outs), exits) and len(set(exits.tolist())) > 1
+        assert torch.equal(exits_from_logits_step_by_step(again, logits), exits), name  # as the runtime runs it
