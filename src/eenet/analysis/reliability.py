@@ -150,7 +150,9 @@ def reliability_study(
     ``val``, ``test``: ``(probs [K, N, C], labels [N])`` each; ``budgets``: budget value -> ms per sample; ``methods``:
     name -> hyper-parameters (what the constructor does not take is dropped), combined policies
     (``<combiner>+<method>``) among them; ``method_resplits``: fewer re-splits for some methods (EENet: the first ``n``
-    of the same re-splits). ``workers > 1``: processes, one torch thread each. ``logits``: the raw logits
+    of the same re-splits). ``workers > 1``: processes from a fork server, one torch thread each; like spawned ones
+    they import the caller's main file again, so a script that calls this keeps its work under ``if __name__ ==
+    "__main__"``. ``logits``: the raw logits
     ``[K, N, C]`` of validation and test, which a combined policy needs; ``loss``: the accuracy loss counted
     (:func:`accuracy_loss`: the guarantee's, ``disagree`` or ``worse``).
     """
