@@ -7,7 +7,7 @@ reliability.csv (``benchmarks/out/<run>_reliability.csv``, ``<run>_reliability_a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from eenet.analysis.results_sections import Rows, has, plural
 
@@ -45,15 +45,19 @@ def _fitted(r: dict[str, str] | None) -> str:
     return "" if r is None else f"{r['fitted']}/{r['resplits']}"
 
 
-def _pairs(rows: Rows) -> tuple[list[str], list[str], dict[tuple[str, str], dict[str, str]]]:
-    """The plain policies (those with a guaranteed variant first, then the others; alone before combined), the budgets,
-    and every row by (policy, budget)."""
+def _pairs(rows: Rows) -> Iterator[tuple[str, str, dict[str, str] | None, dict[str, str] | None]]:
+    """``(policy, budget, plain row, guaranteed row)`` wherever one of the two rows exists (the other ``None``): the
+    plain policies with a guaranteed variant first, then the others, alone before combined; budgets in order."""
     at = {(r["method"], r["budget_value"]): r for r in rows}
     methods = {r["method"] for r in rows}
     plain = sorted({m for m in methods if not m.endswith("_guard")} | {m.removesuffix("_guard") for m in methods if m.endswith("_guard")},
                    key=lambda m: (f"{m}_guard" not in methods, "+" in m, m))  # fmt: skip
     budgets = sorted({r["budget_value"] for r in rows}, key=float)
-    return plain, budgets, at
+    for m in plain:
+        for v in budgets:
+            p, g = at.get((m, v)), at.get((f"{m}_guard", v))
+            if p is not None or g is not None:
+                yield m, v, p, g
 
 
 def _guarantee(rows: Rows) -> str:
@@ -61,42 +65,34 @@ def _guarantee(rows: Rows) -> str:
 
 
 def _cost_table(rows: Rows) -> list[str]:
-    plain, budgets, at = _pairs(rows)
     lines = [
         "| policy | budget | fitted re-splits, plain; guaranteed | over budget, plain (%) | over budget, guaranteed (%) "
         "| accuracy, plain (%) | accuracy, guaranteed (%) | accuracy price (points) | mean accuracy loss, plain / guaranteed (%) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in plain:
-        for v in budgets:
-            p, g = at.get((m, v)), at.get((f"{m}_guard", v))
-            if p is None and g is None:
-                continue
-            price = f"{100 * float(g['accuracy_price']):+.2f}" if g is not None and has(g.get("accuracy_price")) else ""
-            loss = " / ".join(_p(r.get("loss_mean"), 2) for r in (p, g) if r is not None)
-            fitted = "; ".join(_fitted(r) for r in (p, g) if r is not None)
-            lines.append(f"| `{m}` | {v} | {fitted} | {_rate(p)} | {_rate(g) if g is not None else 'no variant'} | {_acc(p)} | "
-                         f"{_acc(g)} | {price} | {loss} |")  # fmt: skip
+    for m, v, p, g in _pairs(rows):
+        price = f"{100 * float(g['accuracy_price']):+.2f}" if g is not None and has(g.get("accuracy_price")) else ""
+        loss = " / ".join(_p(r.get("loss_mean"), 2) for r in (p, g) if r is not None)
+        fitted = "; ".join(_fitted(r) for r in (p, g) if r is not None)
+        lines.append(f"| `{m}` | {v} | {fitted} | {_rate(p)} | {_rate(g) if g is not None else 'no variant'} | {_acc(p)} | "
+                     f"{_acc(g)} | {price} | {loss} |")  # fmt: skip
     return lines
 
 
 def _loss_table(rows: Rows) -> list[str]:
-    plain, budgets, at = _pairs(rows)
     lines = [
         "| policy | budget | re-splits fitted, guaranteed | loss over ε, plain (%) | loss over ε, guaranteed (%) | mean accuracy loss, "
         "plain / guaranteed (%) | over budget, plain / guaranteed (%) | accuracy, plain / guaranteed (%) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for m in plain:
-        for v in budgets:
-            p, g = at.get((m, v)), at.get((f"{m}_guard", v))
-            if p is None or g is None:
-                continue
-            both = (p, g)
-            lines.append(f"| `{m}` | {v} | {_fitted(g)} | {_rate(p, 'loss_violation')} | {_rate(g, 'loss_violation')} | "
-                         f"{' / '.join(_p(r.get('loss_mean'), 2) or '–' for r in both)} | "
-                         f"{' / '.join(_p(r.get('violation_rate')) or '–' for r in both)} | "
-                         f"{' / '.join(_p(r.get('accuracy_mean'), 2) or '–' for r in both)} |")  # fmt: skip
+    for m, v, p, g in _pairs(rows):
+        if p is None or g is None:
+            continue
+        both = (p, g)
+        lines.append(f"| `{m}` | {v} | {_fitted(g)} | {_rate(p, 'loss_violation')} | {_rate(g, 'loss_violation')} | "
+                     f"{' / '.join(_p(r.get('loss_mean'), 2) or '–' for r in both)} | "
+                     f"{' / '.join(_p(r.get('violation_rate')) or '–' for r in both)} | "
+                     f"{' / '.join(_p(r.get('accuracy_mean'), 2) or '–' for r in both)} |")  # fmt: skip
     return lines
 
 
