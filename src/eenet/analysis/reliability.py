@@ -33,7 +33,7 @@ import torch
 from eenet.catalog import split_method
 from eenet.schedulers import CombinedPolicy, InfeasibleBudgetError, accepted_params, accuracy, make_scheduler, realised_cost
 from eenet.schedulers.compose import combiner_fit_options, fit_combiner
-from eenet.schedulers.guarantee import LOSSES, guarantee_spec
+from eenet.schedulers.guarantee import LOSSES, guarantee_spec, lost_against_last
 
 __all__ = [
     "RELIABILITY_FIELDS", "split_indices", "accuracy_loss", "reliability_study", "guarantee_label", "reliability_rows", "plot_reliability",
@@ -68,12 +68,8 @@ def accuracy_loss(probs: torch.Tensor, labels: torch.Tensor, exits: torch.Tensor
     """Share of samples that lose against the last exit, as a guarantee on accuracy loss counts them
     (:mod:`eenet.schedulers.guarantee`): ``disagree``, the prediction at the sample's exit differs from the last exit's;
     ``worse``, the last exit is right and it is not. ``probs [K, N, C]`` (what the policy reads), ``exits int64 [N]``."""
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     preds = probs.argmax(dim=2)  # [K, N]
-    chosen = preds.gather(0, exits.view(1, -1)).squeeze(0)
-    lost = chosen != preds[-1] if loss == "disagree" else (preds[-1] == labels) & (chosen != labels)
-    return float(lost.double().mean())
+    return float(lost_against_last(preds, preds.gather(0, exits.view(1, -1)).squeeze(0), labels, loss).double().mean())
 
 
 def _init(probs: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor, costs: list[float], budgets: dict[float, float],
@@ -152,8 +148,8 @@ def reliability_study(
     (``<combiner>+<method>``) among them; ``method_resplits``: fewer re-splits for some methods (EENet: the first ``n``
     of the same re-splits). ``workers > 1``: processes from a fork server, one torch thread each; like spawned ones
     they import the caller's main file again, so a script that calls this keeps its work under ``if __name__ ==
-    "__main__"``. ``logits``: the raw logits
-    ``[K, N, C]`` of validation and test, which a combined policy needs; ``loss``: the accuracy loss counted
+    "__main__"``. ``logits``: the raw logits ``[K, N, C]`` of validation and test, which a combined policy needs;
+    ``loss``: the accuracy loss counted
     (:func:`accuracy_loss`: the guarantee's, ``disagree`` or ``worse``).
     """
     combined = [m for m in methods if split_method(m)[0] is not None]

@@ -43,7 +43,7 @@ from eenet.schedulers.riskcontrol import BOUNDS, CALIBRATIONS, certified_bound, 
 from eenet.schedulers.threshold import GeometricScheduler, per_score
 
 __all__ = [
-    "BOUNDS", "CALIBRATIONS", "LOSSES", "pvalue", "upper_bound", "threshold_family", "family_exits", "guarantee_spec",
+    "BOUNDS", "CALIBRATIONS", "LOSSES", "pvalue", "upper_bound", "threshold_family", "family_exits", "guarantee_spec", "lost_against_last",
     "GeometricGuardScheduler", "TemperatureScaledGuardScheduler", "GUARDED", "TEMPERATURE_SCALED_GUARDED",
     "MaxPredGuardScheduler", "EntropyGuardScheduler", "MaxPredTSGuardScheduler", "EntropyTSGuardScheduler",
 ]  # fmt: skip
@@ -55,6 +55,18 @@ BELOW, ABOVE = -1e-3, 1.0 + 1e-3  # outside the scores' range [0, 1]: every samp
 
 # ---------------------------------------------------------------------------------------------------
 # the ordered family of thresholds
+
+
+def lost_against_last(preds: torch.Tensor, chosen: torch.Tensor, labels: torch.Tensor, loss: str) -> torch.Tensor:
+    """Which samples lose against the last exit, as the accuracy-loss guarantee counts them: ``disagree``, the chosen
+    exit's prediction differs from the last exit's; ``worse``, the last exit is right and the chosen one is not.
+    ``preds int64 [K, N]`` (each exit's argmax), ``chosen int64 [..., N]`` (the predictions at the chosen exits),
+    ``labels [N]`` -> ``bool [..., N]``."""
+    if loss == "disagree":
+        return chosen != preds[-1]
+    if loss == "worse":
+        return (preds[-1] == labels) & (chosen != labels)
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
 def threshold_family(base: torch.Tensor, lambdas: torch.Tensor) -> torch.Tensor:
@@ -169,12 +181,7 @@ class GuaranteeMixin:
             order = torch.arange(len(lambdas))  # from the cheapest setting up
         else:
             preds = probs.argmax(dim=2)[:, cal]  # [K, Nc]
-            chosen = preds.gather(0, exits)  # [G, Nc]
-            if spec["loss"] == "disagree":
-                losses = (chosen != preds[-1]).double()
-            else:
-                y = labels[cal]
-                losses = ((preds[-1] == y) & (chosen != y)).double()
+            losses = lost_against_last(preds, preds.gather(0, exits), labels[cal], spec["loss"]).double()  # [G, Nc]
             target = float(spec["epsilon"])
             order = torch.arange(len(lambdas) - 1, -1, -1)  # from the last exit down
         n_cal = int(cal.numel())
