@@ -29,6 +29,7 @@ from eenet.pipeline.planning import (
     frontier_models,
     frontier_networks,
 )
+from eenet.pipeline.runs import expand_seed_runs
 
 
 @pytest.fixture(scope="module")
@@ -195,12 +196,30 @@ def test_planning_lists_a_network_of_each_depth_and_width_with_the_benchmarks_ow
         frontier_networks({"arch": "bert_4", "frontier": {"trained": True}})
 
 
+def test_frontier_seeds_train_the_networks_alone_in_those_runs_only_and_name_seeds_the_benchmark_trains():
+    b = frontier_block(trained=True, depths=[1, 2], widths=[], seeds=[0])
+    b["train"] = {"seed": [0, 1, 2]}
+    runs, _ = expand_seed_runs({"x": b})
+    assert {r: list(frontier_networks(c)) for r, c in runs.items()} == {"x/seed0": ["depth1", "depth2"], "x/seed1": [], "x/seed2": []}
+    assert frontier_files("x/seed1", runs["x/seed1"]) == [] and len(frontier_files("x/seed0", runs["x/seed0"])) == 3
+    b["frontier"]["seeds"] = None  # every run
+    assert all(len(frontier_networks(c)) == 2 for c in expand_seed_runs({"x": b})[0].values())
+    b["frontier"]["seeds"] = [0, 3]
+    with pytest.raises(ValueError, match=r"benchmark 'x': frontier.seeds \[3\] are not among its training seeds \[0, 1, 2\]"):
+        expand_seed_runs({"x": b})
+    b["train"]["seed"] = 3  # one seed: its run is the benchmark itself
+    b["frontier"]["seeds"] = [0]
+    with pytest.raises(ValueError, match=r"frontier.seeds \[0\] are not among its training seeds \[3\]"):
+        expand_seed_runs({"x": b})
+
+
 def test_the_config_trains_the_frontier_of_the_many_exit_benchmarks_and_not_the_demos():
-    benchmarks = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"]
+    benchmarks, _ = expand_seed_runs(yaml.safe_load((REPO / "config" / "config.yaml").read_text())["benchmarks"])
     trained = {name: list(frontier_networks(b)) for name, b in benchmarks.items() if frontier_networks(b)}
     every = ["depth1", "depth2", "depth3", "depth4", "depth5", "depth6", "width0.5", "width2.0"]
-    assert trained == {"fashion_mnist_6exit": every, "fashion_mnist_6exit_light": every}
-    assert frontier_networks(benchmarks["fashion_mnist_6exit_light"])["depth2"] == {"width": 8, "head": "pool_linear", "depth": 2}
+    light = ["depth1", "depth2", "depth3", "depth4", "depth5", "depth6", "width0.5"]  # no width 2: slower than any budget there
+    assert trained == {f"fashion_mnist_6exit{v}/seed{s}": every if not v else light for v in ("", "_light") for s in (0, 1, 2)}
+    assert frontier_networks(benchmarks["fashion_mnist_6exit_light/seed0"])["depth2"] == {"width": 8, "head": "pool_linear", "depth": 2}
 
 
 def test_the_cuts_and_the_networks_trained_alone_are_timed_in_one_run_into_frontier_csv():

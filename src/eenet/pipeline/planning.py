@@ -126,10 +126,14 @@ def frontier_networks(b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     exit ``k - 1``'s head only, the architecture of the multi-exit network cut after exit ``k - 1``
     (``arch_kwargs.depth``); ``width<m>``, for each ``m`` of ``frontier.widths``: the whole plain network (``depth = K``)
     at ``m`` times the benchmark's width, rounded (``depth<K>`` is ``m = 1``). Each is trained with the benchmark's
-    recipe (split, ``train`` block, seed). ``ValueError`` for an architecture without ``depth`` and ``width``
-    (:data:`FRONTIER_ARCHS`), a depth outside ``1..K`` or a width that rounds to 0."""
+    recipe (split, ``train`` block, seed). ``{}`` too for a run whose training seed ``frontier.seeds`` leaves out (its
+    frontier is the cuts). ``ValueError`` for an architecture without ``depth`` and ``width`` (:data:`FRONTIER_ARCHS`),
+    a depth outside ``1..K`` or a width that rounds to 0."""
     f = b.get("frontier") or {}
     if not f.get("trained"):
+        return {}
+    seed = (b.get("train") or {}).get("seed", 0)
+    if f.get("seeds") is not None and not isinstance(seed, list) and seed not in f["seeds"]:
         return {}
     kwargs = dict(b.get("arch_kwargs") or {})
     exits, width = frontier_arch(b["arch"], kwargs)
