@@ -36,6 +36,10 @@ rule aggregate_seeds:
         summaries=seed_runs("results/{run}/summary.csv"),
         seed_stats=seed_runs("results/{run}/stats.csv"),
         tests=seed_runs("results/{run}/logits/test.safetensors"),
+        # each seed's frontier at its own measured latencies: cost.csv's cuts, runtime.csv, the networks trained alone
+        costs=seed_runs("results/{run}/cost.csv"),
+        runtimes=seed_runs("results/{run}/runtime.csv"),
+        frontier=lambda w: planning.seed_frontier_files(SEEDED[w.bench], BENCHMARKS),
         evals=seed_policies("results/{run}/eval/{method}/{budget}.json"),
         schedulers=seed_policies("results/{run}/schedulers/{method}/{budget}.json"),
         code=code("aggregate_seeds.py"),

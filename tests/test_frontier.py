@@ -16,7 +16,8 @@ import torch
 import yaml
 from helpers import REPO, band_split, clone_run, edit_config, snakemake
 
-from eenet.analysis.frontier import frontier_columns, frontier_points, measured_latency, network_points
+from eenet.analysis.bootstrap import bootstrap_comparisons, holm
+from eenet.analysis.frontier import frontier_columns, frontier_points, measured_latency, network_points, seed_frontier_columns
 from eenet.measure.costs import profile_costs, run_cut, run_plain, run_to_exit
 from eenet.measure.frontier import count_cut_flops, cut_parameters, measure_frontier
 from eenet.models import MODELS, build_model
@@ -95,6 +96,48 @@ def test_each_policy_meets_the_most_accurate_cut_no_slower_than_its_measured_lat
     assert (slow["frontier_network"], slow["vs_frontier"]) == ("cut2", pytest.approx(-0.1))  # slower than the plain network: it wins
     assert none["measured_ms"] == 0.5 and "frontier_network" not in none and "vs_frontier" not in none  # faster than every cut
     assert "measured_ms" not in summary
+    # one Holm family over the run's frontier comparisons
+    pvals = bootstrap_comparisons(torch.stack([right.to(torch.int8) - p["correct"].to(torch.int8) for p in points[1:]]), 500, seed=0)["p"]
+    assert [fast["vs_frontier_p_holm"], slow["vs_frontier_p_holm"]] == pytest.approx(holm(pvals.tolist()))
+
+
+def test_over_seeds_each_seed_meets_its_own_competitor_and_the_interval_resamples_the_seeds():
+    """Three seeds of one policy: its latency and its competitor differ by seed (cut1, cut2, none as fast); the mean row
+    compares each seed with its own and takes the mean; with a seed that has no competitor the row stays empty."""
+    n = 400
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (n,), generator=g)
+
+    def probs_right(share: float) -> torch.Tensor:  # [N, 3]: right on the first share of the samples
+        p = torch.full((n, 3), 0.1)
+        right = torch.arange(n) < int(share * n)
+        p[torch.arange(n), torch.where(right, labels, (labels + 1) % 3)] = 0.8
+        return p
+
+    def point(net: str, ms: float, share: float) -> dict:
+        c = probs_right(share).argmax(dim=1) == labels
+        return {"network": net, "ms": ms, "correct": c, "accuracy": float(c.double().mean())}
+
+    points = [point("cut0", 1.0, 0.5), point("cut1", 2.0, 0.7), point("cut2", 3.0, 0.9)]
+
+    def run(measured: float, share: float) -> tuple:
+        runtime = [{"method": "p", "budget_value": "0.5", "batch_size": "1", "measured_ms": str(measured), "simulated_ms": "1",
+                    "test_simulated_ms": "1"}]  # fmt: skip
+        return {("p", 0.5): probs_right(share).argmax(dim=1) == labels}, runtime, points
+
+    runs = [run(2.5, 0.8), run(3.2, 0.85), run(2.1, 0.75)]
+    mean = [{"method": "p", "budget_value": 0.5}, {"method": "p", "budget_value": "all"}]
+    seed_frontier_columns(mean, runs, reps=500, seed=1)
+    row = mean[0]
+    assert row["frontier_network"] == "cut1/cut2/cut1" and row["measured_ms"] == pytest.approx((2.5 + 3.2 + 2.1) / 3)
+    assert row["vs_frontier"] == pytest.approx(((0.8 - 0.7) + (0.85 - 0.9) + (0.75 - 0.7)) / 3)
+    assert row["frontier_accuracy"] == pytest.approx((0.7 + 0.9 + 0.7) / 3)
+    # the seeds disagree in sign: the two-level interval is wider than the test-only one and reaches below 0
+    assert row["vs_frontier_seed_ci_low"] < row["vs_frontier_ci_low"] and row["vs_frontier_seed_ci_low"] < 0
+    assert row["vs_frontier_p_holm"] > 0.05 and "vs_frontier" not in mean[1]
+    lonely = [{"method": "p", "budget_value": 0.5}]
+    seed_frontier_columns(lonely, [run(2.5, 0.8), run(0.5, 0.8)], reps=200)  # seed 1 faster than every network
+    assert "vs_frontier" not in lonely[0] and "frontier_network" not in lonely[0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -433,3 +476,13 @@ def test_the_results_documents_clock_section_reads_each_seeds_comparisons():
     assert "Above the frontier at 2 or more budgets in every seed: `a`." in text
     # within 0.5 points of the plain network (89.2 %): `a` only (b is 19 points below); seed 0's fastest is at 0.5
     assert "seed 0: `a` at 0.5, -0.20 points, ×1.60; seed 1: `a` at 0.5, -0.20 points, ×1.40" in text
+    assert "Over the seeds" not in text  # mean rows without the two-level columns (written before them): no such table
+    over = {"vs_frontier_seed_ci_low": "0.004", "vs_frontier_seed_ci_high": "0.036", "frontier_network": "cut1/depth2"}
+    stats[-2:] = [{**stats[-2], **over, "vs_frontier_p_holm": "0.01"}, {**stats[-1], **over, "vs_frontier_p_holm": "0.2"}]
+    stats.append({**st("mean", "b", "0.5", "0.7", "-0.005", "-0.01", "0.0"), **over, "vs_frontier_seed_ci_low": "-0.04",
+                  "vs_frontier_seed_ci_high": "0.03", "vs_frontier_p_holm": "0.6"})  # fmt: skip
+    text = "\n".join(clock_section(Run("x", stats=stats, summary=summary, runtime=runtime)))
+    assert "Holm-adjusted p < 0.05 over its 3 comparisons" in text and "The competitors met: `cut1`, `depth2`." in text
+    assert "| `a` | +2.00 [+0.40, +3.60]* | +2.00 [+0.40, +3.60] |" in text  # the second not ahead after Holm
+    assert "| `b` | -0.50 [-4.00, +3.00] | · |" in text
+    assert "Ahead of the frontier over seeds at 2 or more budgets: none; behind it: 0 of 3." in text

@@ -137,6 +137,17 @@ def test_the_aggregate_summary_keeps_every_seed_and_their_mean(seeded_run):
                                                                              for a in r["aliases"].split(";") if a]  # fmt: skip
     assert sorted(named) == ["maxpred", "maxpred_opt", "oracle"]
     assert (res / "curve.pdf").read_bytes()[:4] == b"%PDF" and (res / "curve.png").stat().st_size > 0
+    # over seeds against the frontier: each seed against its own competitor, the mean of their advantages, two intervals
+    compared = [r for r in mean_rows if r.get("vs_frontier")]
+    assert compared
+    for r in compared:
+        key = (r["method"], r["budget_value"])
+        seeds = [next(x for x in stats if x["seed"] == s and (x["method"], x["budget_value"]) == key) for s in "01"]
+        assert r["frontier_network"] == "/".join(x["frontier_network"] for x in seeds)
+        assert float(r["vs_frontier"]) == pytest.approx(sum(float(x["vs_frontier"]) for x in seeds) / 2)
+        assert float(r["measured_ms"]) == pytest.approx(sum(float(x["measured_ms"]) for x in seeds) / 2)
+        assert float(r["vs_frontier_seed_ci_low"]) <= float(r["vs_frontier"]) <= float(r["vs_frontier_seed_ci_high"])
+        assert 0 < float(r["vs_frontier_p_holm"]) <= 1 and all(0 < float(x["vs_frontier_p_holm"]) <= 1 for x in seeds)
 
 
 def test_a_model_target_of_the_aggregate_names_the_seed_runs(seeded_run):

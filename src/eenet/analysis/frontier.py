@@ -27,23 +27,29 @@ from typing import Any
 
 import torch
 
-from eenet.analysis.bootstrap import bootstrap_comparisons
+from eenet.analysis.bootstrap import bootstrap_comparisons, holm
 
 __all__ = [
     "FRONTIER_FIELDS", "CLOCK_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
-    "batched_size", "clock_columns", "clock_ratio", "cut_times",
+    "competitor", "seed_frontier_columns", "batched_size", "clock_columns", "clock_ratio", "cut_times",
 ]  # fmt: skip
 
 FRONTIER_FIELDS = [
     "measured_ms", "frontier_network", "frontier_ms", "frontier_accuracy", "vs_frontier", "vs_frontier_ci_low",
-    "vs_frontier_ci_high",
+    "vs_frontier_ci_high", "vs_frontier_seed_ci_low", "vs_frontier_seed_ci_high", "vs_frontier_p_holm",
 ]  # fmt: skip
 """Columns of stats.csv from the frontier: the policy's ``measured_ms`` (batch 1, whole test set, see the module);
 the competitor, ``frontier_network`` (``cut<k>``: the multi-exit network cut after exit ``k``, ``cut<K-1>`` the plain
 network; ``depth<k>``, ``width<m>``: a network trained alone, see the module), its measured ms and test accuracy;
-``vs_frontier``: the policy's test accuracy minus the competitor's, with its 95 % paired bootstrap interval. Empty
-where the policy was not run (the oracle, an infeasible fit) or where no frontier point is as fast as it. (stats.csv
-files written before the networks trained alone have ``frontier_exit``, the cut's exit, instead.)"""
+``vs_frontier``: the policy's test accuracy minus the competitor's, with its 95 % paired bootstrap interval (test
+samples resampled) and ``vs_frontier_p_holm``, its p-value Holm-adjusted over the file's frontier comparisons (a run's
+rows; the ``mean`` rows apart). On the ``mean`` rows of a seed study (:func:`seed_frontier_columns`): each seed's
+competitor at that seed's measured latency (``frontier_network`` lists them, ``seed0/seed1/...``; ``measured_ms``,
+``frontier_ms``, ``frontier_accuracy`` their means), the mean advantage, its test-only interval, and
+``vs_frontier_seed_ci_low/high``, the two-level interval (seeds and test samples resampled), whose p-value the Holm
+adjustment then takes. Empty where the policy was not run (the oracle, an infeasible fit) or where no frontier point is
+as fast as it (in any seed, for a ``mean`` row). (stats.csv files written before the networks trained alone have
+``frontier_exit``, the cut's exit, instead.)"""
 
 
 CLOCK_FIELDS = [
@@ -159,6 +165,18 @@ def measured_latency(runtime_rows: Sequence[Mapping[str, str]], method: str, bud
     return None
 
 
+def competitor(points: Sequence[Mapping[str, Any]], ms: float) -> Mapping[str, Any] | None:
+    """The frontier point a policy of measured latency ``ms`` is compared with: the most accurate at no more than
+    ``ms`` (the faster on a tie); ``None`` when none is as fast."""
+    fast = [p for p in points if p["ms"] <= ms]
+    return max(fast, key=lambda p: (p["accuracy"], -p["ms"])) if fast else None
+
+
+def _holm_frontier(rows: Sequence[dict[str, Any]], pvalues: Sequence[float]) -> None:
+    for row, q in zip(rows, holm(list(pvalues)), strict=True):
+        row["vs_frontier_p_holm"] = q
+
+
 def frontier_columns(
     rows: Sequence[dict[str, Any]],
     correct: Mapping[tuple[str, Any], torch.Tensor],
@@ -168,9 +186,9 @@ def frontier_columns(
     seed: int = 0,
 ) -> None:
     """Fill :data:`FRONTIER_FIELDS` in the per-budget ``rows`` of stats.csv (in place), one paired bootstrap for all
-    (the same draws): ``correct[(method, budget_value)]`` ``bool [N]`` per policy, ``runtime_rows`` runtime.csv,
-    ``points`` :func:`frontier_points` or :func:`network_points` (cuts and networks trained alone: the competitor is
-    the most accurate of all at no more than the policy's latency, the faster one on a tie)."""
+    (the same draws) and one Holm family: ``correct[(method, budget_value)]`` ``bool [N]`` per policy, ``runtime_rows``
+    runtime.csv, ``points`` :func:`frontier_points` or :func:`network_points` (cuts and networks trained alone: the
+    competitor is the most accurate of all at no more than the policy's latency, :func:`competitor`)."""
     todo = []
     for row in rows:
         key = (row["method"], row["budget_value"])
@@ -180,10 +198,9 @@ def frontier_columns(
         if ms is None:
             continue
         row["measured_ms"] = ms
-        fast = [p for p in points if p["ms"] <= ms]
-        if not fast:
+        best = competitor(points, ms)
+        if best is None:
             continue
-        best = max(fast, key=lambda p: (p["accuracy"], -p["ms"]))
         row.update({"frontier_network": best["network"], "frontier_ms": best["ms"], "frontier_accuracy": best["accuracy"]})
         todo.append((row, correct[key].reshape(-1), best["correct"]))
     if not todo:
@@ -193,6 +210,51 @@ def frontier_columns(
     for i, (row, _, _) in enumerate(todo):
         row.update({"vs_frontier": float(r["diff"][i]), "vs_frontier_ci_low": float(r["ci_low"][i]),
                     "vs_frontier_ci_high": float(r["ci_high"][i])})  # fmt: skip
+    _holm_frontier([row for row, _, _ in todo], r["p"].tolist())
+
+
+def seed_frontier_columns(
+    mean_rows: Sequence[dict[str, Any]],
+    runs: Sequence[tuple[Mapping[tuple[str, Any], torch.Tensor], Sequence[Mapping[str, str]], Sequence[Mapping[str, Any]]]],
+    reps: int = 2000,
+    seed: int = 0,
+) -> None:
+    """Fill :data:`FRONTIER_FIELDS` in the per-budget ``mean`` rows of a seed study (in place): ``runs``, per training
+    seed (in the order of its runs), ``(correct, runtime_rows, points)`` as :func:`frontier_columns` takes them. Each
+    seed's policy is compared with that seed's competitor at that seed's measured latency; the advantages ``[S, N]``
+    of every row are bootstrapped together (:func:`eenet.analysis.bootstrap.bootstrap_comparisons`: test samples, and
+    seeds with test samples), the two-level p-values Holm-adjusted as one family. A row is left empty unless every seed
+    ran the policy and has a competitor for it."""
+    todo = []
+    for row in mean_rows:
+        key = (row["method"], row["budget_value"])
+        if row["budget_value"] == "all":
+            continue
+        picks = []
+        for correct, runtime_rows, points in runs:
+            ms = measured_latency(runtime_rows, *key) if key in correct and points else None
+            best = competitor(points, ms) if ms is not None else None
+            if best is None:
+                break
+            picks.append((ms, best, correct[key].reshape(-1)))
+        if len(picks) != len(runs) or not picks:
+            continue
+        row.update({
+            "measured_ms": statistics.fmean(ms for ms, _, _ in picks),
+            "frontier_network": "/".join(b["network"] for _, b, _ in picks),
+            "frontier_ms": statistics.fmean(b["ms"] for _, b, _ in picks),
+            "frontier_accuracy": statistics.fmean(b["accuracy"] for _, b, _ in picks),
+        })  # fmt: skip
+        todo.append((row, torch.stack([a.to(torch.int8) - b["correct"].to(torch.int8) for _, b, a in picks])))
+    if not todo:
+        return
+    r = bootstrap_comparisons(torch.stack([d for _, d in todo]), reps, seed=seed)
+    for i, (row, _) in enumerate(todo):
+        row.update({
+            "vs_frontier": float(r["diff"][i]), "vs_frontier_ci_low": float(r["ci_low"][i]), "vs_frontier_ci_high": float(r["ci_high"][i]),
+            "vs_frontier_seed_ci_low": float(r["seed_ci_low"][i]), "vs_frontier_seed_ci_high": float(r["seed_ci_high"][i]),
+        })  # fmt: skip
+    _holm_frontier([row for row, _ in todo], r["seed_p"].tolist())
 
 
 def batched_size(runtime_rows: Sequence[Mapping[str, str]]) -> int | None:

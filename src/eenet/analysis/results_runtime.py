@@ -124,6 +124,7 @@ def clock_section(run: Run) -> list[str]:
             wins.setdefault((r["method"], r["seed"]), set()).add(r["budget_value"])
     every = sorted({m for m, _ in wins if all(len(wins.get((m, s), ())) >= 2 for s in seeds)})
     lines += [f"Above the frontier at 2 or more budgets in every seed: {', '.join(f'`{m}`' for m in every) or 'none'}.", ""]
+    lines += _frontier_over_seeds(run)
     if any(has(r.get("vs_maxpred_measured")) for r in stats):
         lines += [
             "Against MaxPred at the policy's measured latency (stats.csv's `vs_maxpred_measured`: MaxPred's accuracy "
@@ -149,6 +150,47 @@ def clock_section(run: Run) -> list[str]:
     lines += [
         "The fastest policy at no more than 0.5 points below the plain network's accuracy (the last exit's), its speed-up over "
         f"the plain network on the whole test set (runtime.csv's `speedup_vs_plain_test`): {'; '.join(best)}.",
+        "",
+    ]
+    return lines
+
+
+def _frontier_over_seeds(run: Run) -> list[str]:
+    """The seed study against the frontier (stats.csv's ``mean`` rows: each seed against its own competitor, the mean
+    advantage with its two-level interval and Holm-adjusted p-value), and what is ahead of it at 2 or more budgets."""
+    rows = [r for r in run.stats if r.get("seed") == "mean" and r["budget_value"] != "all" and not is_bound(r["method"])
+            and has(r.get("vs_frontier_seed_ci_low"))]  # fmt: skip
+    if not rows:
+        return []
+    methods = sorted({r["method"] for r in rows})
+    budgets = sorted({r["budget_value"] for r in rows}, key=float)
+    at = {(r["method"], r["budget_value"]): r for r in rows}
+
+    def ahead(r: dict[str, str]) -> bool:
+        return float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) > 0
+
+    def cell(r: dict[str, str] | None) -> str:
+        if r is None:
+            return "·"
+        behind = float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) < 0
+        return f"{interval(r, 'vs_frontier')}{'*' if ahead(r) else '-' if behind else ''}"
+
+    wins: dict[str, int] = {}
+    for r in rows:
+        wins[r["method"]] = wins.get(r["method"], 0) + ahead(r)
+    nets = sorted({n for r in rows for n in r["frontier_network"].split("/")})
+    lines = [
+        f"Over the seeds, each seed against its own frontier (stats.csv's `mean` rows: the mean advantage, points, with its 95 % "
+        f"interval over seeds and test samples; *: ahead, Holm-adjusted p < 0.05 over its {len(rows)} comparisons, -: behind "
+        f"likewise, ·: a seed without a frontier point as fast). The competitors met: {', '.join(f'`{n}`' for n in nets)}.",
+        "",
+        "| policy | " + " | ".join(budgets) + " |",
+        "|---" * (len(budgets) + 1) + "|",
+        *(f"| `{m}` | " + " | ".join(cell(at.get((m, b))) for b in budgets) + " |" for m in methods),
+        "",
+        "Ahead of the frontier over seeds at 2 or more budgets: "
+        + (", ".join(f"`{m}`" for m in methods if wins[m] >= 2) or "none")
+        + f"; behind it: {sum(float(r['vs_frontier_p_holm']) < 0.05 and float(r['vs_frontier']) < 0 for r in rows)} of {len(rows)}.",
         "",
     ]
     return lines

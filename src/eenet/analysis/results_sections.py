@@ -94,11 +94,8 @@ def is_bound(method: str) -> bool:
 
 def interval(r: dict[str, str], prefix: str = "vs_maxpred") -> str:
     """A row's advantage with its 95 % interval, in points (the two-level interval over seeds where the row has one)."""
-    lo, hi = (
-        ("seed_ci_low", "seed_ci_high")
-        if prefix == "vs_maxpred" and has(r.get("seed_ci_low"))
-        else (f"{prefix}_ci_low", f"{prefix}_ci_high")
-    )
+    two_level = {"vs_maxpred": ("seed_ci_low", "seed_ci_high"), "vs_frontier": ("vs_frontier_seed_ci_low", "vs_frontier_seed_ci_high")}
+    lo, hi = two_level[prefix] if prefix in two_level and has(r.get(two_level[prefix][0])) else (f"{prefix}_ci_low", f"{prefix}_ci_high")
     return f"{pts(r[prefix])} [{pts(r[lo])}, {pts(r[hi])}]"
 
 

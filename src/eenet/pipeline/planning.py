@@ -17,6 +17,7 @@ from eenet.catalog import METHOD_PATTERN, METHODS, compose_method, split_method
 __all__ = [
     "METHOD_PATTERN", "GUARDED", "policy_methods", "combined_methods", "hyper_params", "study_methods", "example_policy", "all_targets",
     "FRONTIER_ARCHS", "FRONTIER_PATTERN", "frontier_arch", "frontier_networks", "frontier_kwargs", "frontier_models", "frontier_files",
+    "seed_frontier_files",
 ]  # fmt: skip
 
 GUARDED = [m for m in METHODS if f"{m}_guard" in METHODS]
@@ -176,3 +177,9 @@ def frontier_files(run: str, b: Mapping[str, Any]) -> list[str]:
     if not nets:
         return []
     return [f"results/{run}/frontier.csv"] + [f"results/{run}/frontier/{n}/logits/test.safetensors" for n in nets]
+
+
+def seed_frontier_files(runs: Sequence[str], benchmarks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """:func:`frontier_files` of every run of a seed study (``runs``: its runs, ``benchmarks``: every run's config), in
+    the order of the runs: what the study's aggregate reads to compare each seed with its own frontier."""
+    return [f for run in runs for f in frontier_files(run, benchmarks[run])]
