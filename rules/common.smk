@@ -31,7 +31,7 @@ ENV = "../envs/pipeline.yaml"
 # The workflow layer of the installed package (eenet.pipeline; `make` installs it): checks before any job, training
 # seeds, each rule's code inputs. Standard library only, so planning the jobs imports no torch.
 from eenet.pipeline.codeinputs import code_files  # noqa: E402
-from eenet.pipeline.preflight import check_all, resolve_datasets  # noqa: E402
+from eenet.pipeline.preflight import check_all, check_frontier_seeds, resolve_datasets  # noqa: E402
 from eenet.pipeline.runs import expand_seed_runs, world_size  # noqa: E402
 import eenet.pipeline.planning as planning  # noqa: E402
 from eenet.pipeline.planning import METHOD_PATTERN, policy_methods  # noqa: E402
@@ -41,6 +41,7 @@ repair_job_scheduler()  # one re-evaluation timer at a time (Snakemake's pile up
 
 # BENCHMARKS: every run (a benchmark with one seed, or one seed of a benchmark with a list of seeds: "<bench>/seed<s>");
 # SEEDED: each benchmark with a list of seeds -> its runs, aggregated in results/<bench>/.
+check_frontier_seeds(config["benchmarks"])
 BENCHMARKS, SEEDED = expand_seed_runs(canonical(config["benchmarks"]))
 # wildcard patterns: the runs, and the benchmarks with several seeds (never matches: a name no benchmark has)
 RUNS = "|".join(BENCHMARKS)

@@ -30,6 +30,7 @@ from eenet.pipeline.planning import (
     frontier_models,
     frontier_networks,
 )
+from eenet.pipeline.preflight import check_frontier_seeds
 from eenet.pipeline.runs import expand_seed_runs
 
 
@@ -247,13 +248,16 @@ def test_frontier_seeds_train_the_networks_alone_in_those_runs_only_and_name_see
     assert frontier_files("x/seed1", runs["x/seed1"]) == [] and len(frontier_files("x/seed0", runs["x/seed0"])) == 3
     b["frontier"]["seeds"] = None  # every run
     assert all(len(frontier_networks(c)) == 2 for c in expand_seed_runs({"x": b})[0].values())
+    check_frontier_seeds({"x": b})
     b["frontier"]["seeds"] = [0, 3]
-    with pytest.raises(ValueError, match=r"benchmark 'x': frontier.seeds \[3\] are not among its training seeds \[0, 1, 2\]"):
-        expand_seed_runs({"x": b})
+    with pytest.raises(ValueError, match=r"benchmarks.x.frontier.seeds: \[3\] are not among its training seeds \[0, 1, 2\]"):
+        check_frontier_seeds({"x": b})
     b["train"]["seed"] = 3  # one seed: its run is the benchmark itself
     b["frontier"]["seeds"] = [0]
-    with pytest.raises(ValueError, match=r"frontier.seeds \[0\] are not among its training seeds \[3\]"):
-        expand_seed_runs({"x": b})
+    with pytest.raises(ValueError, match=r"frontier.seeds: \[0\] are not among its training seeds \[3\]"):
+        check_frontier_seeds({"x": b})
+    b["frontier"]["seeds"] = [3]
+    check_frontier_seeds({"x": b})
 
 
 def test_the_config_trains_the_frontier_of_the_many_exit_benchmarks_and_not_the_demos():

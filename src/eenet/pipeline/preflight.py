@@ -15,7 +15,10 @@ from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_moda
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
 from eenet.pipeline.planning import frontier_networks
 
-__all__ = ["METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "rename_former_combiners", "resolve_datasets"]
+__all__ = [
+    "METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "check_frontier_seeds", "rename_former_combiners",
+    "resolve_datasets",
+]  # fmt: skip
 
 
 def rename_former_combiners(config: dict[str, Any]) -> str | None:
@@ -31,6 +34,18 @@ def rename_former_combiners(config: dict[str, Any]) -> str | None:
             b["combiners"] = [renamed_method(c)[0] if isinstance(c, str) else c for c in b["combiners"]]
     notices = [renamed_method(old, where=f"config: benchmarks {', '.join(names)}: combiners")[1] for old, names in where.items()]
     return "; ".join(str(n) for n in notices) or None
+
+
+def check_frontier_seeds(benchmarks: dict[str, dict[str, Any]]) -> None:
+    """``frontier.seeds`` names training seeds the benchmark trains (``train.seed``, a list or one integer); the config's
+    benchmarks before their seeds become runs. ``ValueError`` naming the benchmark and the seeds it lacks."""
+    for name, b in benchmarks.items():
+        wanted = (b.get("frontier") or {}).get("seeds")
+        seed = (b.get("train") or {}).get("seed", 0)
+        seeds = seed if isinstance(seed, list) else [seed]
+        if wanted is not None and not set(wanted) <= set(seeds):
+            lacking = sorted(set(wanted) - set(seeds))
+            raise ValueError(f"benchmarks.{name}.frontier.seeds: {lacking} are not among its training seeds {seeds} (train.seed)")
 
 
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:

@@ -34,21 +34,13 @@ def expand_seed_runs(benchmarks: dict[str, dict[str, Any]]) -> tuple[dict[str, d
     of seeds the names of its runs in seed order.
 
     A benchmark with integer seeds is its own run, unchanged. Raises ``ValueError`` (naming the benchmark) when
-    ``scheduler_seed`` is a list but ``train.seed`` is not, or the two lists differ in length, or ``frontier.seeds``
-    names a seed the benchmark does not train.
+    ``scheduler_seed`` is a list but ``train.seed`` is not, or the two lists differ in length.
     """
     runs: dict[str, dict[str, Any]] = {}
     parents: dict[str, list[str]] = {}
     for name, b in benchmarks.items():
         train_seed = b.get("train", {}).get("seed", 0)
         sched_seed = b.get("scheduler_seed", 0)
-        trained_seeds = (b.get("frontier") or {}).get("seeds")
-        seeds = train_seed if isinstance(train_seed, list) else [train_seed]
-        if trained_seeds is not None and not set(trained_seeds) <= set(seeds):
-            raise ValueError(
-                f"benchmark {name!r}: frontier.seeds {sorted(set(trained_seeds) - set(seeds))} are not among its training "
-                f"seeds {seeds} (train.seed)"
-            )
         if not isinstance(train_seed, list):
             if isinstance(sched_seed, list):
                 raise ValueError(
