@@ -7,8 +7,10 @@ seconds of every epoch, validation pass included: the training time; target for 
 20 min a seed on 2 cores), the cached test outputs (each exit's test accuracy; target for that network's last exit:
 at least the demo's 91 %), and Snakemake's own record of each job's start and end
 (.snakemake/metadata: wall seconds, Python's start-up included) for fit_scheduler and evaluate_test (each policy's job,
-summed: the EENet variants apart from the other policies) and the other rules. Prints a table per run
-and appends it to benchmarks/RESULTS.md, with benchmarks/out/many_exit_run.csv. Quote the figures with the machine
+summed: the EENet variants apart from the other policies) and the other rules; with networks trained alone for the
+frontier (results/<run>/frontier/), their training minutes summed and frontier_cost's seconds. Prints a table per run
+and appends it to benchmarks/RESULTS.md, with benchmarks/out/many_exit_run.csv (a run measured before keeps its row
+unless measured again). Quote the figures with the machine
 they ran on (os.cpu_count() and the platform are recorded): they are wall-clock times on a possibly shared machine.
 """
 
@@ -30,7 +32,8 @@ from eenet.records import read_logits_cache  # noqa: E402
 DEFAULT_RUNS = [f"results/fashion_mnist_6exit/seed{s}" for s in range(3)] + ["results/rotten_tomatoes_6exit"]
 # each rule's output, whose Snakemake record gives the job's seconds
 OTHER_RULES = {"cache_logits": "logits/test.safetensors", "profile_latency": "cost.csv", "measure_runtime": "runtime.csv",
-               "compute_stats": "stats.csv", "plot_curve": "summary.csv", "exit_analysis": "exits.csv"}  # fmt: skip
+               "compute_stats": "stats.csv", "plot_curve": "summary.csv", "exit_analysis": "exits.csv",
+               "frontier_cost": "frontier.csv"}  # fmt: skip
 
 
 def policy_seconds(run: Path, folder: str) -> dict[str, float]:
@@ -63,6 +66,9 @@ def run_row(run: Path) -> dict[str, object]:
         "fit_min_others": round((sum(fits.values()) - sum(eenet)) / 60, 1),
         "eval_min": round(sum(evals.values()) / 60, 1),
     }
+    alone = sorted((run / "frontier").glob("*/train_metrics.csv"))
+    row["frontier_networks"] = len(alone)
+    row["frontier_train_min"] = round(sum(float(e["seconds"]) for f in alone for e in read_csv(f)) / 60, 1) if alone else ""
     for rule, output in OTHER_RULES.items():
         seconds = job_seconds(REPO, Path("results") / rel / output)
         row[f"{rule}_s"] = round(seconds) if seconds is not None else ""
@@ -76,10 +82,13 @@ def main() -> None:
     rows = [run_row(REPO / r) for r in args.runs]
     out = REPO / "benchmarks" / "out" / "many_exit_run.csv"
     out.parent.mkdir(exist_ok=True)
+    measured = {str(r["run"]) for r in rows}
+    kept = [r for r in (read_csv(out) if out.is_file() else []) if r["run"] not in measured]
+    fields = list(dict.fromkeys([*rows[0], *(k for r in kept for k in r)]))
     with open(out, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=fields, restval="")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(kept + rows)
     keys = list(rows[0])
     table = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)] + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
     note = (

@@ -301,10 +301,10 @@ def many_exit_table(rows: Rows) -> list[str]:
         "Times of the runs (`benchmarks/out/many_exit_run.csv`, `python benchmarks/many_exit_run.py`):",
         "",
         "| run | epochs | training (min) | median epoch (s) | test accuracy per exit (%) | policies | fit EENet variants (min) "
-        "| fit the others (min) | evaluations (min) | runtime measurement (s) |",
-        "|---" * 10 + "|",
+        "| fit the others (min) | evaluations (min) | runtime measurement (s) | frontier networks trained alone | their training (min) |",
+        "|---" * 12 + "|",
     ]
     keys = ("run", "epochs", "train_min", "epoch_s_median", "test_acc_per_exit", "policies", "fit_min_eenet", "fit_min_others", "eval_min",
-            "measure_runtime_s")  # fmt: skip
-    lines += ["| " + " | ".join(f"`{r[k]}`" if k == "run" else r[k] for k in keys) + " |" for r in rows]
+            "measure_runtime_s", "frontier_networks", "frontier_train_min")  # fmt: skip
+    lines += ["| " + " | ".join(f"`{r[k]}`" if k == "run" else r.get(k) or "–" for k in keys) + " |" for r in rows]
     return lines + [""]
