@@ -490,3 +490,24 @@ def test_the_results_documents_clock_section_reads_each_seeds_comparisons():
     assert "| `a` | +2.00 [+0.40, +3.60]* | +2.00 [+0.40, +3.60] |" in text  # the second not ahead after Holm
     assert "| `b` | -0.50 [-4.00, +3.00] | · |" in text
     assert "Ahead of the frontier over seeds at 2 or more budgets: none; behind it: 0 of 3." in text
+
+
+def test_the_results_document_lists_the_frontiers_networks_and_the_plain_network_trained_alone():
+    from eenet.analysis.results_runtime import frontier_networks
+    from eenet.analysis.results_sections import Run
+
+    def net(seed, name, kind, ms, acc):
+        return {"seed": seed, "network": name, "kind": kind, "ms": ms, "flops": "1", "parameters": "1", "test_accuracy": acc}
+
+    rows = [net(s, "cut0", "cut", "0.2", "0.40") for s in "01"] + [net(s, "cut1", "cut", "0.5", "0.85") for s in "01"]
+    rows += [net("0", "depth2", "depth", "0.45", "0.90"), net("1", "depth2", "depth", "0.47", "0.92")]
+    stats = [{"seed": "mean", "method": "maxpred", "budget_value": "0.5", "test_accuracy": "0.8"},
+             {"seed": "mean", "method": "oracle", "budget_value": "0.5", "test_accuracy": "0.99"},
+             {"seed": "0", "method": "maxpred", "budget_value": "0.5", "test_accuracy": "0.95"},
+             {"seed": "1", "method": "maxpred", "budget_value": "0.5", "test_accuracy": "0.6"}]  # fmt: skip
+    text = "\n".join(frontier_networks(Run("x", stats=stats), rows))
+    assert "| `depth2` | depth | 0.460 | 91.00 (90.00–92.00) |" in text and "| `cut0` | cut | 0.200 | 40.00 (40.00–40.00) |" in text
+    # the bound (oracle) left out, the mean rows speak for the seeds
+    assert "(`depth2`, 0.460 ms) reaches 91.00 %, the multi-exit network's last exit alone (`cut1`, 0.500 ms) 85.00 %" in text
+    assert "(`maxpred` at 0.5) 80.00 %, -11.00 points from the plain network trained alone" in text
+    assert frontier_networks(Run("x"), []) == []

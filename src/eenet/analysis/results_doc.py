@@ -21,6 +21,7 @@ from eenet.analysis.results_reliability import reliability_section
 from eenet.analysis.results_runtime import (
     clock_section,
     earlier_runtime,
+    frontier_networks,
     frontier_section,
     many_exit_table,
     runtime_section,
@@ -195,7 +196,9 @@ def render(out_dir: Path) -> str:
                   "[combiners.md](combiners.md)).", ""]  # fmt: skip
     lines += many_exit_table(_read(out_dir, "many_exit_run.csv"))
     for spec in MANY_EXIT:
-        lines += bench_section(runs[spec.prefix], spec.heading, spec.commands) + clock_section(runs[spec.prefix])
+        run = runs[spec.prefix]
+        lines += bench_section(run, spec.heading, spec.commands) + clock_section(run)
+        lines += frontier_networks(run, _read(out_dir, f"{spec.prefix}_frontier.csv"))
     kept = {p: (_read(out_dir, f"{p}_reliability.csv"), _read(out_dir, f"{p}_reliability_accuracy_loss.csv")) for p in RELIABILITY}
     lines += reliability_section(kept, {p: why for p, why in RELIABILITY.items() if why})
     while lines and lines[-1] == "":

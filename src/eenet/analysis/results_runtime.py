@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, pts, span, statics, times
 
-__all__ = ["frontier_section", "runtime_section", "clock_section", "earlier_runtime", "user_chain", "many_exit_table"]
+__all__ = [
+    "frontier_section", "runtime_section", "clock_section", "frontier_networks", "earlier_runtime", "user_chain", "many_exit_table",
+]  # fmt: skip
 
 
 def _ratio(x: str | float) -> str:
@@ -152,6 +154,51 @@ def clock_section(run: Run) -> list[str]:
         f"the plain network on the whole test set (runtime.csv's `speedup_vs_plain_test`): {'; '.join(best)}.",
         "",
     ]
+    return lines
+
+
+def frontier_networks(run: Run, rows: Rows) -> list[str]:
+    """The plain networks of a run's frontier, cut and trained alone (``<run>_frontier.csv``, written by
+    benchmarks/frontier_networks.py): mean ms and test accuracy over seeds; the plain network trained alone against the
+    multi-exit network's last exit, and the best policy against it."""
+    if not rows:
+        return []
+    nets = list(dict.fromkeys(r["network"] for r in rows))
+    by = {n: [r for r in rows if r["network"] == n] for n in nets}
+
+    def mean(n: str, k: str) -> float:
+        return sum(float(r[k]) for r in by[n]) / len(by[n])
+
+    def accs(n: str) -> str:
+        a = [float(r["test_accuracy"]) for r in by[n]]
+        return pct(sum(a) / len(a)) + (f" ({pct(min(a))}–{pct(max(a))})" if len(a) > 1 else "")
+
+    lines = [
+        f"The networks of the frontier (`benchmarks/out/{run.prefix}_frontier.csv`, `python benchmarks/frontier_networks.py --run "
+        f"{run.prefix}`; ms per sample at batch 1 on cost.csv's clock, test accuracy, mean over seeds (lowest–highest)):",
+        "",
+        "| network | kind | ms | test accuracy (%) |",
+        "|---|---|---|---|",
+        *(f"| `{n}` | {by[n][0]['kind']} | {ms(mean(n, 'ms'))} | {accs(n)} |" for n in nets),
+        "",
+    ]
+    cuts = [n for n in nets if by[n][0]["kind"] == "cut"]
+    alone = [n for n in nets if n.startswith("depth")]
+    if cuts and alone:
+        last, full = cuts[-1], max(alone, key=lambda n: int(n.removeprefix("depth")))
+        best = [r for r in run.use(run.stats) if r["budget_value"] != "all" and not is_bound(r["method"]) and has(r.get("test_accuracy"))]
+        top = max(best, key=lambda r: float(r["test_accuracy"])) if best else None
+        lines += [
+            f"The plain network trained alone (`{full}`, {ms(mean(full, 'ms'))} ms) reaches {pct(mean(full, 'test_accuracy'))} %, the "
+            f"multi-exit network's last exit alone (`{last}`, {ms(mean(last, 'ms'))} ms) {pct(mean(last, 'test_accuracy'))} %"
+            + (
+                f"; the most accurate policy at any budget (`{top['method']}` at {top['budget_value']}) {pct(top['test_accuracy'])} %, "
+                f"{pts(float(top['test_accuracy']) - mean(full, 'test_accuracy'))} points from the plain network trained alone."
+                if top
+                else "."
+            ),
+            "",
+        ]
     return lines
 
 
