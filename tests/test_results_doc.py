@@ -52,20 +52,20 @@ def test_committed_results_md_is_what_the_kept_csvs_give():
 
 def test_a_changed_number_in_a_csv_changes_the_document(out):
     before = render(out)
-    assert "**0.622 ms** (14.7 MFLOPs), 0.64 of the last exit's cost" in before  # the demo's plain network, cost.csv
+    assert "**0.469 ms** (14.7 MFLOPs), 0.65 of the last exit's cost" in before  # the demo's plain network, cost.csv
 
     def faster_plain(row: dict[str, str]) -> None:
         row["plain_ms"] = "0.5123"
 
     edit_csv(out / "demo_cost.csv", faster_plain)
     after = render(out)
-    assert "**0.512 ms** (14.7 MFLOPs), 0.53 of the last exit's cost" in after
-    assert "**0.622 ms**" not in after and "0.64 of the last exit's cost" not in after
+    assert "**0.512 ms** (14.7 MFLOPs), 0.72 of the last exit's cost" in after
+    assert "**0.469 ms**" not in after and "0.65 of the last exit's cost" not in after
     assert "the plain network 0.512 ms (91.31 %)" in after  # the frontier's last point moved with it
 
 
 def test_an_accuracy_changed_in_summary_csv_reaches_the_accuracy_table(out):
-    row_before = "| 0.5 | 0.483 | 88.13 | 87.63 | `entropy` 84.75 | 93.71 | 0.504 | ×1.25 |"
+    row_before = "| 0.5 | 0.358 | 88.26 | 87.43 | `entropy` 85.50 | 93.71 | 0.384 | ×1.24 |"
     assert row_before in render(out)
 
     def entropy_better(row: dict[str, str]) -> None:
@@ -74,7 +74,7 @@ def test_an_accuracy_changed_in_summary_csv_reaches_the_accuracy_table(out):
 
     edit_csv(out / "demo_summary.csv", entropy_better)
     after = render(out)
-    assert "| 0.5 | 0.483 | 88.13 | 87.63 | `entropy` 86.11 | 93.71 | 0.504 | ×1.25 |" in after
+    assert "| 0.5 | 0.358 | 88.26 | 87.43 | `entropy` 86.11 | 93.71 | 0.384 | ×1.24 |" in after
     assert row_before not in after
 
 
@@ -82,7 +82,7 @@ def test_the_document_leads_with_what_survives_holm(out):
     text = render(out)
     lead = text.index("## What survives the multiple-comparison correction")
     assert lead < text.index("## The demo")
-    assert survives_row(text, "fashion_mnist").startswith("| `fashion_mnist` | 1 | 18 | **none** | `eenet` (0.45) |")
+    assert survives_row(text, "fashion_mnist").startswith("| `fashion_mnist` | 1 | 18 | **none** | none |")
 
     def eenet_ahead(row: dict[str, str]) -> None:
         if row["method"] == "eenet" and row["budget_value"] == "0.45":
@@ -94,9 +94,32 @@ def test_the_document_leads_with_what_survives_holm(out):
     assert "ahead of MaxPred: `eenet` (0.45)." in after and "**no policy is ahead of MaxPred**" not in after
 
 
+def test_the_lead_sets_each_run_against_its_plain_network_frontier_after_holm(out):
+    text = render(out)
+    part = text[text.index("### Against what a user would run instead") : text.index("## The demo")]
+    row = next(line for line in part.splitlines() if line.startswith("| `fashion_mnist_6exit_light` |"))
+    assert row.startswith("| `fashion_mnist_6exit_light` | the cuts and plain networks trained alone | 40 | **none** | 40 |")
+    assert "| `fashion_mnist` | the cuts | 18 |" in part  # the demo trains none alone
+
+    def ahead(row: dict[str, str]) -> None:  # the mean rows of one policy made ahead of the frontier after Holm
+        if row["seed"] == "mean" and row["method"] == "eenet" and row["budget_value"] in ("0.6", "0.7"):
+            row.update({"vs_frontier": "0.02", "vs_frontier_p_holm": "0.001"})
+
+    edit_csv(out / "fashion_mnist_6exit_light_stats.csv", ahead)
+    after = render(out)
+    part = after[after.index("### Against what a user would run instead") : after.index("## The demo")]
+    assert "| 40 | `eenet` (0.6, 0.7) | 38 | `eenet` at 0.6, +2.00 [" in part
+    assert "Ahead of the frontier over seeds at 2 or more budgets: `eenet`; behind it: 38 of 40." in after
+
+
 def test_a_stats_csv_without_the_correction_is_said_to_predate_it(out):
     assert "**no policy is ahead of MaxPred**" in render(out)
-    edit_csv(out / "demo_stats.csv", lambda row: None, drop=("p_value", "p_holm", "ahead"))
+
+    def one_above(row: dict[str, str]) -> None:  # an interval above 0: without p-values, what survives is then not known
+        if row["method"] == "eenet" and row["budget_value"] == "0.45":
+            row.update({"vs_maxpred": "0.001", "vs_maxpred_ci_low": "0.0005", "vs_maxpred_ci_high": "0.002"})
+
+    edit_csv(out / "demo_stats.csv", one_above, drop=("p_value", "p_holm", "ahead"))
     after = render(out)
     assert "not known: the kept stats.csv predates the correction" in survives_row(after, "fashion_mnist")
     assert "**no policy is ahead of MaxPred**" not in after
@@ -132,7 +155,7 @@ def test_a_run_without_kept_csvs_is_said_to_be_missing(out):
 
 def test_check_fails_on_a_stale_document_and_names_the_write_command(out, tmp_path, capsys):
     doc = tmp_path / "results.md"
-    doc.write_text(render(OUT).replace("88.13", "88.14"))
+    doc.write_text(render(OUT).replace("88.26", "88.27"))
     assert main(["check", "--out", str(out), "--doc", str(doc)]) == 1
     assert WRITE in capsys.readouterr().err
     assert main(["write", "--out", str(out), "--doc", str(doc)]) == 0

@@ -158,6 +158,40 @@ def _survives(runs: list[Run]) -> list[str]:
     return lines
 
 
+def _against_frontier(runs: list[Run]) -> list[str]:
+    """The leading section's second table: per run whose stats.csv has the frontier's Holm-adjusted p-values, how many
+    policy-budget pairs are ahead of and behind what a user could run instead, at equal measured latency."""
+    lines = []
+    for run in runs:
+        rows = [
+            r for r in run.use(run.stats) if r["budget_value"] != "all" and not is_bound(r["method"]) and has(r.get("vs_frontier_p_holm"))
+        ]
+        if not rows:
+            continue
+        ahead = [r for r in rows if float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) > 0]
+        behind = [r for r in rows if float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) < 0]
+        nets = {n for r in rows for n in r["frontier_network"].split("/")}
+        kind = "the cuts and plain networks trained alone" if any(not n.startswith("cut") for n in nets) else "the cuts"
+        best = max(rows, key=lambda r: float(r["vs_frontier"]))
+        lines.append(f"| `{run.bench}` | {kind} | {len(rows)} | {by_budget(ahead, 'vs_frontier') or '**none**'} | {len(behind)} | "
+                     f"`{best['method']}` at {best['budget_value']}, {interval(best, 'vs_frontier')} |")  # fmt: skip
+    if not lines:
+        return []
+    return [
+        "### Against what a user would run instead",
+        "",
+        "The same policies against the plain-network frontier at their measured latency (batch 1; each seed against its own "
+        "frontier, the interval over seeds and test samples where there are several; Holm over the run's comparisons): the "
+        "network cut after an exit with that exit's head only, and, where the run trains them, plain networks of each depth "
+        "(and half the width) trained alone with the same recipe (each run's section has the tables).",
+        "",
+        "| run | frontier | comparisons | ahead after Holm | behind after Holm | largest advantage |",
+        "|---|---|---|---|---|---|",
+        *lines,
+        "",
+    ]
+
+
 INTRO = [
     "# Results",
     "",
@@ -180,7 +214,7 @@ def render(out_dir: Path) -> str:
     """The whole of docs/results.md from the kept CSVs of ``out_dir`` (benchmarks/out)."""
     out_dir = Path(out_dir)
     runs = {s.prefix: load_run(out_dir, s.prefix) for s in (*RUNS, *MANY_EXIT)}
-    lines = [*INTRO, *_survives(list(runs.values()))]
+    lines = [*INTRO, *_survives(list(runs.values())), *_against_frontier(list(runs.values()))]
     for spec in RUNS:
         run = runs[spec.prefix]
         lines += bench_section(run, spec.heading, spec.commands)

@@ -184,6 +184,14 @@ def frontier_networks(run: Run, rows: Rows) -> list[str]:
     ]
     cuts = [n for n in nets if by[n][0]["kind"] == "cut"]
     alone = [n for n in nets if n.startswith("depth")]
+    pairs = [(c, f"depth{int(c.removeprefix('cut')) + 1}") for c in cuts if f"depth{int(c.removeprefix('cut')) + 1}" in by]
+    if pairs:
+        lines += [
+            "Each exit of the multi-exit network against the network of the same depth trained alone (test accuracy, %, mean over "
+            "seeds): " + "; ".join(f"exit {c.removeprefix('cut')} {pct(mean(c, 'test_accuracy'))} vs {pct(mean(d, 'test_accuracy'))}"
+                                   for c, d in pairs) + ".",
+            "",
+        ]  # fmt: skip
     if cuts and alone:
         last, full = cuts[-1], max(alone, key=lambda n: int(n.removeprefix("depth")))
         best = [r for r in run.use(run.stats) if r["budget_value"] != "all" and not is_bound(r["method"]) and has(r.get("test_accuracy"))]

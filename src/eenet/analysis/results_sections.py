@@ -132,12 +132,12 @@ def uncorrected(run: Run) -> Rows:
     return [r for r in comparisons(run) if _low(r) > 0 and not is_bound(r["method"])]
 
 
-def by_budget(rows: Rows) -> str:
-    """``policy (b1, b2), ...`` of comparison rows, policies in order of their largest advantage."""
+def by_budget(rows: Rows, key: str = "vs_maxpred") -> str:
+    """``policy (b1, b2), ...`` of comparison rows, policies in order of their largest advantage (column ``key``)."""
     found: dict[str, list[dict[str, str]]] = {}
     for r in rows:
         found.setdefault(r["method"], []).append(r)
-    order = sorted(found, key=lambda m: (-max(float(r["vs_maxpred"]) for r in found[m]), m))
+    order = sorted(found, key=lambda m: (-max(float(r[key]) for r in found[m]), m))
     return ", ".join(
         f"`{m}` ({', '.join(r['budget_value'] for r in sorted(found[m], key=lambda r: float(r['budget_value'])))})" for m in order
     )
