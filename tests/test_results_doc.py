@@ -194,3 +194,14 @@ def test_a_reliability_study_not_kept_is_said_to_be_missing(out):
     text = render(out)
     assert "`fashion_mnist_6exit_light`: no kept study (no benchmarks/out/fashion_mnist_6exit_light_reliability.csv)." in text
     assert "reliability_study.py" not in text
+
+
+def test_the_demos_runtime_reports_its_own_check_within_ten_percent(out):
+    assert "0.99–1.02 over 18 policy-budget runs, 0 outside ±10 %." in render(out)
+
+    def slow(row: dict[str, str]) -> None:
+        if row["method"] == "eenet" and row["budget_value"] == "0.5" and row["batch_size"] == "1":
+            row["measured_vs_same_run"] = "1.2"
+
+    edit_csv(out / "demo_runtime.csv", slow)
+    assert "0.99–1.20 over 18 policy-budget runs, 1 outside ±10 %." in render(out)

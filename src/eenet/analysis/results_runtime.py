@@ -301,6 +301,13 @@ def runtime_section(run: Run) -> list[str]:
                 f"Measured ÷ simulated (cost.csv's costs of the same exits): {span((r['measured_vs_simulated'] for r in pol), _ratio)} "
                 f"over the policies, {span((r['measured_vs_simulated'] for r in ex), _ratio)} for the single exits. {slow}"
             )
+            same = [float(r["measured_vs_same_run"]) for r in pol if has(r.get("measured_vs_same_run"))]
+            if same:
+                lines[-1] += (
+                    " The runtime's own check (`measured_vs_same_run`: over the cost model's prediction from the single exits timed in "
+                    f"the same job): {span(same, _ratio)} over {len(same)} policy-budget runs, {sum(abs(x - 1) > 0.1 for x in same)} "
+                    "outside ±10 %."
+                )
         else:
             share = f"{float(at[0]['plain_ms']) / float(one['plain_ms']):.2f} of its batch-1 cost" if one else "a cost"
             lines.append(
