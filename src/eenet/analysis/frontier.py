@@ -44,7 +44,7 @@ network; ``depth<k>``, ``width<m>``: a network trained alone, see the module), i
 ``vs_frontier``: the policy's test accuracy minus the competitor's, with its 95 % paired bootstrap interval (test
 samples resampled) and ``vs_frontier_p_holm``, its p-value Holm-adjusted over the file's frontier comparisons (a run's
 rows; the ``mean`` rows apart). On the ``mean`` rows of a seed study (:func:`seed_frontier_columns`): each seed's
-competitor at that seed's measured latency (``frontier_network`` lists them, ``seed0/seed1/...``; ``measured_ms``,
+competitor at that seed's measured latency (``frontier_network`` names them in seed order, ``depth2/depth3/...``; ``measured_ms``,
 ``frontier_ms``, ``frontier_accuracy`` their means), the mean advantage, its test-only interval, and
 ``vs_frontier_seed_ci_low/high``, the two-level interval (seeds and test samples resampled), whose p-value the Holm
 adjustment then takes. Empty where the policy was not run (the oracle, an infeasible fit) or where no frontier point is

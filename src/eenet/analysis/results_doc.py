@@ -152,9 +152,11 @@ def _survives(runs: list[Run]) -> list[str]:
         lines.append(f"| `{run.bench}` | {len(run.seeds)} | {len(comp)} | {holm} | {n_up} | {_best_auc(run)} |")
     lines.append("")
     if unknown:
-        lines += [f"What survives on {', '.join(unknown)} is not known: their kept stats.csv predates the correction (no `p_holm` column), "
-                  "so the runs must be redone (the commands in their sections) to get it. Their uncorrected intervals are listed in "
-                  "their sections; with many comparisons some lie above 0 by chance.", ""]  # fmt: skip
+        one = len(unknown) == 1
+        its, runs_, where = ("its", "the run", "its section") if one else ("their", "the runs", "their sections")
+        lines += [f"What survives on {', '.join(unknown)} is not known: {its} kept stats.csv predates the correction (no `p_holm` "
+                  f"column), so {runs_} must be redone (the commands in {where}) to get it. {its.capitalize()} uncorrected intervals "
+                  f"are listed in {where}; with many comparisons some lie above 0 by chance.", ""]  # fmt: skip
     return lines
 
 

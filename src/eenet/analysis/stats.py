@@ -318,7 +318,7 @@ def markdown_table(rows: list[dict[str, str]], methods: list[str] | None = None)
                 cells.append(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]" + ("*" if str(r.get("ahead", "")) == "True" else ""))
         a = summary[m]
         auc_cell = f"{100 * float(a['auc']):.2f}" if a["auc"] not in ("", "nan") else ""
-        if a.get("auc_seed_min", "") != "":
+        if a.get("auc_seed_min", "") not in ("", "nan") and a.get("auc_seed_max", "") not in ("", "nan"):  # nan: infeasible somewhere
             auc_cell += f" ({100 * float(a['auc_seed_min']):.2f}–{100 * float(a['auc_seed_max']):.2f})"
         gap = f"{100 * float(a['mean_gap_to_oracle']):.2f}" if a.get("mean_gap_to_oracle", "") != "" else ""
         name = m + (f" (= {', '.join(a['aliases'].split(';'))})" if a.get("aliases", "") else "")
