@@ -29,6 +29,7 @@ from eenet.analysis.results_runtime import (
 )
 from eenet.analysis.results_sections import (
     Run,
+    against_frontier,
     bench_section,
     by_budget,
     comparisons,
@@ -170,8 +171,8 @@ def _against_frontier(runs: list[Run]) -> list[str]:
         ]
         if not rows:
             continue
-        ahead = [r for r in rows if float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) > 0]
-        behind = [r for r in rows if float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) < 0]
+        ahead = [r for r in rows if against_frontier(r) > 0]
+        behind = [r for r in rows if against_frontier(r) < 0]
         nets = {n for r in rows for n in r["frontier_network"].split("/")}
         kind = "the cuts and plain networks trained alone" if any(not n.startswith("cut") for n in nets) else "the cuts"
         best = max(rows, key=lambda r: float(r["vs_frontier"]))

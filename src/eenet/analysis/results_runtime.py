@@ -5,7 +5,7 @@ chain (user_chain*.csv) and the many-exit runs' timings (many_exit_run.csv). Tem
 
 from __future__ import annotations
 
-from eenet.analysis.results_sections import Rows, Run, has, interval, is_bound, ms, pct, plural, pts, span, statics, times
+from eenet.analysis.results_sections import Rows, Run, against_frontier, has, interval, is_bound, ms, pct, plural, pts, span, statics, times
 
 __all__ = [
     "frontier_section", "runtime_section", "clock_section", "frontier_networks", "earlier_runtime", "user_chain", "many_exit_table",
@@ -184,7 +184,8 @@ def frontier_networks(run: Run, rows: Rows) -> list[str]:
     ]
     cuts = [n for n in nets if by[n][0]["kind"] == "cut"]
     alone = [n for n in nets if n.startswith("depth")]
-    pairs = [(c, f"depth{int(c.removeprefix('cut')) + 1}") for c in cuts if f"depth{int(c.removeprefix('cut')) + 1}" in by]
+    same_depth = {c: f"depth{int(c.removeprefix('cut')) + 1}" for c in cuts}  # cut<k> has the architecture of depth<k+1>
+    pairs = [(c, d) for c, d in same_depth.items() if d in by]
     if pairs:
         lines += [
             "Each exit of the multi-exit network against the network of the same depth trained alone (test accuracy, %, mean over "
@@ -221,18 +222,12 @@ def _frontier_over_seeds(run: Run) -> list[str]:
     budgets = sorted({r["budget_value"] for r in rows}, key=float)
     at = {(r["method"], r["budget_value"]): r for r in rows}
 
-    def ahead(r: dict[str, str]) -> bool:
-        return float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) > 0
-
     def cell(r: dict[str, str] | None) -> str:
-        if r is None:
-            return "·"
-        behind = float(r["vs_frontier_p_holm"]) < 0.05 and float(r["vs_frontier"]) < 0
-        return f"{interval(r, 'vs_frontier')}{'*' if ahead(r) else '-' if behind else ''}"
+        return "·" if r is None else f"{interval(r, 'vs_frontier')}{({1: '*', -1: '-'}).get(against_frontier(r), '')}"
 
     wins: dict[str, int] = {}
     for r in rows:
-        wins[r["method"]] = wins.get(r["method"], 0) + ahead(r)
+        wins[r["method"]] = wins.get(r["method"], 0) + (against_frontier(r) > 0)
     nets = sorted({n for r in rows for n in r["frontier_network"].split("/")})
     lines = [
         f"Over the seeds, each seed against its own frontier (stats.csv's `mean` rows: the mean advantage, points, with its 95 % "
@@ -245,7 +240,7 @@ def _frontier_over_seeds(run: Run) -> list[str]:
         "",
         "Ahead of the frontier over seeds at 2 or more budgets: "
         + (", ".join(f"`{m}`" for m in methods if wins[m] >= 2) or "none")
-        + f"; behind it: {sum(float(r['vs_frontier_p_holm']) < 0.05 and float(r['vs_frontier']) < 0 for r in rows)} of {len(rows)}.",
+        + f"; behind it: {sum(against_frontier(r) < 0 for r in rows)} of {len(rows)}.",
         "",
     ]
     return lines

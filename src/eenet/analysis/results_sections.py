@@ -132,6 +132,14 @@ def uncorrected(run: Run) -> Rows:
     return [r for r in comparisons(run) if _low(r) > 0 and not is_bound(r["method"])]
 
 
+def against_frontier(r: dict[str, str]) -> int:
+    """A row's verdict against the plain-network frontier after Holm: 1 ahead, -1 behind (``vs_frontier_p_holm`` < 0.05
+    and the advantage's sign), 0 neither."""
+    if float(r["vs_frontier_p_holm"]) >= 0.05:
+        return 0
+    return (float(r["vs_frontier"]) > 0) - (float(r["vs_frontier"]) < 0)
+
+
 def by_budget(rows: Rows, key: str = "vs_maxpred") -> str:
     """``policy (b1, b2), ...`` of comparison rows, policies in order of their largest advantage (column ``key``)."""
     found: dict[str, list[dict[str, str]]] = {}
