@@ -174,6 +174,18 @@ def test_a_benchmark_names_a_known_dataset_and_a_model_for_its_data():
         check_benchmark("b", {"dataset": "sst2", "arch": "torchvision:resnet18"}, datasets)
 
 
+def test_the_reliability_studys_policies_are_known_methods_alone_or_combined():
+    datasets = resolve_datasets({})
+    b = {"dataset": "fashion_mnist", "arch": "small_cnn_3", "reliability": {"methods": ["maxpred", "ztw_ens+maxpred_guard"]}}
+    check_benchmark("b", b, datasets)
+    b["reliability"]["methods"].append("ztw_ens+maxpredd")
+    with pytest.raises(ValueError, match=r"benchmarks.b.reliability.methods: 'ztw_ens\+maxpredd': unknown method 'maxpredd'"):
+        check_benchmark("b", b, datasets)
+    b["reliability"]["methods"][-1] = "zwt+maxpred"
+    with pytest.raises(ValueError, match=r"'zwt\+maxpred': unknown combiner 'zwt'"):
+        check_benchmark("b", b, datasets)
+
+
 # --- backbones ---------------------------------------------------------------------------------------------
 
 

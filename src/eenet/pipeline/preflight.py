@@ -11,7 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, renamed_method, resolve_datasets
+from eenet.catalog import (
+    BUILTIN_DATASETS,
+    METHODS,
+    arch_modality,
+    dataset_modality,
+    local_path,
+    renamed_method,
+    resolve_datasets,
+    split_method,
+)
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
 from eenet.pipeline.planning import frontier_networks
 
@@ -50,7 +59,8 @@ def check_frontier_seeds(benchmarks: dict[str, dict[str, Any]]) -> None:
 
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:
     """A benchmark names a known dataset and an architecture that reads what the dataset holds; with
-    ``frontier.trained``, an architecture that builds its plain networks alone, and depths it has."""
+    ``frontier.trained``, an architecture that builds its plain networks alone, and depths it has; the policies of
+    ``reliability.methods`` are known methods, alone or after a known combiner."""
     if b["dataset"] not in datasets:
         raise ValueError(
             f"benchmarks.{name}.dataset: unknown dataset {b['dataset']!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}; "
@@ -63,6 +73,13 @@ def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, 
         frontier_networks(b)  # the plain networks it trains alone, if any: an architecture that builds them, depths that exist
     except ValueError as exc:
         raise ValueError(f"benchmarks.{name}.{exc}") from None
+    for method in (b.get("reliability") or {}).get("methods") or []:
+        try:
+            _, policy = split_method(method)
+            if policy not in METHODS:
+                raise ValueError(f"unknown method {policy!r}; known: {', '.join(METHODS)}")
+        except ValueError as exc:
+            raise ValueError(f"benchmarks.{name}.reliability.methods: {method!r}: {exc}") from None
 
 
 def _check_table(name: str, d: dict[str, Any]) -> None:
