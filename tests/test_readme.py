@@ -56,6 +56,8 @@ _STUDY = (
 NOT_RUN: dict[str, str] = {
     "python benchmarks/reliability_study.py --run fashion_mnist_6exit_light/seed0": _STUDY,
     "python benchmarks/reliability_study.py --run fashion_mnist_6exit_light/seed0 --accuracy-loss 0.03": _STUDY,
+    "python benchmarks/reliability_study.py --run fashion_mnist_6exit/seed0": _STUDY,
+    "python benchmarks/reliability_study.py --run fashion_mnist_6exit/seed0 --accuracy-loss 0.03": _STUDY,
     "make demo": "installs the environment and trains the default benchmark: 6-10 min on 2 cores (planned here with make -n; "
     "`make bench`, benchmarks/time_pipeline.py, times its Snakemake target)",
     "make test": "the test suite itself: a test that ran it would run itself (CI's .ci/run runs it; planned here with make -n)",

@@ -37,7 +37,8 @@ the run's training seed, or ``mean`` for the rows over seeds (then ``*_seed_min/
 (:func:`alias_groups`). ``vs_maxpred``: test accuracy minus MaxPred's at the budget; ``vs_maxpred_ci_low/high``: its 95 %
 percentile interval with the test samples resampled; ``seed_ci_low/high`` (rows over seeds only): the interval with the
 seeds and the test samples resampled (two-level bootstrap); ``p_value``: the two-sided bootstrap p-value of
-``vs_maxpred`` (from the two-level bootstrap on the rows over seeds), ``p_holm`` it Holm-adjusted over the rows of its
+``vs_maxpred`` (from the two-level bootstrap on the rows over seeds; where no replicate crosses 0, the normal
+approximation's tail: :func:`bootstrap_comparisons`), ``p_holm`` it Holm-adjusted over the rows of its
 family, ``ahead``: ``p_holm < 0.05`` and ``vs_maxpred > 0`` (see :func:`benchmark_stats`); then the plain-network
 frontier's columns (:data:`eenet.analysis.frontier.FRONTIER_FIELDS`) and MaxPred's on the measured clock
 (:data:`eenet.analysis.frontier.CLOCK_FIELDS`); ``val_accuracy``: the fitted policy's accuracy on
