@@ -92,7 +92,7 @@ MANY_EXIT_COMMANDS = (
 
 RELIABILITY = {
     "fashion_mnist_6exit_light": "",
-    "fashion_mnist_6exit": "its cached outputs, of the paper's exit heads, were not at hand where the study was run",
+    "fashion_mnist_6exit": "",
 }
 """The runs whose re-split reliability study has a place in the document (``<run>_reliability.csv`` and
 ``<run>_reliability_accuracy_loss.csv`` in benchmarks/out) -> why it is missing where it is (said in its place)."""

@@ -26,6 +26,11 @@ def _p(x: str | None, nd: int = 1) -> str:
     return f"{100 * float(x):.{nd}f}" if has(x) else ""
 
 
+def _points(x: str | float) -> str:
+    """A share as signed points, 2 decimals, ``+0.00`` for a rounding error below 0 (never ``-0.00``)."""
+    return f"{round(100 * float(x), 2) + 0.0:+.2f}"
+
+
 def _rate(r: dict[str, str] | None, key: str = "violation") -> str:
     """``rate (low–high)`` in %, with the Wilson interval; ``infeasible`` when no re-split was fitted."""
     if r is None:
@@ -71,7 +76,7 @@ def _cost_table(rows: Rows) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m, v, p, g in _pairs(rows):
-        price = f"{100 * float(g['accuracy_price']):+.2f}" if g is not None and has(g.get("accuracy_price")) else ""
+        price = _points(g["accuracy_price"]) if g is not None and has(g.get("accuracy_price")) else ""
         loss = " / ".join(_p(r.get("loss_mean"), 2) for r in (p, g) if r is not None)
         fitted = "; ".join(_fitted(r) for r in (p, g) if r is not None)
         lines.append(f"| `{m}` | {v} | {fitted} | {_rate(p)} | {_rate(g) if g is not None else 'no variant'} | {_acc(p)} | "
@@ -130,7 +135,7 @@ def _cost_findings(rows: Rows) -> list[str]:
                 f"of the re-splits ({over} of {total:,} fits; highest upper Wilson bound {_p(worst['violation_ci_high'])} %, "
                 f"`{worst['method']}` at {worst['budget_value']})")  # fmt: skip
         if prices:
-            line += f", for an accuracy price of **{100 * min(prices):+.2f} to {100 * max(prices):+.2f} points**"
+            line += f", for an accuracy price of **{_points(min(prices))} to {_points(max(prices))} points**"
         out.append(line + ".")
         combined = [r for r in guard if "+" in r["method"]]
         if combined:
