@@ -341,3 +341,7 @@ def test_the_aggregate_over_seeds_keeps_each_seeds_own_measured_clock_columns():
     assert rows[0] == {"seed": "0", "method": "m", "budget_value": "0.5", "vs_frontier": "0.02", "frontier_network": "cut1"}
     assert rows[1] == {"seed": "1", "method": "m", "budget_value": "0.5", "frontier_network": "cut2"}  # empty cells not copied
     assert rows[2] == {"seed": "mean", "method": "m", "budget_value": "0.5"}  # the mean row has no seed of its own
+    # "o" decides as "m" in seed 1 alone: seed 1's own file lists it as an alias of "m"; the study has a row for it
+    rows = [{"seed": "1", "method": "o", "budget_value": "0.5"}]
+    carry_seed_columns(rows, [dict(own[1], aliases="o", vs_frontier="0.01")], ["vs_frontier", "frontier_network"])
+    assert rows[0] == {"seed": "1", "method": "o", "budget_value": "0.5", "vs_frontier": "0.01", "frontier_network": "cut2"}

@@ -198,8 +198,12 @@ def carry_seed_columns(rows: list[dict[str, Any]], seed_rows: Sequence[Mapping[s
     """Copy ``fields`` from each seed's own stats.csv (``seed_rows``: all seeds' rows, as read) into the rows of the same
     seed, policy and budget in ``rows`` (:func:`seed_stats`' per-seed rows, in place): the columns a run's stats.csv
     computes from its own measurements (the frontier and MaxPred at the measured latency, :mod:`eenet.analysis.frontier`),
-    which the aggregate over seeds does not recompute. Empty cells are not copied."""
-    own = {(str(r["seed"]), r["method"], str(r["budget_value"])): r for r in seed_rows}
+    which the aggregate over seeds does not recompute. Empty cells are not copied. A policy that is an alias in its seed's
+    own file (the same decisions as another there, not in every seed) takes the row it is an alias of."""
+    own = {}
+    for r in seed_rows:
+        for m in [r["method"], *(a for a in (r.get("aliases") or "").split(";") if a)]:
+            own[(str(r["seed"]), m, str(r["budget_value"]))] = r
     for row in rows:
         src = own.get((str(row.get("seed")), row["method"], str(row["budget_value"])))
         if src is not None:
