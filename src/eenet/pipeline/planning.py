@@ -15,7 +15,8 @@ from typing import Any
 from eenet.catalog import METHOD_PATTERN, METHODS, compose_method, split_method
 
 __all__ = [
-    "METHOD_PATTERN", "GUARDED", "policy_methods", "combined_methods", "hyper_params", "study_methods", "example_policy", "all_targets",
+    "METHOD_PATTERN", "GUARDED", "known_policy", "policy_methods", "combined_methods", "hyper_params", "study_methods", "example_policy",
+    "all_targets",
     "FRONTIER_ARCHS", "FRONTIER_PATTERN", "frontier_arch", "frontier_networks", "frontier_kwargs", "frontier_models", "frontier_files",
     "seed_frontier_files",
 ]  # fmt: skip
@@ -34,15 +35,22 @@ def combined_methods(b: Mapping[str, Any]) -> list[str]:
     return [compose_method(c, m) for c in b.get("combiners", []) for m in b["methods"]]
 
 
+def known_policy(method: str) -> tuple[str | None, str]:
+    """``(combiner, method)`` of a policy's name (:func:`eenet.catalog.split_method`: an unknown combiner raises);
+    ``ValueError`` for a method that is not in :data:`eenet.catalog.METHODS`."""
+    comb, policy = split_method(method)
+    if policy not in METHODS:
+        raise ValueError(f"unknown method {policy!r}; known: {sorted(METHODS)}")
+    return comb, policy
+
+
 def hyper_params(b: Mapping[str, Any], method: str) -> dict[str, Any]:
     """A policy's hyper-parameters: the ``eenet`` block for EENet and its ablations, the ``guarantee`` block for the
     guaranteed policies (:data:`eenet.catalog.METHODS`' ``config``), and the scheduler seed; a combined policy
     (``<combiner>+<method>``) takes its method's, and the benchmark's ``combiner_fit`` block (where it has one: the
     schema fills it in) under ``combiner_fit``, its ``seed`` the scheduler seed unless it names one
     (:func:`eenet.schedulers.compose.fit_combiner`). The fit keeps what the method's constructor accepts."""
-    comb, policy = split_method(method)
-    if policy not in METHODS:
-        raise ValueError(f"unknown method {policy!r}; known: {sorted(METHODS)}")
+    comb, policy = known_policy(method)
     config_block = METHODS[policy]["config"]
     block = b.get(config_block, {}) if config_block else {}
     out = {**block, "seed": b["scheduler_seed"]}

@@ -11,18 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eenet.catalog import (
-    BUILTIN_DATASETS,
-    METHODS,
-    arch_modality,
-    dataset_modality,
-    local_path,
-    renamed_method,
-    resolve_datasets,
-    split_method,
-)
+from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, renamed_method, resolve_datasets
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
-from eenet.pipeline.planning import frontier_networks
+from eenet.pipeline.planning import frontier_networks, known_policy
 
 __all__ = [
     "METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "check_frontier_seeds", "rename_former_combiners",
@@ -75,9 +66,7 @@ def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, 
         raise ValueError(f"benchmarks.{name}.{exc}") from None
     for method in (b.get("reliability") or {}).get("methods") or []:
         try:
-            _, policy = split_method(method)
-            if policy not in METHODS:
-                raise ValueError(f"unknown method {policy!r}; known: {', '.join(METHODS)}")
+            known_policy(method)
         except ValueError as exc:
             raise ValueError(f"benchmarks.{name}.reliability.methods: {method!r}: {exc}") from None
 
