@@ -31,7 +31,11 @@ ENV = "../envs/pipeline.yaml"
 # The workflow layer of the installed package (eenet.pipeline; `make` installs it): checks before any job, training
 # seeds, each rule's code inputs. Standard library only, so planning the jobs imports no torch.
 from eenet.pipeline.codeinputs import code_files  # noqa: E402
-from eenet.pipeline.preflight import check_all, check_frontier_seeds, resolve_datasets  # noqa: E402
+from eenet.pipeline.preflight import (
+    check_all,
+    check_frontier_seeds,
+    resolve_datasets,
+)  # noqa: E402
 from eenet.pipeline.runs import expand_seed_runs, world_size  # noqa: E402
 import eenet.pipeline.planning as planning  # noqa: E402
 from eenet.pipeline.planning import METHOD_PATTERN, policy_methods  # noqa: E402
@@ -145,6 +149,17 @@ eval_files = per_policy("results/{bench}/eval/{method}/{budget}.json")
 scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json")
 
 
+def compiled_scheduler_files(wildcards):
+    """The fitted-policy files of a run's `compiled.methods`, every budget: what rule measure_compiled compiles."""
+    b = bench(wildcards)
+    return expand(
+        "results/{bench}/schedulers/{method}/{budget}.json",
+        bench=wildcards.bench,
+        method=b["compiled"]["methods"],
+        budget=budget_names(wildcards.bench),
+    )
+
+
 def combined_scheduler_files(wildcards):
     """The fitted-policy files of every combined policy (<combiner>+<method>) of a run, or of each seed's run of a
     benchmark with several seeds: what the report's table of combiner losses reads."""
@@ -203,7 +218,8 @@ def example_policy(wildcards):
 
 def all_targets():
     """The files of `snakemake all` (eenet.pipeline.planning.all_targets)."""
-    return planning.all_targets(list(BENCHMARKS), SEEDED)
+    compiled = [r for r, b in BENCHMARKS.items() if b["compiled"]["methods"]]
+    return planning.all_targets(list(BENCHMARKS), SEEDED, compiled)
 
 
 def unknown_benchmark(wildcards):

@@ -27,3 +27,30 @@ rule measure_runtime:
         threads=lambda w: bench(w)["profile"]["threads"],
     script:
         "../workflow/scripts/measure_runtime.py"
+
+
+# compiled.methods: those policies as AOTInductor-compiled segments and every cut of the network compiled alike, timed
+# at batch 1 beside their eager runs -> compiled.csv (not part of curve.pdf's chain; `snakemake all` asks for it).
+rule measure_compiled:
+    input:
+        schedulers=compiled_scheduler_files,
+        model="results/{bench}/model.pt",
+        data=dataset_manifest,
+        cost="results/{bench}/cost.csv",
+        test="results/{bench}/logits/test.safetensors",
+        code=code("measure_compiled.py"),
+    output:
+        "results/{bench}/compiled.csv",
+    log:
+        "logs/{bench}/measure_compiled.log",
+    conda:
+        ENV
+    # all the cores: nothing else runs while latency is measured
+    threads: machine_cores()
+    params:
+        split=lambda w: bench(w)["split"],
+        compiled=lambda w: bench(w)["compiled"],
+        runtime=lambda w: bench(w)["runtime"],
+        threads=lambda w: bench(w)["profile"]["threads"],
+    script:
+        "../workflow/scripts/measure_compiled.py"

@@ -84,7 +84,8 @@ WORKFLOW_MODULES = {
 # SLURM pipeline last, to the end, where one worker ran them while the other had nothing left to do. The second
 # file does not use the tiny run: while the first worker makes the shared run, the other works instead of waiting.
 SLOW_FILES = [
-    "test_slurm", "test_own_benchmark", "test_workflow", "test_benchmarks", "test_compiled", "test_seeds", "test_predict",
+    "test_slurm", "test_own_benchmark", "test_workflow", "test_benchmarks", "test_compiled", "test_compiled_runtime", "test_seeds",
+    "test_predict",
     "test_dvc", "test_distributed", "test_guarantee", "test_reliability", "test_examples", "test_faults",
 ]  # fmt: skip
 

@@ -273,3 +273,16 @@ def test_huggingface_backbone_from_a_local_directory(tmp_path):
         check_huggingface(str(model_dir), exit_layers=[1, 3])
     with pytest.raises(FileNotFoundError, match="no such directory"):
         check_huggingface(str(tmp_path / "nothing"), exit_layers=[1])
+
+
+def test_compiled_timing_takes_the_benchmarks_own_policies_on_an_image_model():
+    datasets = resolve_datasets({})
+    b = {"dataset": "fashion_mnist", "arch": "small_cnn_3", "methods": ["maxpred", "oracle"], "combiners": ["ztw_ens"],
+         "compiled": {"methods": ["maxpred", "ztw_ens+maxpred"]}}  # fmt: skip
+    check_benchmark("b", b, datasets)
+    for method, says in (("entropy", "'entropy' is not one of its policies"), ("ztw_ens+oracle", "'ztw_ens\\+oracle' is not one")):
+        with pytest.raises(ValueError, match=f"benchmarks.b.compiled.methods: {says}"):
+            check_benchmark("b", {**b, "compiled": {"methods": [method]}}, datasets)
+    text = {"dataset": "sst2", "arch": "minilm_3", "methods": ["maxpred"], "compiled": {"methods": ["maxpred"]}}
+    with pytest.raises(ValueError, match="minilm_3 is a text model; compiled timing takes image models only"):
+        check_benchmark("b", text, datasets)

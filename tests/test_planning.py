@@ -79,6 +79,8 @@ def test_all_targets_aggregate_seeded_benchmarks_and_study_reliability_of_single
         "results/demo/examples.pdf", "results/s/seed0/examples.pdf", "results/s/seed1/examples.pdf",
         "results/demo/reliability.pdf",
     ]  # fmt: skip
+    with_compiled = all_targets(runs, {"s": ["s/seed0", "s/seed1"]}, compiled=["s/seed1"])
+    assert with_compiled == [*got, "results/s/seed1/compiled.csv"]
 
 
 def test_every_check_runs_on_every_benchmark_and_names_it():

@@ -221,3 +221,42 @@ def test_a_policy_infeasible_at_some_budget_has_no_auc_range_over_seeds(out):
     text = render(out)
     row = next(line for line in text.splitlines() if line.startswith("| deferral | infeasible | infeasible |"))
     assert row.endswith("|  | 6.38 |") and "nan" not in text
+
+
+def _compiled_rows(out: Path, prefix: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    with open(out / f"{prefix}_compiled.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(out / f"{prefix}_frontier.csv", newline="") as fh:
+        return rows, list(csv.DictReader(fh))
+
+
+def test_the_compiled_clock_is_recomputed_from_compiled_csv_and_the_frontier(out):
+    """docs/results.md's compiled section: a policy against the compiled frontier (every cut at its compiled time, each
+    network of a depth trained alone at its cut's) and the fastest policy within 0.5 points of the plain network."""
+    prefix = "fashion_mnist_6exit_light"
+    rows, networks = _compiled_rows(out, prefix)
+    seed = "0"
+    mine = [r for r in rows if r["bench"].endswith(f"seed{seed}")]
+    cut_ms = {int(r["exit"]): float(r["compiled_ms"]) for r in mine if r["kind"] == "cut"}
+    frontier = [(cut_ms[int(r["exit"])], float(r["test_accuracy"])) for r in mine if r["kind"] == "cut"]
+    frontier += [(cut_ms[int(r["network"][5:]) - 1], float(r["test_accuracy"])) for r in networks
+                 if r["seed"] == seed and r["kind"] == "depth"]  # fmt: skip
+    r = next(r for r in mine if r["method"] == "maxpred" and r["budget_value"] == "0.5")
+    best = max(a for t, a in frontier if t <= float(r["test_compiled_ms"]))
+    want = f"{100 * (float(r['test_accuracy']) - best):+.2f}"
+    text = render(out)
+    section = text[text.index(f"### `{prefix}`") :]
+    section = section[section.index("#### On the compiled clock") :]
+    line = next(x for x in section.splitlines() if x.startswith("| `maxpred` | 0.5 |"))
+    assert line.split(" | ")[-1].split(" / ")[0] == want, (line, want)  # seed 0 comes first
+    # a plain network 50 points worse: every policy is within 0.5 points of it, and the fastest one is named
+    last = str(max(cut_ms))
+
+    def worse_plain(row: dict[str, str]) -> None:
+        if row["bench"].endswith(f"seed{seed}") and row["kind"] == "cut" and row["exit"] == last:
+            row["test_accuracy"] = "0.4"
+
+    edit_csv(out / f"{prefix}_compiled.csv", worse_plain)
+    fastest = max((r for r in mine if r["kind"] == "policy"), key=lambda r: float(r["speedup_vs_plain_test"]))
+    after = render(out)
+    assert f"seed {seed}: `{fastest['method']}` at {fastest['budget_value']}, ×{float(fastest['speedup_vs_plain_test']):.2f}" in after

@@ -17,7 +17,10 @@ runtime and the cached evaluation).
 
 The package (``torch.export.pt2_archive``'s format) holds the segments as models ``exit0``, ``exit1``, ... and the
 description :data:`eenet.export.EXTRA_FILE`; ``torch.export.pt2_archive._package.load_pt2`` loads it with PyTorch alone
-(docs/use.md). Compiling takes ~10-20 s per exit on a CPU (a C++ compiler is needed where it is compiled, not where
+(docs/use.md). Compiled with ``swappable=True`` (what :mod:`eenet.measure.compiled_runtime` times), the segments take
+what the policy learned as inputs, and :meth:`CompiledPolicy.use` gives them those of any fit of the same structure.
+:class:`CutProgram` is the network cut after an exit (the plain network at the last), compiled alike by
+:func:`compile_cut`. Compiling takes ~10-20 s per exit on a CPU (a C++ compiler is needed where it is compiled, not where
 it runs: the package holds the shared libraries, which run on machines of the same platform and torch version).
 """
 
@@ -40,12 +43,17 @@ from eenet.models import MultiExitNetwork
 from eenet.predict import Predictions, read_inputs
 from eenet.schedulers import ExitScheduler
 
-__all__ = ["ExitSegment", "CompiledPolicy", "compile_policy", "compile_results", "compiled_predictions", "FORMAT"]
+__all__ = [
+    "ExitSegment", "structure_key", "CutProgram", "compile_cut", "CompiledCut", "CompiledPolicy", "compile_policy", "compile_results",
+    "compiled_predictions", "FORMAT", "CUT_FORMAT",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 FORMAT = "eenet-compiled-policy/1"
 """The description's ``format`` of a compiled package."""
+CUT_FORMAT = "eenet-compiled-cut/1"
+"""The description's ``format`` of a compiled cut (:func:`compile_cut`)."""
 
 Segment = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -53,29 +61,50 @@ Segment = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
 class ExitSegment(nn.Module):
     """Exit ``k`` of ``program`` as a program of its own (see the module docstring): ``(state, probs [K, 1, C], raw
     [K, 1, C]) -> (state, probs, raw, leave bool [1], label int64 [1], confidence float32 [1])``; at ``k = 0`` its input
-    is the image ``uint8 [1, C, S, S]`` alone."""
+    is the image ``uint8 [1, C, S, S]`` alone. With ``swappable=True`` every segment takes ``(state, probs, raw)`` (at
+    ``k = 0``: the image and two ignored zero tensors ``[K, 1, C]``) and after them what the policy learned
+    (:meth:`eenet.export.ExitProgram.learned`, in that order) as inputs instead of constants: one compiled program then
+    serves every fit of the same structure (:func:`structure_key`), e.g. every budget of a threshold policy."""
 
-    def __init__(self, program: ExitProgram, k: int) -> None:
+    def __init__(self, program: ExitProgram, k: int, swappable: bool = False) -> None:
         super().__init__()
         self.program, self.k = program, k
         self.num_exits, self.num_classes = program.model.num_exits, program.model.num_classes
+        self.learned = list(program.learned()) if swappable else []
 
-    def forward(self, state: torch.Tensor, probs: torch.Tensor | None = None, raw: torch.Tensor | None = None) -> Segment:
+    def forward(
+        self, state: torch.Tensor, probs: torch.Tensor | None = None, raw: torch.Tensor | None = None, *learned: torch.Tensor
+    ) -> Segment:
         k, program = self.k, self.program
         if k == 0:  # the image: normalised and begun as ExitProgram.forward does; nothing read yet
             state = program.model.begin(program.normalise(state))
             probs = raw = torch.zeros(self.num_exits, 1, self.num_classes, dtype=torch.float32)
         assert probs is not None and raw is not None
-        seen = [probs[j] for j in range(k)]
-        logits = [raw[j] for j in range(k)] if program.policy.needs_logits else []
-        state, seen, logits, (label, _, conf), leave = program.exit_step(k, state, seen, logits)
+        program.given = dict(zip(self.learned, learned, strict=True))
+        try:
+            seen = [probs[j] for j in range(k)]
+            logits = [raw[j] for j in range(k)] if program.policy.needs_logits else []
+            state, seen, logits, (label, _, conf), leave = program.exit_step(k, state, seen, logits)
+        finally:
+            program.given = {}
         probs = torch.cat([probs[:k], seen[-1].float().unsqueeze(0), probs[k + 1 :]])
         raw = torch.cat([raw[:k], logits[-1].float().unsqueeze(0), raw[k + 1 :]])
         leave = torch.full((1,), leave, dtype=torch.bool) if isinstance(leave, bool) else leave.reshape(1)
         return state, probs, raw, leave, label, conf
 
 
-def _compile(segment: ExitSegment, args: tuple[torch.Tensor, ...]) -> list[Any]:
+def structure_key(program: ExitProgram) -> tuple[Any, ...]:
+    """What a compiled swappable segment bakes in (everything but :meth:`~eenet.export.ExitProgram.learned`'s values):
+    programs with equal keys run the same compiled code with their own learned tensors as inputs. The method (the
+    combiner and the score), the class that decides (an EENet fit that fell back to MaxPred decides as MaxPred),
+    patience's count and confidence, a static policy's exit, the normalisation and the learned tensors' names and shapes."""
+    s = program.sched
+    shapes = tuple((name, tuple(t.shape)) for name, t in program.learned().items())
+    fixed = (getattr(s, "patience_", None), getattr(s, "confidence_", None), getattr(s, "exit_index", None))
+    return (program.policy.method, type(s).__name__, fixed, program.mean.tolist(), program.std.tolist(), shapes)
+
+
+def _compile(segment: nn.Module, args: tuple[torch.Tensor, ...]) -> list[Any]:
     """The AOTInductor files of one segment (CPU), constants inside its shared library; ``args``: its example inputs."""
     with torch.no_grad():
         exported = torch.export.export(segment, args)
@@ -86,10 +115,18 @@ def _compile(segment: ExitSegment, args: tuple[torch.Tensor, ...]) -> list[Any]:
 
 
 def compile_policy(
-    model: MultiExitNetwork, sched: ExitScheduler, spec: DatasetSpec, meta: dict[str, Any], out: str | Path, info: dict[str, Any]
+    model: MultiExitNetwork,
+    sched: ExitScheduler,
+    spec: DatasetSpec,
+    meta: dict[str, Any],
+    out: str | Path,
+    info: dict[str, Any],
+    swappable: bool = False,
 ) -> Path:
     """Compile ``model`` under ``sched`` (one segment per exit) into the package ``out`` (written atomically); ``info``
     goes into its description as in :func:`eenet.export.export_policy`, with ``compile_s``, the compile time.
+    ``swappable``: what the policy learned becomes inputs of every segment (:class:`ExitSegment`; the description's
+    ``learned`` names them and ``structure`` is :func:`structure_key`), to be given by :meth:`CompiledPolicy.use`.
 
     Raises:
         ValueError: what cannot be compiled (a text model, a policy that reads the labels, a kind of policy
@@ -102,28 +139,90 @@ def compile_policy(
     files: dict[str, list[Any]] = {}
     with torch.inference_mode(False):  # a caller's inference mode: torch.export takes no inference tensors
         args: tuple[torch.Tensor, ...] = (example_image(spec),)
+        learned = tuple(t.clone() for t in program.learned().values()) if swappable else ()
+        if swappable:  # segment 0 takes (and ignores) probs and raw too: every segment's inputs have one layout
+            args = (*args, *[torch.zeros(model.num_exits, 1, model.num_classes)] * 2)
+    with torch.inference_mode(False), torch.no_grad():  # what a segment passes on must be one tensor (the loop's layout)
+        state = ExitSegment(program, 0, swappable).eval()(*args, *learned)[0]
+    if not isinstance(state, torch.Tensor):
+        raise ValueError(f"{meta['arch']} under {sched.method} could not be compiled: its stages pass a {type(state).__name__} "
+                         "(several scales), and compiled segments take architectures whose stages pass one tensor")  # fmt: skip
     for k in range(model.num_exits):
-        segment = ExitSegment(program, k).eval()
+        segment = ExitSegment(program, k, swappable).eval()
         try:
             with torch.inference_mode(False):
-                files[f"exit{k}"] = _compile(segment, args)
+                files[f"exit{k}"] = _compile(segment, (*args, *learned))
         except Exception as exc:  # torch.export / inductor raise many kinds
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             why = f"{type(exc).__name__}: {first}"
             raise ValueError(f"{meta['arch']} under {sched.method}: exit {k} could not be compiled ({why})") from exc
         with torch.inference_mode(False), torch.no_grad():
-            args = segment(*args)[:3]
+            args = segment(*args, *learned)[:3]
         log.info("compiled exit %d of %d (%.0f s so far)", k + 1, model.num_exits, time.perf_counter() - start)
     outputs = ["state", "probs float32 [K, 1, C]", "raw float32 [K, 1, C]", "leave bool [1]", "label int64 [1]", "confidence float32 [1]"]
     seconds = round(time.perf_counter() - start, 1)
+    swap = {"learned": list(program.learned()), "structure": json.dumps(structure_key(program))} if swappable else {}
     extra = describe(
-        model, spec, info, format=FORMAT, outputs=outputs, segments=list(files), compile_s=seconds, torch_version=torch.__version__
+        model, spec, info, format=FORMAT, outputs=outputs, segments=list(files), compile_s=seconds, torch_version=torch.__version__, **swap
     )
     from torch.export.pt2_archive._package import package_pt2
 
     with atomic_path(out) as tmp, open(tmp, "w+b") as fh:
         package_pt2(fh, aoti_files=files, extra_files={EXTRA_FILE: json.dumps(extra, allow_nan=False)})
     return Path(out)
+
+
+class CutProgram(nn.Module):
+    """The network cut after exit ``exit_index`` as a plain network of its own (:func:`eenet.measure.costs.run_cut`:
+    stages ``0..exit_index`` and that exit's head only, no decision), from the image: ``uint8 [1, C, S, S] -> (label
+    int64 [1], confidence float32 [1])``. The last exit's cut is the plain network."""
+
+    def __init__(self, model: MultiExitNetwork, mean: tuple[float, ...], std: tuple[float, ...], exit_index: int) -> None:
+        super().__init__()
+        self.model, self.exit_index = model.eval(), exit_index
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        state = self.model.begin((image.float() / 255.0 - self.mean) / self.std)
+        for k in range(self.exit_index + 1):
+            state = self.model.advance(k, state)
+        probs = self.model.head(self.exit_index, state).float().softmax(dim=1)
+        return probs.argmax(dim=1), probs.max(dim=1).values
+
+
+def compile_cut(model: MultiExitNetwork, spec: DatasetSpec, exit_index: int, out: str | Path) -> Path:
+    """Compile :class:`CutProgram` (CPU, batch 1) into the package ``out`` (one model, ``cut``; written atomically);
+    :class:`CompiledCut` loads it."""
+    assert spec.mean is not None and spec.std is not None and spec.image_size
+    program = CutProgram(model.cpu(), spec.mean, spec.std, exit_index).eval()
+    start = time.perf_counter()
+    with torch.inference_mode(False):
+        files = _compile(program, (example_image(spec),))
+    extra = {"format": CUT_FORMAT, "exit_index": exit_index, "num_exits": model.num_exits,
+             "compile_s": round(time.perf_counter() - start, 1), "torch_version": torch.__version__}  # fmt: skip
+    from torch.export.pt2_archive._package import package_pt2
+
+    with atomic_path(out) as tmp, open(tmp, "w+b") as fh:
+        package_pt2(fh, aoti_files={"cut": files}, extra_files={EXTRA_FILE: json.dumps(extra)})
+    return Path(out)
+
+
+class CompiledCut:
+    """A package of :func:`compile_cut`, loaded: ``cut(image uint8 [1, C, S, S]) -> label`` (a Python int); ``info``:
+    its description (``exit_index``, ``compile_s``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        from torch.export.pt2_archive._package import load_pt2
+
+        contents = load_pt2(str(path))
+        self.info = json.loads(contents.extra_files[EXTRA_FILE])
+        if self.info.get("format") != CUT_FORMAT:
+            raise ValueError(f"{path}: not a compiled cut (format {self.info.get('format')!r})")
+        self._run = contents.aoti_runners["cut"].loader.run  # type: ignore[attr-defined]
+
+    def __call__(self, image: torch.Tensor) -> int:
+        return int(self._run([image.contiguous()])[0].item())
 
 
 def compile_results(results_dir: str | Path, method: str, budget: float | str, out: str | Path) -> Path:
@@ -143,6 +242,25 @@ class CompiledPolicy:
         self.segments, self.info = segments, info
         self.shape = tuple(info["input"]["shape"])
         self._run = [s.loader.run for s in segments]  # type: ignore[attr-defined]  (no pytree (un)flattening per call)
+        self._learned: list[torch.Tensor] | None = None if info.get("learned") else []
+        if info.get("learned"):  # segment 0 also takes probs and raw (ignored): zeros
+            self._zeros = [torch.zeros(int(info["num_exits"]), 1, len(info["classes"]))] * 2
+
+    def use(self, program: ExitProgram) -> CompiledPolicy:
+        """Run, from now on, with what ``program``'s policy learned (a package compiled with ``swappable=True``): its
+        :meth:`~eenet.export.ExitProgram.learned` tensors become the segments' inputs. Returns ``self``.
+
+        Raises:
+            ValueError: a package compiled without ``swappable``, or for a program of another structure
+                (:func:`structure_key`: another method, patience count, normalisation, ...).
+        """
+        if not self.info.get("learned"):
+            raise ValueError("this package was compiled with its policy's tensors inside: it runs that policy only")
+        key = json.dumps(structure_key(program))
+        if key != self.info["structure"]:
+            raise ValueError(f"the package was compiled for {self.info['structure']}, not {key}")
+        self._learned = [t.detach().contiguous() for t in program.learned().values()]
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> CompiledPolicy:
@@ -168,10 +286,16 @@ class CompiledPolicy:
     def __call__(self, image: torch.Tensor) -> tuple[int, int, float]:
         if tuple(image.shape) != self.shape or image.dtype != torch.uint8:
             raise ValueError(f"the package takes one image uint8 {list(self.shape)}, got {image.dtype} {list(image.shape)}")
-        out, k = self._run[0]([image.contiguous()]), 0
+        learned = self._learned
+        if learned is None:
+            raise ValueError("the package takes its policy's learned tensors as inputs: give them with CompiledPolicy.use(program)")
+        if learned:
+            out, k = self._run[0]([image.contiguous(), *self._zeros, *learned]), 0
+        else:
+            out, k = self._run[0]([image.contiguous()]), 0
         while not out[3].item():
             k += 1
-            out = self._run[k](out[:3])
+            out = self._run[k]([*out[:3], *learned])
         return int(out[4].item()), k, float(out[5].item())
 
 

@@ -62,6 +62,7 @@ class ExitProgram(nn.Module):
         if sched.num_exits_ != model.num_exits:
             raise ValueError(f"{sched.method} scheduler was fitted for {sched.num_exits_} exits, the model has {model.num_exits}")
         self.model, self.policy, self.sched = model.eval(), sched, decides
+        self.given: dict[str, torch.Tensor] = {}  # learned tensors given as inputs instead (ExitSegment with swappable=True)
         self.combined = isinstance(sched, CombinedPolicy)
         if isinstance(sched, CombinedPolicy):  # the combiner's fitted tensors (ZTW's biases) are buffers too
             self.combiner_tensors = list(sched.combiner.tensors())
@@ -79,6 +80,17 @@ class ExitProgram(nn.Module):
                 for k, v in enumerate(sched.weights_[key]):
                     self.register_buffer(f"eenet_{key}{k}", torch.tensor(v, dtype=torch.float32).unsqueeze(0))
 
+    def learned(self) -> dict[str, torch.Tensor]:
+        """What the policy learned, by buffer name (thresholds, temperatures, EENet's weights, the combiner's tensors):
+        every buffer of the program but the normalisation and the model's. A compiled segment may take them as inputs
+        (:class:`eenet.compiled.ExitSegment` with ``swappable=True``), so that one compiled program serves every fit of
+        the same structure (e.g. every budget of a threshold policy)."""
+        return {name: t for name, t in self.named_buffers(recurse=False) if name not in ("mean", "std")}
+
+    def _buf(self, name: str) -> torch.Tensor:
+        """The learned tensor ``name``: as given (:attr:`given`) or the program's buffer."""
+        return self.given[name] if name in self.given else getattr(self, name)
+
     def _leaves(self, k: int, seen: list[torch.Tensor]) -> torch.Tensor | bool:
         """Whether the sample leaves at exit ``k`` (not the last), from the probabilities ``[1, C]`` of exits ``0..k``:
         a bool scalar tensor, or a Python bool where the policy decides without looking (static)."""
@@ -90,15 +102,15 @@ class ExitProgram(nn.Module):
         if isinstance(s, EENetScheduler):
             from eenet.schedulers.eenet import base_features, forward
 
-            weights = {key: [getattr(self, f"eenet_{key}{j}") for j in range(k + 1)] for key in ("a", "b")}
+            weights = {key: [self._buf(f"eenet_{key}{j}") for j in range(k + 1)] for key in ("a", "b")}
             z, _ = forward(weights, base_features(torch.stack(seen).float(), s.class_inputs), assignment=False)
-            return (torch.sigmoid(z[0]).T[k] >= self.thresholds[k])[0]
+            return (torch.sigmoid(z[0]).T[k] >= self._buf("thresholds")[k])[0]
         if isinstance(s, TemperatureScaledScheduler):  # GeometricScheduler._score_at of the scaled probabilities
             from eenet.schedulers.scores import SCORES
 
-            scaled = F.softmax(torch.log(p.float().clamp_min(1e-12)) / self.temperatures[k], dim=-1)
-            return (SCORES[s.score](scaled.float()) >= self.thresholds[k])[0]
-        return (s._score_at(k, p) >= self.thresholds[k])[0]
+            scaled = F.softmax(torch.log(p.float().clamp_min(1e-12)) / self._buf("temperatures")[k], dim=-1)
+            return (SCORES[s.score](scaled.float()) >= self._buf("thresholds")[k])[0]
+        return (s._score_at(k, p) >= self._buf("thresholds")[k])[0]
 
     def exit_step(
         self, k: int, state: torch.Tensor, seen: list[torch.Tensor], raw: list[torch.Tensor]
@@ -110,7 +122,7 @@ class ExitProgram(nn.Module):
         state, logits = self.model.step(k, state)
         raw = [*raw, logits.float()] if self.policy.needs_logits else [logits]
         if self.combined:  # the combiner's step (CombinedPolicy.exit_outputs) on the program's buffers
-            probs = self.policy.combiner.step(k, raw, {name: getattr(self, f"combiner_{name}") for name in self.combiner_tensors})
+            probs = self.policy.combiner.step(k, raw, {name: self._buf(f"combiner_{name}") for name in self.combiner_tensors})
         else:
             probs = self.policy.exit_outputs(k, raw)  # the softmax (ExitScheduler.exit_outputs)
         seen = [*seen, probs]

@@ -20,6 +20,7 @@ from pathlib import Path
 from eenet.analysis.results_reliability import reliability_section
 from eenet.analysis.results_runtime import (
     clock_section,
+    compiled_section,
     earlier_runtime,
     frontier_networks,
     frontier_section,
@@ -236,6 +237,8 @@ def render(out_dir: Path) -> str:
         run = runs[spec.prefix]
         lines += bench_section(run, spec.heading, spec.commands) + clock_section(run)
         lines += frontier_networks(run, _read(out_dir, f"{spec.prefix}_frontier.csv"))
+        frontier = _read(out_dir, f"{spec.prefix}_frontier.csv")
+        lines += compiled_section(_read(out_dir, f"{spec.prefix}_compiled.csv"), frontier, spec.prefix)
     kept = {p: (_read(out_dir, f"{p}_reliability.csv"), _read(out_dir, f"{p}_reliability_accuracy_loss.csv")) for p in RELIABILITY}
     lines += reliability_section(kept, {p: why for p, why in RELIABILITY.items() if why})
     while lines and lines[-1] == "":

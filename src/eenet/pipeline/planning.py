@@ -86,9 +86,10 @@ def example_policy(b: Mapping[str, Any]) -> tuple[str, str]:
     return method, str(budget)
 
 
-def all_targets(runs: Sequence[str], seeded: Mapping[str, Sequence[str]]) -> list[str]:
+def all_targets(runs: Sequence[str], seeded: Mapping[str, Sequence[str]], compiled: Sequence[str] = ()) -> list[str]:
     """The files of ``snakemake all``: every benchmark's curve and tables (the aggregate for one with several seeds:
-    its runs' come with it), every run's examples, and the reliability study of every benchmark with one seed.
+    its runs' come with it), every run's examples, the reliability study of every benchmark with one seed, and the
+    compiled timing (compiled.csv) of the runs in ``compiled`` (those with ``compiled.methods``).
     ``runs``: every run (:func:`eenet.pipeline.runs.expand_seed_runs`' first value), ``seeded``: benchmark -> its runs."""
     of_seeds = {r for rs in seeded.values() for r in rs}
     single = [b for b in runs if b not in of_seeds]
@@ -97,6 +98,7 @@ def all_targets(runs: Sequence[str], seeded: Mapping[str, Sequence[str]]) -> lis
         [f"results/{b}/{name}" for b in tops for name in ("curve.pdf", "tables.html")]
         + [f"results/{b}/examples.pdf" for b in runs]
         + [f"results/{b}/reliability.pdf" for b in single]
+        + [f"results/{b}/compiled.csv" for b in runs if b in compiled]
     )
 
 

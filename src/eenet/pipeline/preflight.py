@@ -11,9 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eenet.catalog import BUILTIN_DATASETS, METHODS, arch_modality, dataset_modality, local_path, renamed_method, resolve_datasets
+from eenet.catalog import (
+    BUILTIN_DATASETS,
+    METHODS,
+    arch_modality,
+    dataset_modality,
+    local_path,
+    renamed_method,
+    resolve_datasets,
+    split_method,
+)
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
-from eenet.pipeline.planning import frontier_networks, known_policy
+from eenet.pipeline.planning import frontier_networks, known_policy, policy_methods
 
 __all__ = [
     "METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "check_frontier_seeds", "rename_former_combiners",
@@ -51,7 +60,8 @@ def check_frontier_seeds(benchmarks: dict[str, dict[str, Any]]) -> None:
 def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, Any]]) -> None:
     """A benchmark names a known dataset and an architecture that reads what the dataset holds; with
     ``frontier.trained``, an architecture that builds its plain networks alone, and depths it has; the policies of
-    ``reliability.methods`` are known methods, alone or after a known combiner."""
+    ``reliability.methods`` are known methods, alone or after a known combiner; those of ``compiled.methods`` are among its
+    policies, the oracle left out, on an image model."""
     if b["dataset"] not in datasets:
         raise ValueError(
             f"benchmarks.{name}.dataset: unknown dataset {b['dataset']!r}; built-in: {', '.join(sorted(BUILTIN_DATASETS))}; "
@@ -69,6 +79,15 @@ def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, 
             known_policy(method)
         except ValueError as exc:
             raise ValueError(f"benchmarks.{name}.reliability.methods: {method!r}: {exc}") from None
+    compiled = (b.get("compiled") or {}).get("methods") or []
+    if compiled and arch_kind != "image":
+        raise ValueError(f"benchmarks.{name}.compiled.methods: {b['arch']} is a {arch_kind} model; compiled timing takes image models only")
+    policies = policy_methods(b) if compiled else []
+    for method in compiled:
+        if method not in policies or split_method(method)[1] == "oracle":
+            raise ValueError(f"benchmarks.{name}.compiled.methods: {method!r} is not one of its policies that run as inference "
+                             f"(methods and their combinations, less the oracle: {[m for m in policies if 'oracle' not in m]})"
+                             )  # fmt: skip
 
 
 def _check_table(name: str, d: dict[str, Any]) -> None:
