@@ -17,7 +17,14 @@ import yaml
 from helpers import REPO, band_split, clone_run, edit_config, snakemake
 
 from eenet.analysis.bootstrap import bootstrap_comparisons, holm
-from eenet.analysis.frontier import frontier_columns, frontier_points, measured_latency, network_points, seed_frontier_columns
+from eenet.analysis.frontier import (
+    frontier_columns,
+    frontier_points,
+    measured_latency,
+    network_points,
+    seed_frontier_columns,
+    seed_latencies,
+)
 from eenet.measure.costs import profile_costs, run_cut, run_plain, run_to_exit
 from eenet.measure.frontier import count_cut_flops, cut_parameters, measure_frontier
 from eenet.models import MODELS, build_model
@@ -139,6 +146,14 @@ def test_over_seeds_each_seed_meets_its_own_competitor_and_the_interval_resample
     lonely = [{"method": "p", "budget_value": 0.5}]
     seed_frontier_columns(lonely, [run(2.5, 0.8), run(0.5, 0.8)], reps=200)  # seed 1 faster than every network
     assert "vs_frontier" not in lonely[0] and "frontier_network" not in lonely[0]
+    # "p" an alias in seed 1's own stats.csv of "q", timed apart at 2.2 ms: the mean row takes the latency that seed's
+    # row shows (q's, a faster competitor: cut1), as the study's per-seed rows do (carry_seed_columns)
+    seed_rows = [[{"method": "p", "budget_value": "0.5", "measured_ms": "2.5", "aliases": ""}],
+                 [{"method": "q", "budget_value": "0.5", "measured_ms": "2.2", "aliases": "p"}],
+                 [{"method": "p", "budget_value": "0.5", "measured_ms": "2.1", "aliases": ""}]]  # fmt: skip
+    aliased = [{"method": "p", "budget_value": 0.5}]
+    seed_frontier_columns(aliased, runs, reps=200, seed=1, latencies=[seed_latencies(rows) for rows in seed_rows])
+    assert aliased[0]["measured_ms"] == pytest.approx((2.5 + 2.2 + 2.1) / 3) and aliased[0]["frontier_network"] == "cut1/cut1/cut1"
 
 
 # ---------------------------------------------------------------------------------------------------

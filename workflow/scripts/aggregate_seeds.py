@@ -5,7 +5,7 @@ latencies, and over seeds), curve.pdf / curve.png (the mean, with the min-max ba
 
 import torch
 
-from eenet.analysis.frontier import CLOCK_FIELDS, FRONTIER_FIELDS, read_frontier, seed_frontier_columns
+from eenet.analysis.frontier import CLOCK_FIELDS, FRONTIER_FIELDS, read_frontier, seed_frontier_columns, seed_latencies
 from eenet.analysis.plotting import SUMMARY_FIELDS, aggregate_seed_rows, plot_curve
 from eenet.analysis.stats import STATS_FIELDS, carry_seed_columns, log_stats, policy_decisions, seed_stats
 from eenet.analysis.summary import auc_by_method, read_seed_runs, seeds_caption
@@ -30,9 +30,12 @@ for (_, correct, _), run, test, cost, runtime in zip(seeds, p.runs, inp.tests, i
     frontiers.append((correct, read_csv(runtime), read_frontier(read_csv(cost), own, tensors["probs"], tensors["labels"])))
 stats = seed_stats(bench, seeds, p.tolerance, p.stats["bootstrap"], p.stats["seed"], decisions)
 # each seed's own measured-clock comparisons (frontier, MaxPred at the measured latency), from its stats.csv
-carry_seed_columns(stats, [r for f in inp.seed_stats for r in read_csv(f)], FRONTIER_FIELDS + CLOCK_FIELDS)
-# over seeds: each seed against its own frontier, intervals over seeds and test samples (two-level), Holm over the rows
-seed_frontier_columns([r for r in stats if r["seed"] == "mean"], frontiers, p.stats["bootstrap"], p.stats["seed"])
+seed_files = [read_csv(f) for f in inp.seed_stats]
+carry_seed_columns(stats, [r for rows in seed_files for r in rows], FRONTIER_FIELDS + CLOCK_FIELDS)
+# over seeds: each seed against its own frontier at the latency its stats.csv gives (an alias: its row's), intervals over
+# seeds and test samples (two-level), Holm over the rows
+latencies = [seed_latencies(rows) for rows in seed_files]
+seed_frontier_columns([r for r in stats if r["seed"] == "mean"], frontiers, p.stats["bootstrap"], p.stats["seed"], latencies)
 write_csv(snakemake.output.stats, stats, STATS_FIELDS)
 log_stats(log, [r for r in stats if r["seed"] == "mean"])
 caption = seeds_caption(bench, seeds, mean[0].get("device"), n_test)

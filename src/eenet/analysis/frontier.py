@@ -31,7 +31,7 @@ from eenet.analysis.bootstrap import bootstrap_comparisons, holm
 
 __all__ = [
     "FRONTIER_FIELDS", "CLOCK_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
-    "competitor", "seed_frontier_columns", "batched_size", "clock_columns", "clock_ratio", "cut_times",
+    "competitor", "seed_frontier_columns", "seed_latencies", "batched_size", "clock_columns", "clock_ratio", "cut_times",
 ]  # fmt: skip
 
 FRONTIER_FIELDS = [
@@ -218,21 +218,28 @@ def seed_frontier_columns(
     runs: Sequence[tuple[Mapping[tuple[str, Any], torch.Tensor], Sequence[Mapping[str, str]], Sequence[Mapping[str, Any]]]],
     reps: int = 2000,
     seed: int = 0,
+    latencies: Sequence[Mapping[tuple[str, str], float]] | None = None,
 ) -> None:
     """Fill :data:`FRONTIER_FIELDS` in the per-budget ``mean`` rows of a seed study (in place): ``runs``, per training
     seed (in the order of its runs), ``(correct, runtime_rows, points)`` as :func:`frontier_columns` takes them. Each
     seed's policy is compared with that seed's competitor at that seed's measured latency; the advantages ``[S, N]``
     of every row are bootstrapped together (:func:`eenet.analysis.bootstrap.bootstrap_comparisons`: test samples, and
     seeds with test samples), the two-level p-values Holm-adjusted as one family. A row is left empty unless every seed
-    ran the policy and has a competitor for it."""
+    ran the policy and has a competitor for it.
+
+    ``latencies``: per run, ``(method, budget_value) -> measured ms`` as that run's own stats.csv gives it
+    (:func:`seed_latencies`): a policy that is an alias there (the same decisions as another) has the latency of the row
+    it is an alias of, which the study's per-seed rows show (:func:`eenet.analysis.stats.carry_seed_columns`), so that
+    the mean row is the mean of its seeds' rows. Without it (or for a policy it lacks): :func:`measured_latency`."""
     todo = []
     for row in mean_rows:
         key = (row["method"], row["budget_value"])
         if row["budget_value"] == "all":
             continue
         picks = []
-        for correct, runtime_rows, points in runs:
-            ms = measured_latency(runtime_rows, *key) if key in correct and points else None
+        for i, (correct, runtime_rows, points) in enumerate(runs):
+            known = latencies[i].get((key[0], str(key[1]))) if latencies is not None else None
+            ms = (known if known is not None else measured_latency(runtime_rows, *key)) if key in correct and points else None
             best = competitor(points, ms) if ms is not None else None
             if best is None:
                 break
@@ -255,6 +262,18 @@ def seed_frontier_columns(
             "vs_frontier_seed_ci_low": float(r["seed_ci_low"][i]), "vs_frontier_seed_ci_high": float(r["seed_ci_high"][i]),
         })  # fmt: skip
     _holm_frontier([row for row, _ in todo], r["seed_p"].tolist())
+
+
+def seed_latencies(seed_rows: Sequence[Mapping[str, str]]) -> dict[tuple[str, str], float]:
+    """``(method, budget_value) -> measured_ms`` of one run's stats.csv rows, each alias of a row (``aliases``) given
+    that row's: the latencies :func:`seed_frontier_columns` takes."""
+    out = {}
+    for r in seed_rows:
+        if r.get("measured_ms") in (None, ""):
+            continue
+        for m in [r["method"], *(a for a in (r.get("aliases") or "").split(";") if a)]:
+            out[(m, str(r["budget_value"]))] = float(r["measured_ms"])
+    return out
 
 
 def batched_size(runtime_rows: Sequence[Mapping[str, str]]) -> int | None:

@@ -17,10 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from eenet.analysis.results_compiled import compiled_section
 from eenet.analysis.results_reliability import reliability_section
 from eenet.analysis.results_runtime import (
     clock_section,
-    compiled_section,
     earlier_runtime,
     frontier_networks,
     frontier_section,

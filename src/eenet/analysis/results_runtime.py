@@ -9,11 +9,11 @@ from eenet.analysis.results_sections import Rows, Run, against_frontier, has, in
 
 __all__ = [
     "frontier_section", "runtime_section", "clock_section", "frontier_networks", "earlier_runtime", "user_chain", "many_exit_table",
-    "compiled_section",
+    "ratio", "seed_of",
 ]  # fmt: skip
 
 
-def _ratio(x: str | float) -> str:
+def ratio(x: str | float) -> str:
     """A ratio with 2 decimals."""
     return f"{float(x):.2f}"
 
@@ -67,7 +67,7 @@ def frontier_section(run: Run) -> list[str]:
     return lines + [""]
 
 
-def _seed_of(row: dict[str, str]) -> str:
+def seed_of(row: dict[str, str]) -> str:
     """A row's training seed: stats.csv's ``seed``, else the ``seed<s>`` of runtime.csv's ``bench`` (``""``: none)."""
     if has(row.get("seed")):
         return row["seed"]
@@ -77,7 +77,7 @@ def _seed_of(row: dict[str, str]) -> str:
 
 def _per_seed_table(rows: Rows, key: str, seeds: list[str]) -> list[str]:
     """Policies x budgets, each cell the seeds' values of ``key`` (points; ``*``: its interval above 0, ``-``: below)."""
-    at = {(r["method"], r["budget_value"], _seed_of(r)): r for r in rows if has(r.get(key))}
+    at = {(r["method"], r["budget_value"], seed_of(r)): r for r in rows if has(r.get(key))}
     methods = sorted({m for m, _, _ in at})
     budgets = sorted({b for _, b, _ in at}, key=float)
 
@@ -110,7 +110,7 @@ def clock_section(run: Run) -> list[str]:
         lines += [
             "The runtime's own check (runtime.csv's `measured_vs_same_run`, batch 1: each policy's measured time over the cost "
             "model's prediction from the single exits timed in the same job, so that the machine's drift between jobs is left "
-            f"out): {span(checked, _ratio)} over {len(checked)} policy-budget runs of {plural(len(seeds), 'seed')}, "
+            f"out): {span(checked, ratio)} over {len(checked)} policy-budget runs of {plural(len(seeds), 'seed')}, "
             f"{outside} outside ±10 %.",
             "",
         ]
@@ -138,7 +138,7 @@ def clock_section(run: Run) -> list[str]:
         ]
     singles = statics(run.per_seed(run.summary))
     plain = {r["seed"]: float(r["test_accuracy"]) for r in singles if r["method"] == singles[-1]["method"]} if singles else {}
-    speed = {(r["method"], r["budget_value"], _seed_of(r)): r.get("speedup_vs_plain_test") for r in rt}
+    speed = {(r["method"], r["budget_value"], seed_of(r)): r.get("speedup_vs_plain_test") for r in rt}
     best = []
     for s in seeds:
         near = [r for r in stats if r["seed"] == s and s in plain and float(r["test_accuracy"]) >= plain[s] - 0.005
@@ -294,14 +294,14 @@ def runtime_section(run: Run) -> list[str]:
         slow += f"every policy: {', '.join(all_slow) or 'none'}."
         if batch == "1":
             lines.append(
-                f"Measured ÷ simulated (cost.csv's costs of the same exits): {span((r['measured_vs_simulated'] for r in pol), _ratio)} "
-                f"over the policies, {span((r['measured_vs_simulated'] for r in ex), _ratio)} for the single exits. {slow}"
+                f"Measured ÷ simulated (cost.csv's costs of the same exits): {span((r['measured_vs_simulated'] for r in pol), ratio)} "
+                f"over the policies, {span((r['measured_vs_simulated'] for r in ex), ratio)} for the single exits. {slow}"
             )
             same = [float(r["measured_vs_same_run"]) for r in pol if has(r.get("measured_vs_same_run"))]
             if same:
                 lines[-1] += (
                     " The runtime's own check (`measured_vs_same_run`: over the cost model's prediction from the single exits timed in "
-                    f"the same job): {span(same, _ratio)} over {len(same)} policy-budget runs, {sum(abs(x - 1) > 0.1 for x in same)} "
+                    f"the same job): {span(same, ratio)} over {len(same)} policy-budget runs, {sum(abs(x - 1) > 0.1 for x in same)} "
                     "outside ±10 %."
                 )
         else:
@@ -328,7 +328,7 @@ def earlier_runtime(rows: Rows) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for (date, device, model, batch), g in groups.items():
-        lines.append(f"| {date} | {device} | `{model}` | {batch} | {len(g)} | {span((r['measured_vs_simulated'] for r in g), _ratio)} "
+        lines.append(f"| {date} | {device} | `{model}` | {batch} | {len(g)} | {span((r['measured_vs_simulated'] for r in g), ratio)} "
                      f"| {span((r['speedup_vs_full'] for r in g), times)} |")  # fmt: skip
     return lines + [""]
 
@@ -343,8 +343,8 @@ def user_chain(measures: Rows, runtime: Rows) -> list[str]:
     text = (f"A user's own benchmark through the whole chain (`benchmarks/user_chain.py`; `benchmarks/out/user_chain*.csv`{where}): "
             f"{float(m['chain_s']):.0f} s in all, of which training {float(m['train_multiexit_s']):.0f} s and the runtime measurement "
             f"{float(m['measure_runtime_s']):.0f} s; {m['runtime_rows_batch1']} policy-budget runs at batch 1 on {m['runtime_samples']} "
-            f"samples, measured ÷ simulated {_ratio(m['measured_vs_simulated_min'])}–{_ratio(m['measured_vs_simulated_max'])} "
-            f"(median {_ratio(m['measured_vs_simulated_median'])})")  # fmt: skip
+            f"samples, measured ÷ simulated {ratio(m['measured_vs_simulated_min'])}–{ratio(m['measured_vs_simulated_max'])} "
+            f"(median {ratio(m['measured_vs_simulated_median'])})")  # fmt: skip
     mp = [r for r in one if r["method"] == "maxpred" and has(r.get("speedup_vs_plain"))]
     if mp:
         text += f"; MaxPred {span((r['speedup_vs_plain'] for r in mp), times)} over the plain network ({ms(m['plain_ms_batch1'])} ms)"
@@ -366,99 +366,3 @@ def many_exit_table(rows: Rows) -> list[str]:
             "measure_runtime_s", "frontier_networks", "frontier_train_min")  # fmt: skip
     lines += ["| " + " | ".join(f"`{r[k]}`" if k == "run" else r.get(k) or "–" for k in keys) + " |" for r in rows]
     return lines + [""]
-
-
-def _compiled_frontier(rows: Rows, networks: Rows, seed: str) -> list[tuple[float, float]]:
-    """``(compiled ms, test accuracy)`` of one seed's compiled frontier: every cut of its network (compiled.csv) and each
-    plain network of a depth trained alone (frontier.csv's ``depth<k>``) at the compiled time of the cut of that depth,
-    the same program with other weights (:mod:`eenet.measure.frontier`)."""
-    cuts = {int(r["exit"]): float(r["compiled_ms"]) for r in rows if r["kind"] == "cut" and _seed_of(r) == seed}
-    points = [(cuts[k], float(r["test_accuracy"])) for r in rows if r["kind"] == "cut" and _seed_of(r) == seed for k in [int(r["exit"])]]
-    for r in networks:
-        if r["seed"] == seed and r["kind"] == "depth" and int(r["network"][5:]) - 1 in cuts:
-            points.append((cuts[int(r["network"][5:]) - 1], float(r["test_accuracy"])))
-    return points
-
-
-def compiled_section(rows: Rows, networks: Rows, prefix: str) -> list[str]:
-    """A run on the compiled clock (compiled.csv of each seed, kept as ``<prefix>_compiled.csv``): the policies compiled
-    ahead of time against the compiled plain network and the compiled frontier (every cut; the networks of each depth
-    trained alone, ``networks``: frontier.csv's rows, at their cut's compiled time), on the whole test set."""
-    if not rows:
-        return []
-    seeds = sorted({_seed_of(r) for r in rows}, key=lambda s: int(s) if s.isdigit() else -1)
-    pol = [r for r in rows if r["kind"] == "policy"]
-    cuts = [r for r in rows if r["kind"] == "cut"]
-    last = str(max(int(r["exit"]) for r in cuts))
-    plain = {_seed_of(r): r for r in cuts if r["exit"] == last}
-    lines = [
-        "#### On the compiled clock",
-        "",
-        f"From `benchmarks/out/{prefix}_compiled.csv` (rule measure_compiled; "
-        f"`.venv/bin/snakemake --cores 2 {' '.join(f'results/{prefix}/seed{s}/compiled.csv' for s in seeds)}`, then "
-        f"`python benchmarks/compiled_clock.py --run {prefix}`): "
-        "the policies compiled ahead of time as `eenet export --compiled` compiles them (AOTInductor, one program per exit, "
-        "one compile serving every budget), every cut of the network compiled alike (the last cut is the plain network), "
-        "timed at batch 1 beside their eager runs in one job per seed, on "
-        f"{span([r['samples'] for r in rows], lambda x: f'{float(x):.0f}')} test samples (the runtime's sample), "
-        f"{plural(rows[0]['threads'], 'thread')}, {rows[0]['device']}; times are for the whole test set (compiled time x "
-        "the whole test set's simulated cost / the sample's).",
-        "",
-        f"- Compiled over eager, in the same job: policies {span([r['compiled_vs_eager'] for r in pol], _ratio)}, cuts "
-        f"{span([r['compiled_vs_eager'] for r in cuts], _ratio)}. The compiled plain network: "
-        f"{span([r['compiled_ms'] for r in plain.values()], ms)} ms (eager {span([r['eager_ms'] for r in plain.values()], ms)} ms).",
-        f"- The compiled segments' exits and answers agree with the cached evaluation on {span([r['exits_agree'] for r in pol], pct)} "
-        f"/ {span([r['preds_agree'] for r in pol], pct)} % of the timed samples.",
-        f"- Compiles: {span([r['compile_s'] for r in pol], lambda x: f'{float(x):.0f}')} s a policy program, "
-        f"{len({(r['compiled_with'], _seed_of(r)) for r in pol}) // max(len(seeds), 1)} programs a seed for "
-        f"{len(pol) // max(len(seeds), 1)} policy-budget pairs.",
-        "",
-    ]
-    frontier = {s: _compiled_frontier(rows, networks, s) for s in seeds}
-    at: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
-    for r in pol:
-        at.setdefault((r["method"], r["budget_value"]), {})[_seed_of(r)] = r
-    lines += [
-        "| policy | budget | test accuracy (%) | compiled ms | speed-up over the compiled plain network "
-        "| vs the compiled frontier (points) |",
-        "|---|---|---|---|---|---|",
-    ]
-    ahead: dict[str, dict[str, int]] = {}
-    near: dict[str, list[tuple[float, str]]] = {s: [] for s in seeds}
-    for (method, budget), by_seed in at.items():
-        accs = [float(by_seed[s]["test_accuracy"]) for s in seeds if s in by_seed]
-        lat = [float(by_seed[s]["test_compiled_ms"]) for s in seeds if s in by_seed]
-        speeds, advs = [], []
-        for s in seeds:
-            r = by_seed.get(s)
-            if r is None:
-                continue
-            speeds.append(times(r["speedup_vs_plain_test"]))
-            fast = [a for t, a in frontier[s] if t <= float(r["test_compiled_ms"])]
-            adv = float(r["test_accuracy"]) - max(fast) if fast else None
-            advs.append(pts(adv) if adv is not None else "·")
-            if adv is not None and adv > 0:
-                ahead.setdefault(method, {}).setdefault(s, 0)
-                ahead[method][s] += 1
-            if s in plain and float(r["test_accuracy"]) >= float(plain[s]["test_accuracy"]) - 0.005:
-                near[s].append((float(r["speedup_vs_plain_test"]), f"`{method}` at {budget}"))
-        lines.append(f"| `{method}` | {budget} | {pct(sum(accs) / len(accs))} | {ms(sum(lat) / len(lat))} | {' / '.join(speeds)} | "
-                     f"{' / '.join(advs)} |")  # fmt: skip
-    twice = sorted(m for m, by in ahead.items() if all(by.get(s, 0) >= 2 for s in seeds))
-    fastest = []
-    for s in seeds:
-        best = max(near[s]) if near[s] else None
-        fastest.append(f"seed {s}: {best[1]}, {times(best[0])}" if best else f"seed {s}: none within 0.5 points")
-    lines += [
-        "",
-        f"Seeds {' / '.join(seeds)}; the frontier: every compiled cut, and each plain network of a depth trained alone at the "
-        "compiled time of its cut (the same program, other weights; the network of half the width is not compiled), the best "
-        "accuracy at no more than the policy's compiled time (·: none as fast). Point estimates: no interval is computed on "
-        "the compiled clock.",
-        "",
-        f"- Above the compiled frontier at 2 or more budgets in every seed: {', '.join(f'`{m}`' for m in twice) or 'none'}.",
-        "- The fastest policy at no more than 0.5 points below the plain network's accuracy, its speed-up over the compiled "
-        f"plain network: {'; '.join(fastest)}.",
-        "",
-    ]
-    return lines
