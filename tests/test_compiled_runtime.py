@@ -154,3 +154,26 @@ def test_msdnet_is_refused_with_the_reason(tmp_path):
     sched = fit_policy("maxpred", {}, probs, probs.log(), probs[-1].argmax(dim=1), [1.0, 2.0, 3.0], 2.0)
     with pytest.raises(ValueError, match="msdnet under maxpred could not be compiled: its stages pass a list"):
         compile_policy(model, sched, spec, {"arch": "msdnet"}, tmp_path / "m.pt2", {"method": "maxpred"}, swappable=True)
+
+
+@pytest.mark.parametrize("transform", ["resize", "imagenet"])
+def test_an_image_folders_files_are_given_to_the_compiled_program_as_evaluation_decodes_them(tmp_path, transform):
+    """An image folder is decoded on the fly (no images in memory): what the compiled program is given is exactly the
+    decoded, resized image that evaluation normalises -- files of other sizes included (the new-user run that found
+    rule measure_compiled reading `split.images`, which a folder does not have)."""
+    from helpers import make_image_folder
+
+    from eenet.data import ImageFolderSplit
+    from eenet.measure.compiled_runtime import decoded_images
+
+    root = make_image_folder(tmp_path / "f", {"": 4}, size=20, odd={"/circle/1": (31, 17), "/square/2": (12, 40)})
+    files = sorted(str(p) for p in root.rglob("*.png"))
+    spec = DatasetSpec("f", kind="imagefolder", torchvision_class="", raw_subdir="", files={}, num_classes=3, in_channels=3,
+                       image_size=16, mean=(0.3, 0.5, 0.7), std=(0.2, 0.25, 0.3), transform=transform)  # fmt: skip
+    split = ImageFolderSplit(files, torch.zeros(len(files), dtype=torch.int64), spec)
+    idx = torch.tensor([0, 1, 5, 6, 11])
+    got = decoded_images(split, idx, spec.mean, spec.std)
+    assert got.dtype == torch.uint8 and tuple(got.shape) == (5, 3, 16, 16)
+    want = torch.stack([split._decoded([files[i]], False)[0] for i in idx.tolist()])  # evaluation's decode, by Pillow
+    assert torch.equal(got, want)
+    assert torch.equal(normalize(got, spec.mean, spec.std), split.inputs(idx, torch.device("cpu")))

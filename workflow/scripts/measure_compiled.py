@@ -2,12 +2,14 @@
 --compiled's programs, one per structure, the learned tensors as inputs) and every cut of the network compiled alike,
 timed at batch 1 beside their eager runs -> compiled.csv."""
 
+from functools import partial
+
 import torch
 
 from eenet.data import DatasetSpec
 from eenet.data.prepare import open_fetched
 from eenet.io import read_csv, write_csv
-from eenet.measure.compiled_runtime import COMPILED_FIELDS, measure_compiled
+from eenet.measure.compiled_runtime import COMPILED_FIELDS, decoded_images, measure_compiled
 from eenet.measure.costs import read_costs
 from eenet.measure.runtime import runnable_policies
 from eenet.models import load_model
@@ -28,7 +30,7 @@ if not torch.equal(labels, test.labels[: labels.numel()]):
 policies, info = runnable_policies([read_fitted_policy(f) for f in snakemake.input.schedulers], probs, labels, costs_ms)
 policies = {name: s for name, s in policies.items() if name in info and not name.startswith("static_exit")}
 spec = DatasetSpec.from_manifest(snakemake.input.data)
-images = test.images[: labels.numel()]
+images = partial(decoded_images, test, mean=spec.mean, std=spec.std)  # an image folder's files decoded too
 cfg = {**p.compiled, "seed": p.runtime["seed"]}
 rows = measure_compiled(model, policies, spec, meta, images, probs, labels, costs_ms, cfg, log, tensors.get("logits"))
 extra = {"bench": snakemake.wildcards.bench, "threads": p.threads, **run_metadata(torch.device("cpu"))}

@@ -23,13 +23,14 @@ from typing import Any
 
 import torch
 
-from eenet.data import DatasetSpec, normalize
+from eenet.data import DatasetSpec, Split, normalize
+from eenet.data.images import ImageSplit
 from eenet.measure.costs import run_cut, time_per_sample
 from eenet.measure.runtime import ProgressLog, adaptive_forward, stratified_sample
 from eenet.models import MultiExitNetwork
 from eenet.schedulers import ExitScheduler, exit_predictions, realised_cost
 
-__all__ = ["COMPILED_FIELDS", "compile_groups", "measure_compiled"]
+__all__ = ["COMPILED_FIELDS", "compile_groups", "decoded_images", "measure_compiled"]
 
 COMPILED_FIELDS = [
     "bench", "method", "budget_value", "budget_ms", "kind", "exit", "samples", "compiled_ms", "compiled_q1", "compiled_q3",
@@ -48,6 +49,19 @@ over the policy's compiled time. ``accuracy`` on the sample, ``test_accuracy`` o
 evaluation: the policy's exits, or the cut's exit); ``exits_agree`` / ``preds_agree``: the compiled runtime's exits and
 answers against the cached evaluation's on the sample. ``compile_s``: the compile of the program the row ran
 (``compiled_with``: the policy it was compiled for, whose structure this one shares)."""
+
+
+def decoded_images(split: Split, idx: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """The images of ``split`` at ``idx`` as the compiled program takes them, ``uint8 [n, C, S, S]`` (pixel values as
+    decoded, before the normalisation ``mean`` / ``std``): an in-memory split's own; otherwise (an image folder, decoded
+    on the fly and resized as for evaluation) its evaluation inputs with the normalisation undone, which gives back the
+    decoded values exactly (within 1e-4 of them before rounding)."""
+    if isinstance(split, ImageSplit):
+        return split.images[idx]
+    x = split.inputs(idx, torch.device("cpu"))
+    assert isinstance(x, torch.Tensor)  # an image split's inputs
+    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    return (x * s + m).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def compile_groups(
@@ -86,7 +100,7 @@ def measure_compiled(
     policies: Mapping[str, ExitScheduler],
     spec: DatasetSpec,
     meta: Mapping[str, Any],
-    images: torch.Tensor,
+    images: Callable[[torch.Tensor], torch.Tensor],
     probs: torch.Tensor,
     labels: torch.Tensor,
     costs_ms: list[float],
@@ -98,8 +112,9 @@ def measure_compiled(
 
     Args:
         policies: name -> fitted policy (none that reads the labels); the caller names them in the rows.
-        images: the test images ``uint8 [N, C, S, S]`` (as decoded); ``probs`` / ``logits``: their cached outputs
-            ``[K, N, C]``; ``labels`` ``int64 [N]``; ``costs_ms``: cost.csv's per-exit costs ``[K]``.
+        images: ``images(indices int64 [n])`` -> those test images ``uint8 [n, C, S, S]`` as decoded
+            (:func:`decoded_images`); ``probs`` / ``logits``: the test set's cached outputs ``[K, N, C]``; ``labels``
+            ``int64 [N]``; ``costs_ms``: cost.csv's per-exit costs ``[K]``.
         cfg: ``samples`` (timed; at most the test set), ``seed`` (the runtime's sample seed), ``warmup``, ``repeats``.
     Returns:
         compiled.csv's rows (:data:`COMPILED_FIELDS`) with ``name`` (the policy's, or ``cut<k>``) instead of what names
@@ -114,7 +129,8 @@ def measure_compiled(
     cached = {name: sched.assign(outs[name]) for name, sched in policies.items()}
     sample = stratified_sample(labels, int(cfg["samples"]), int(cfg.get("seed", 0)))
     n, num_exits = sample.numel(), probs.shape[0]
-    batches = [images[i : i + 1].contiguous() for i in sample.tolist()]
+    sampled = images(sample)
+    batches = [sampled[i : i + 1].contiguous() for i in range(n)]
     mean, std = spec.mean, spec.std
     with tempfile.TemporaryDirectory(prefix="eenet-compiled-") as tmp:
         start = time.perf_counter()
