@@ -131,14 +131,15 @@ def runs_pattern(runs):
     return "|".join(re.escape(r) for r in runs)
 
 
-def per_policy(pattern):
-    """An input function: ``pattern`` (with {bench}, {method}, {budget}) for every method and budget of the benchmark."""
+def per_policy(pattern, methods=policy_methods):
+    """An input function: ``pattern`` (with {bench}, {method}, {budget}) for every method of the benchmark (``methods``
+    of its config block: every policy by default) and every budget."""
 
     def files(wildcards):
         return expand(
             pattern,
             bench=wildcards.bench,
-            method=policy_methods(bench(wildcards)),
+            method=methods(bench(wildcards)),
             budget=budget_names(wildcards.bench),
         )
 
@@ -149,15 +150,10 @@ eval_files = per_policy("results/{bench}/eval/{method}/{budget}.json")
 scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json")
 
 
-def compiled_scheduler_files(wildcards):
-    """The fitted-policy files of a run's `compiled.methods`, every budget: what rule measure_compiled compiles."""
-    b = bench(wildcards)
-    return expand(
-        "results/{bench}/schedulers/{method}/{budget}.json",
-        bench=wildcards.bench,
-        method=b["compiled"]["methods"],
-        budget=budget_names(wildcards.bench),
-    )
+# rule measure_compiled: the fitted-policy files of a run's `compiled.methods`, every budget
+compiled_scheduler_files = per_policy(
+    "results/{bench}/schedulers/{method}/{budget}.json", lambda b: b["compiled"]["methods"]
+)
 
 
 def combined_scheduler_files(wildcards):

@@ -142,13 +142,13 @@ def compile_policy(
         learned = tuple(t.clone() for t in program.learned().values()) if swappable else ()
         if swappable:  # segment 0 takes (and ignores) probs and raw too: every segment's inputs have one layout
             args = (*args, *[torch.zeros(model.num_exits, 1, model.num_classes)] * 2)
-    with torch.inference_mode(False), torch.no_grad():  # what a segment passes on must be one tensor (the loop's layout)
-        state = ExitSegment(program, 0, swappable).eval()(*args, *learned)[0]
-    if not isinstance(state, torch.Tensor):
-        raise ValueError(f"{meta['arch']} under {sched.method} could not be compiled: its stages pass a {type(state).__name__} "
-                         "(several scales), and compiled segments take architectures whose stages pass one tensor")  # fmt: skip
     for k in range(model.num_exits):
         segment = ExitSegment(program, k, swappable).eval()
+        with torch.inference_mode(False), torch.no_grad():  # its outputs: the next segment's example inputs
+            passed = segment(*args, *learned)
+        if not isinstance(passed[0], torch.Tensor):  # what a segment passes on must be one tensor (the loop's layout)
+            raise ValueError(f"{meta['arch']} under {sched.method} could not be compiled: its stages pass a {type(passed[0]).__name__} "
+                             "(several scales), and compiled segments take architectures whose stages pass one tensor")  # fmt: skip
         try:
             with torch.inference_mode(False):
                 files[f"exit{k}"] = _compile(segment, (*args, *learned))
@@ -156,8 +156,7 @@ def compile_policy(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             why = f"{type(exc).__name__}: {first}"
             raise ValueError(f"{meta['arch']} under {sched.method}: exit {k} could not be compiled ({why})") from exc
-        with torch.inference_mode(False), torch.no_grad():
-            args = segment(*args, *learned)[:3]
+        args = passed[:3]
         log.info("compiled exit %d of %d (%.0f s so far)", k + 1, model.num_exits, time.perf_counter() - start)
     outputs = ["state", "probs float32 [K, 1, C]", "raw float32 [K, 1, C]", "leave bool [1]", "label int64 [1]", "confidence float32 [1]"]
     seconds = round(time.perf_counter() - start, 1)
@@ -243,8 +242,8 @@ class CompiledPolicy:
         self.shape = tuple(info["input"]["shape"])
         self._run = [s.loader.run for s in segments]  # type: ignore[attr-defined]  (no pytree (un)flattening per call)
         self._learned: list[torch.Tensor] | None = None if info.get("learned") else []
-        if info.get("learned"):  # segment 0 also takes probs and raw (ignored): zeros
-            self._zeros = [torch.zeros(int(info["num_exits"]), 1, len(info["classes"]))] * 2
+        # segment 0's inputs after the image: none, or (swappable) probs and raw, which it ignores: zeros
+        self._first = [torch.zeros(int(info["num_exits"]), 1, len(info["classes"]))] * 2 if info.get("learned") else []
 
     def use(self, program: ExitProgram) -> CompiledPolicy:
         """Run, from now on, with what ``program``'s policy learned (a package compiled with ``swappable=True``): its
@@ -289,10 +288,7 @@ class CompiledPolicy:
         learned = self._learned
         if learned is None:
             raise ValueError("the package takes its policy's learned tensors as inputs: give them with CompiledPolicy.use(program)")
-        if learned:
-            out, k = self._run[0]([image.contiguous(), *self._zeros, *learned]), 0
-        else:
-            out, k = self._run[0]([image.contiguous()]), 0
+        out, k = self._run[0]([image.contiguous(), *self._first, *learned]), 0
         while not out[3].item():
             k += 1
             out = self._run[k]([*out[:3], *learned])

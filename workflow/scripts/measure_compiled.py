@@ -28,7 +28,7 @@ probs, labels = tensors["probs"], tensors["labels"]
 if not torch.equal(labels, test.labels[: labels.numel()]):
     raise ValueError(f"{snakemake.input.test} holds other test samples than the dataset gives now: re-run cache_logits")
 policies, info = runnable_policies([read_fitted_policy(f) for f in snakemake.input.schedulers], probs, labels, costs_ms)
-policies = {name: s for name, s in policies.items() if name in info and not name.startswith("static_exit")}
+policies = {name: s for name, s in policies.items() if not name.startswith("static_exit")}  # the fitted ones
 spec = DatasetSpec.from_manifest(snakemake.input.data)
 images = partial(decoded_images, test, mean=spec.mean, std=spec.std)  # an image folder's files decoded too
 cfg = {**p.compiled, "seed": p.runtime["seed"]}

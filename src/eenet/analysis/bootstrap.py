@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["paired_bootstrap", "bootstrap_comparisons", "holm", "alias_groups"]
+__all__ = ["paired_bootstrap", "bootstrap_comparisons", "holm", "alias_groups", "row_policies"]
 
 
 def _counts(n: int, reps: int, gen: torch.Generator, rows: int | None = None) -> list[torch.Tensor]:
@@ -117,6 +117,12 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
         out[i] = running
     return out
+
+
+def row_policies(row: Mapping[str, Any]) -> list[str]:
+    """The policies a stats.csv row stands for: its ``method``, then its ``aliases`` (``;``-separated; the same
+    decisions, :func:`alias_groups`)."""
+    return [row["method"], *(a for a in (row.get("aliases") or "").split(";") if a)]
 
 
 def alias_groups(

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from eenet.analysis.bootstrap import bootstrap_comparisons, holm
+from eenet.analysis.bootstrap import bootstrap_comparisons, holm, row_policies
 
 __all__ = [
     "FRONTIER_FIELDS", "CLOCK_FIELDS", "frontier_points", "network_points", "read_frontier", "measured_latency", "frontier_columns",
@@ -271,7 +271,7 @@ def seed_latencies(seed_rows: Sequence[Mapping[str, str]]) -> dict[tuple[str, st
     for r in seed_rows:
         if r.get("measured_ms") in (None, ""):
             continue
-        for m in [r["method"], *(a for a in (r.get("aliases") or "").split(";") if a)]:
+        for m in row_policies(r):
             out[(m, str(r["budget_value"]))] = float(r["measured_ms"])
     return out
 

@@ -4,6 +4,8 @@ network and the compiled frontier (compiled.csv of each seed, kept as ``<run>_co
 
 from __future__ import annotations
 
+from collections import Counter
+
 from eenet.analysis.results_runtime import ratio, seed_of
 from eenet.analysis.results_sections import Rows, ms, pct, plural, pts, span, times
 
@@ -14,11 +16,12 @@ def _compiled_frontier(rows: Rows, networks: Rows, seed: str) -> list[tuple[floa
     """``(compiled ms, test accuracy)`` of one seed's compiled frontier: every cut of its network (compiled.csv) and each
     plain network of a depth trained alone (frontier.csv's ``depth<k>``) at the compiled time of the cut of that depth,
     the same program with other weights (:mod:`eenet.measure.frontier`)."""
-    cuts = {int(r["exit"]): float(r["compiled_ms"]) for r in rows if r["kind"] == "cut" and seed_of(r) == seed}
-    points = [(cuts[k], float(r["test_accuracy"])) for r in rows if r["kind"] == "cut" and seed_of(r) == seed for k in [int(r["exit"])]]
+    cuts = {int(r["exit"]): r for r in rows if r["kind"] == "cut" and seed_of(r) == seed}
+    points = [(float(r["compiled_ms"]), float(r["test_accuracy"])) for r in cuts.values()]
     for r in networks:
-        if r["seed"] == seed and r["kind"] == "depth" and int(r["network"][5:]) - 1 in cuts:
-            points.append((cuts[int(r["network"][5:]) - 1], float(r["test_accuracy"])))
+        cut = cuts.get(int(r["network"].removeprefix("depth")) - 1) if r["seed"] == seed and r["kind"] == "depth" else None
+        if cut is not None:
+            points.append((float(cut["compiled_ms"]), float(r["test_accuracy"])))
     return points
 
 
@@ -65,7 +68,7 @@ def compiled_section(rows: Rows, networks: Rows, prefix: str) -> list[str]:
         "| vs the compiled frontier (points) |",
         "|---|---|---|---|---|---|",
     ]
-    ahead: dict[str, dict[str, int]] = {}
+    ahead: Counter[tuple[str, str]] = Counter()  # (policy, seed) -> budgets above the compiled frontier
     near: dict[str, list[tuple[float, str]]] = {s: [] for s in seeds}
     for (method, budget), by_seed in at.items():
         accs = [float(by_seed[s]["test_accuracy"]) for s in seeds if s in by_seed]
@@ -79,14 +82,12 @@ def compiled_section(rows: Rows, networks: Rows, prefix: str) -> list[str]:
             fast = [a for t, a in frontier[s] if t <= float(r["test_compiled_ms"])]
             adv = float(r["test_accuracy"]) - max(fast) if fast else None
             advs.append(pts(adv) if adv is not None else "·")
-            if adv is not None and adv > 0:
-                ahead.setdefault(method, {}).setdefault(s, 0)
-                ahead[method][s] += 1
+            ahead[method, s] += adv is not None and adv > 0
             if s in plain and float(r["test_accuracy"]) >= float(plain[s]["test_accuracy"]) - 0.005:
                 near[s].append((float(r["speedup_vs_plain_test"]), f"`{method}` at {budget}"))
         lines.append(f"| `{method}` | {budget} | {pct(sum(accs) / len(accs))} | {ms(sum(lat) / len(lat))} | {' / '.join(speeds)} | "
                      f"{' / '.join(advs)} |")  # fmt: skip
-    twice = sorted(m for m, by in ahead.items() if all(by.get(s, 0) >= 2 for s in seeds))
+    twice = sorted({m for m, _ in at if all(ahead[m, s] >= 2 for s in seeds)})
     fastest = []
     for s in seeds:
         best = max(near[s]) if near[s] else None

@@ -236,9 +236,9 @@ def render(out_dir: Path) -> str:
     for spec in MANY_EXIT:
         run = runs[spec.prefix]
         lines += bench_section(run, spec.heading, spec.commands) + clock_section(run)
-        lines += frontier_networks(run, _read(out_dir, f"{spec.prefix}_frontier.csv"))
-        frontier = _read(out_dir, f"{spec.prefix}_frontier.csv")
-        lines += compiled_section(_read(out_dir, f"{spec.prefix}_compiled.csv"), frontier, spec.prefix)
+        networks = _read(out_dir, f"{spec.prefix}_frontier.csv")
+        lines += frontier_networks(run, networks)
+        lines += compiled_section(_read(out_dir, f"{spec.prefix}_compiled.csv"), networks, spec.prefix)
     kept = {p: (_read(out_dir, f"{p}_reliability.csv"), _read(out_dir, f"{p}_reliability_accuracy_loss.csv")) for p in RELIABILITY}
     lines += reliability_section(kept, {p: why for p, why in RELIABILITY.items() if why})
     while lines and lines[-1] == "":

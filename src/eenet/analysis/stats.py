@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from eenet.analysis.bootstrap import alias_groups, bootstrap_comparisons, holm, paired_bootstrap
+from eenet.analysis.bootstrap import alias_groups, bootstrap_comparisons, holm, paired_bootstrap, row_policies
 from eenet.analysis.frontier import CLOCK_FIELDS, FRONTIER_FIELDS
 
 __all__ = [
@@ -200,10 +200,7 @@ def carry_seed_columns(rows: list[dict[str, Any]], seed_rows: Sequence[Mapping[s
     computes from its own measurements (the frontier and MaxPred at the measured latency, :mod:`eenet.analysis.frontier`),
     which the aggregate over seeds does not recompute. Empty cells are not copied. A policy that is an alias in its seed's
     own file (the same decisions as another there, not in every seed) takes the row it is an alias of."""
-    own = {}
-    for r in seed_rows:
-        for m in [r["method"], *(a for a in (r.get("aliases") or "").split(";") if a)]:
-            own[(str(r["seed"]), m, str(r["budget_value"]))] = r
+    own = {(str(r["seed"]), m, str(r["budget_value"])): r for r in seed_rows for m in row_policies(r)}
     for row in rows:
         src = own.get((str(row.get("seed")), row["method"], str(row["budget_value"])))
         if src is not None:
