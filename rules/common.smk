@@ -150,9 +150,9 @@ eval_files = per_policy("results/{bench}/eval/{method}/{budget}.json")
 scheduler_files = per_policy("results/{bench}/schedulers/{method}/{budget}.json")
 
 
-# rule measure_compiled: the fitted-policy files of a run's `compiled.methods`, every budget
+# The fitted-policy files of a run's `compiled.methods`, every budget: what measure_compiled compiles
 compiled_scheduler_files = per_policy(
-    "results/{bench}/schedulers/{method}/{budget}.json", lambda b: b["compiled"]["methods"]
+    "results/{bench}/schedulers/{method}/{budget}.json", planning.compiled_methods
 )
 
 
@@ -214,7 +214,7 @@ def example_policy(wildcards):
 
 def all_targets():
     """The files of `snakemake all` (eenet.pipeline.planning.all_targets)."""
-    compiled = [r for r, b in BENCHMARKS.items() if b["compiled"]["methods"]]
+    compiled = [r for r, b in BENCHMARKS.items() if planning.compiled_methods(b)]
     return planning.all_targets(list(BENCHMARKS), SEEDED, compiled)
 
 

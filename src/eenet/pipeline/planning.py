@@ -15,8 +15,8 @@ from typing import Any
 from eenet.catalog import METHOD_PATTERN, METHODS, compose_method, split_method
 
 __all__ = [
-    "METHOD_PATTERN", "GUARDED", "known_policy", "policy_methods", "combined_methods", "hyper_params", "study_methods", "example_policy",
-    "all_targets",
+    "METHOD_PATTERN", "GUARDED", "compiled_methods", "known_policy", "policy_methods", "combined_methods", "hyper_params",
+    "study_methods", "example_policy", "all_targets",
     "FRONTIER_ARCHS", "FRONTIER_PATTERN", "frontier_arch", "frontier_networks", "frontier_kwargs", "frontier_models", "frontier_files",
     "seed_frontier_files",
 ]  # fmt: skip
@@ -33,6 +33,11 @@ def policy_methods(b: Mapping[str, Any]) -> list[str]:
 def combined_methods(b: Mapping[str, Any]) -> list[str]:
     """The combined policies of a benchmark: each combiner composed with each of its methods (``"ztw_ens+maxpred"``)."""
     return [compose_method(c, m) for c in b.get("combiners", []) for m in b["methods"]]
+
+
+def compiled_methods(b: Mapping[str, Any]) -> list[str]:
+    """The policies a benchmark times compiled (``compiled.methods``; rule measure_compiled): none by default."""
+    return list((b.get("compiled") or {}).get("methods") or [])
 
 
 def known_policy(method: str) -> tuple[str | None, str]:

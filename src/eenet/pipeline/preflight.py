@@ -22,7 +22,7 @@ from eenet.catalog import (
     split_method,
 )
 from eenet.datafiles import check_image_sizes, imagefolder_layout, labelled_rows, read_table
-from eenet.pipeline.planning import frontier_networks, known_policy, policy_methods
+from eenet.pipeline.planning import compiled_methods, frontier_networks, known_policy, policy_methods
 
 __all__ = [
     "METHODS", "check_all", "check_arch", "check_benchmark", "check_dataset", "check_frontier_seeds", "rename_former_combiners",
@@ -79,7 +79,7 @@ def check_benchmark(name: str, b: dict[str, Any], datasets: dict[str, dict[str, 
             known_policy(method)
         except ValueError as exc:
             raise ValueError(f"benchmarks.{name}.reliability.methods: {method!r}: {exc}") from None
-    compiled = (b.get("compiled") or {}).get("methods") or []
+    compiled = compiled_methods(b)
     if compiled and arch_kind != "image":
         raise ValueError(f"benchmarks.{name}.compiled.methods: {b['arch']} is a {arch_kind} model; compiled timing takes image models only")
     policies = policy_methods(b) if compiled else []
